@@ -1,0 +1,1 @@
+"""Adapters to the outside world: the UCaaS API client, calendar feeds, HR and CRM schemas."""

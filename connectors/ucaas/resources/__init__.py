@@ -1,0 +1,1 @@
+"""One class per route group; `UCaaSClient` exposes each as an attribute."""

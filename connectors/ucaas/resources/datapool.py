@@ -1,0 +1,10 @@
+"""TODO: datapool."""
+
+from __future__ import annotations
+
+from connectors.ucaas.core import ApiCore
+
+
+class DatapoolAPI:
+    def __init__(self, core: ApiCore) -> None:
+        self._core = core

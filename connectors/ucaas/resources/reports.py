@@ -1,0 +1,10 @@
+"""TODO: reports."""
+
+from __future__ import annotations
+
+from connectors.ucaas.core import ApiCore
+
+
+class ReportsAPI:
+    def __init__(self, core: ApiCore) -> None:
+        self._core = core

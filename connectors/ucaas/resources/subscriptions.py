@@ -1,0 +1,10 @@
+"""TODO: subscriptions."""
+
+from __future__ import annotations
+
+from connectors.ucaas.core import ApiCore
+
+
+class SubscriptionsAPI:
+    def __init__(self, core: ApiCore) -> None:
+        self._core = core

@@ -1,0 +1,7 @@
+"""TODO: reports routes."""
+
+from __future__ import annotations
+
+from sandbox.http import Op
+
+ROUTES: list[Op] = []

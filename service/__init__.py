@@ -1,0 +1,1 @@
+"""ucaas-sync: the sync core (config, domain, translation, outbox, entrypoints)."""
