@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,11 +23,17 @@ from sandbox.http import API_PREFIX, Endpoint, Op, Runtime
 log = logging.getLogger("sandbox")
 
 # The reference spells some routes two ways; the canonical spelling is on the left.
-ALIASES = (("/meetings", "/meeting"), ("/sessions/join", "/session/join"), ("/contacts/", "/contact/"))
+ALIASES = (
+    ("/meetings", "/meeting"),
+    ("/sessions/join", "/session/join"),
+    ("/contacts/", "/contact/"),
+)
 
 
 def aliases_of(path: str) -> list[str]:
-    return [alias + path[len(canonical) :] for canonical, alias in ALIASES if path.startswith(canonical)]
+    return [
+        alias + path[len(canonical) :] for canonical, alias in ALIASES if path.startswith(canonical)
+    ]
 
 
 def api_routes(runtime: Runtime, ops: list[Op]) -> list[Route]:
@@ -51,10 +56,16 @@ async def _error_response(request: Request, exc: Exception) -> Response:
     return Response(orjson.dumps(error.body()), status_code=status, media_type="application/json")
 
 
-def create_app(runtime: Runtime, state_path: Path | None = None, save_every_s: float = 1.0) -> Starlette:
+def create_app(
+    runtime: Runtime, state_path: Path | None = None, save_every_s: float = 1.0
+) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        saver = asyncio.create_task(_save_loop(runtime, state_path, save_every_s)) if state_path else None
+        saver = (
+            asyncio.create_task(_save_loop(runtime, state_path, save_every_s))
+            if state_path
+            else None
+        )
         try:
             yield
         finally:

@@ -1,6 +1,6 @@
 """`ucaas-sandbox`: run the UCaaS API emulation on a loopback port.
 
-    ucaas-sandbox --host 127.0.0.1 --port 8900 [--state FILE] [fault flags]
+ucaas-sandbox --host 127.0.0.1 --port 8900 [--state FILE] [fault flags]
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     else:
         store = fresh_store(args.api_id, args.admin_email, args.admin_password)
     faults = Faults()
-    bad = faults.update({name: getattr(args, name) for name in Faults.field_names() if name != "only"})
+    bad = faults.update(
+        {name: getattr(args, name) for name in Faults.field_names() if name != "only"}
+    )
     if bad:
         raise SystemExit(f"invalid fault settings: {', '.join(bad)}")
     public_url = args.public_url or f"http://{args.host}:{args.port}"
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         f"  tenant admin:  {args.admin_email} / {args.admin_password}\n"
         f"  state:         {args.state or 'in memory'}\n"
         f"  admin routes:  {base}/_sandbox/state | calls | faults | reset | clock\n"
-        f"  try:           curl -s -u {args.admin_email}:{args.admin_password} {base}{API_PREFIX}/plans",
+        f"  try:           curl -s -u {args.admin_email}:{args.admin_password} "
+        f"{base}{API_PREFIX}/plans",
         flush=True,
     )
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)

@@ -38,7 +38,9 @@ def zones() -> dict[str, Zone]:
     return {timezone_id(n): Zone(timezone_id(n), n) for n in names}
 
 
-def _state(tz: zoneinfo.ZoneInfo, at: datetime) -> tuple[timedelta | None, timedelta | None, str | None]:
+def _state(
+    tz: zoneinfo.ZoneInfo, at: datetime
+) -> tuple[timedelta | None, timedelta | None, str | None]:
     local = at.astimezone(tz)
     return local.utcoffset(), local.dst(), local.tzname()
 
@@ -107,7 +109,9 @@ def countries() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _plan(plan_id: str, app: str, name: str, participants: int, duration: int, price: float) -> dict[str, Any]:
+def _plan(
+    plan_id: str, app: str, name: str, participants: int, duration: int, price: float
+) -> dict[str, Any]:
     def money(value: float) -> dict[str, float]:
         return {"USD": round(value, 2)}
 

@@ -2,7 +2,8 @@
 
 Every error answers with one body shape (see docs/api-notes.md):
 
-    {"result": 0, "code": 1103, "msg": "...", "errors": [{"code": 1103, "field": "email", "msg": "..."}]}
+    {"result": 0, "code": 1103, "msg": "...",
+     "errors": [{"code": 1103, "field": "email", "msg": "..."}]}
 
 `code`/`msg` repeat the first entry of `errors`, so a caller that reads one code finds it at
 the top. Codes the reference documents keep its text; codes it leaves out (auth, not found,
@@ -89,7 +90,9 @@ MESSAGES: dict[int, str] = {
     1322: "Contact Name must be a string.",
     1331: "Contact email is required.",
     1332: "Contact email must not be greater than 100 characters.",
-    1333: "Contact email must always be unique. A previously used contact email cannot be used again.",
+    1333: (
+        "Contact email must always be unique. A previously used contact email cannot be used again."
+    ),
     1334: "Contact email must be a string.",
     1335: "Contact email must be a valid email address.",
     1341: "The Office address object is required.",

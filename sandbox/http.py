@@ -100,7 +100,9 @@ class Runtime:
     admin_email: str = "admin@sandbox.test"
 
 
-def json_response_parts(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> tuple[dict[str, Any], bytes]:
+def json_response_parts(
+    status: int, payload: Any, headers: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], bytes]:
     body = orjson.dumps(payload)
     raw_headers = [
         (b"content-type", b"application/json"),
@@ -111,7 +113,9 @@ def json_response_parts(status: int, payload: Any, headers: Mapping[str, str] | 
     return {"type": "http.response.start", "status": status, "headers": raw_headers}, body
 
 
-async def send_json(send: Send, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, payload: Any, headers: Mapping[str, str] | None = None
+) -> None:
     start, body = json_response_parts(status, payload, headers)
     await send(start)
     await send({"type": "http.response.body", "body": body})
@@ -143,7 +147,9 @@ async def read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def parse_body(headers: Headers, raw: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+async def parse_body(
+    headers: Headers, raw: bytes
+) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
     """JSON, or multipart/form-data with the JSON document in a part named `data`."""
     content_type = headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -159,7 +165,9 @@ async def parse_body(headers: Headers, raw: bytes) -> tuple[dict[str, Any], dict
     return body, {}
 
 
-async def _parse_multipart(headers: Headers, raw: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+async def _parse_multipart(
+    headers: Headers, raw: bytes
+) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
     async def stream() -> Any:
         yield raw
 
@@ -225,7 +233,9 @@ class Endpoint:
             retry_after = faults.rate_limited()
             if retry_after is not None:
                 runtime.faulted[op.label] += 1
-                await send_error(send, ApiError(4290, status=429, headers={"Retry-After": str(retry_after)}))
+                await send_error(
+                    send, ApiError(4290, status=429, headers={"Retry-After": str(retry_after)})
+                )
                 return
             status = faults.error()
             if status is not None:

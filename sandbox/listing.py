@@ -25,9 +25,7 @@ class ListSpec:
     search: Mapping[str, Searchable]
     order: Mapping[str, Callable[[Any], Any]]
     # query parameter -> (getter of a datetime, "from" | "to")
-    dates: Mapping[str, tuple[Callable[[Any], datetime | None], str]] = field(
-        default_factory=dict
-    )
+    dates: Mapping[str, tuple[Callable[[Any], datetime | None], str]] = field(default_factory=dict)
     default_order: str | None = None
 
 
@@ -123,7 +121,8 @@ def paginate(
         selected = [
             o
             for o in selected
-            if (value := getter(o)) is not None and (value >= limit if bound == "from" else value <= limit)
+            if (value := getter(o)) is not None
+            and (value >= limit if bound == "from" else value <= limit)
         ]
     if order_fields:
         getters = [spec.order[f] for f in order_fields]

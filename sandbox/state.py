@@ -275,6 +275,8 @@ class Store:
     customer_by_code: dict[str, str] = field(default_factory=dict)
     contact_emails: set[str] = field(default_factory=set)
     pins: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # pin->(kind,id,role)
+    room_by_user: dict[tuple[str, str], str] = field(default_factory=dict)  # (user,app)->room
+    subs_by_customer: dict[str, list[str]] = field(default_factory=dict)
     clock_offset: timedelta = timedelta()
     dirty: bool = False
 
@@ -304,6 +306,21 @@ class Store:
         self.dirty = True
         return customer
 
+    def add_room(self, room: Room) -> Room:
+        self.rooms[room.room_id] = room
+        self.room_by_user[(room.user_id, room.app)] = room.room_id
+        self.pins[room.mpin] = ("room", room.room_id, "moderator")
+        self.pins[room.ppin] = ("room", room.room_id, "participant")
+        return room
+
+    def add_subscription(self, sub: Subscription) -> Subscription:
+        self.subscriptions[sub.subscription_id] = sub
+        self.subs_by_customer.setdefault(sub.customer_id, []).append(sub.subscription_id)
+        return sub
+
+    def customer_subscriptions(self, customer_id: str) -> list[Subscription]:
+        return [self.subscriptions[s] for s in self.subs_by_customer.get(customer_id, [])]
+
     def mail(self, kind: str, to: str, **data: Any) -> None:
         self.mails.append(Mail(kind=kind, to=to, at=self.now(), data=data))
 
@@ -314,9 +331,12 @@ class Store:
         }
         self.contact_emails = {c.contact_email.lower() for c in self.customers.values()}
         self.pins = {}
-        for room in self.rooms.values():
-            self.pins[room.mpin] = ("room", room.room_id, "moderator")
-            self.pins[room.ppin] = ("room", room.room_id, "participant")
+        self.room_by_user = {}
+        for room in list(self.rooms.values()):
+            self.add_room(room)
+        self.subs_by_customer = {}
+        for sub in list(self.subscriptions.values()):
+            self.add_subscription(sub)
         for meeting in self.meetings.values():
             if meeting.cancelled_at is None:
                 self.pins[meeting.mpin] = ("meeting", meeting.meeting_id, "moderator")
@@ -337,6 +357,8 @@ class Store:
         if secrets_too:
             out["reset_keys"] = {k: _encode(v) for k, v in self.reset_keys.items()}
         out["clock_offset_s"] = self.clock_offset.total_seconds()
+        out["now"] = self.now().isoformat()
+        out["today"] = self.now().date().isoformat()
         return out
 
     @classmethod

@@ -144,9 +144,7 @@ class Check:
             return None
         return value
 
-    def api_datetime(
-        self, name: str, *, required: int | None, invalid: int
-    ) -> datetime | None:
+    def api_datetime(self, name: str, *, required: int | None, invalid: int) -> datetime | None:
         """`YYYY-MM-DD HH:MM:SS` in UTC (ISO 8601 with a zone is accepted too)."""
         value = self.body.get(name)
         if value is None:

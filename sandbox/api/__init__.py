@@ -21,7 +21,19 @@ from sandbox.api import (
 )
 from sandbox.http import Op
 
-GROUPS = (access, customers, subscriptions, users, rooms, lobby, meetings, contacts, groups, datapool, reports)
+GROUPS = (
+    access,
+    customers,
+    subscriptions,
+    users,
+    rooms,
+    lobby,
+    meetings,
+    contacts,
+    groups,
+    datapool,
+    reports,
+)
 
 
 def all_ops() -> list[Op]:

@@ -13,7 +13,12 @@ from sandbox.http import Ctx, Op
 from sandbox.state import Token, User, check_password, fmt
 from sandbox.validation import Check
 
-USER_TYPE_NAMES = {"TA": "Tenant Admin", "RA": "Reseller Admin", "CA": "Customer Admin", "AP": "User"}
+USER_TYPE_NAMES = {
+    "TA": "Tenant Admin",
+    "RA": "Reseller Admin",
+    "CA": "Customer Admin",
+    "AP": "User",
+}
 
 
 def app_access(user: User) -> dict[str, Any]:

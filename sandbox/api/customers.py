@@ -56,9 +56,21 @@ def _address(check: Check, name: str, *, billing: bool) -> dict[str, Any] | None
     if sub is None:
         return None
     codes = (
-        {"address_1": (1371, None), "address_2": (1372, None), "address_3": (1373, None), "city": (1380, None), "state": (1381, None)}
+        {
+            "address_1": (1371, None),
+            "address_2": (1372, None),
+            "address_3": (1373, None),
+            "city": (1380, None),
+            "state": (1381, None),
+        }
         if billing
-        else {"address_1": (1343, 1342), "address_2": (1344, None), "address_3": (1345, None), "city": (1354, 1353), "state": (1356, None)}
+        else {
+            "address_1": (1343, 1342),
+            "address_2": (1344, None),
+            "address_3": (1345, None),
+            "city": (1354, 1353),
+            "state": (1356, None),
+        }
     )
     out: dict[str, Any] = {}
     for key, (type_code, required) in codes.items():
@@ -89,11 +101,17 @@ def _fields(ctx: Ctx, *, creating: bool) -> dict[str, Any]:
     check = Check(ctx.body)
     req = (lambda code: code) if creating else (lambda code: None)
     values: dict[str, Any] = {
-        "customer_name": check.string("customer_name", 1302, required=req(1301), max_len=(100, 1303)),
-        "customer_legal_name": check.string("customer_legal_name", 1306, required=req(1305), max_len=(100, 1306)),
+        "customer_name": check.string(
+            "customer_name", 1302, required=req(1301), max_len=(100, 1303)
+        ),
+        "customer_legal_name": check.string(
+            "customer_legal_name", 1306, required=req(1305), max_len=(100, 1306)
+        ),
         "customer_code": check.string("customer_code", 1309, max_len=(50, 1310)),
         "individual": check.boolean("individual", 1312),
-        "contact_email": check.email("contact_email", required=req(1331), type_code=1334, invalid=1335, max_code=1332),
+        "contact_email": check.email(
+            "contact_email", required=req(1331), type_code=1334, invalid=1335, max_code=1332
+        ),
         "timezone_id": check.string("timezone_id", 1684),
     }
     contact = check.string("contact_name", 1322, max_len=(100, 1322))
@@ -101,7 +119,11 @@ def _fields(ctx: Ctx, *, creating: bool) -> dict[str, Any]:
         first = check.string("contact_first_name", 1322)
         last = check.string("contact_last_name", 1322)
         contact = " ".join(p for p in (first, last) if p) or None
-    if contact is None and creating and not any(e.field in ("contact_name", "contact_first_name") for e in check.errors):
+    if (
+        contact is None
+        and creating
+        and not any(e.field in ("contact_name", "contact_first_name") for e in check.errors)
+    ):
         check.fail(1321, "contact_name")
     values["contact_name"] = contact
     if values["timezone_id"] and values["timezone_id"] not in datapool.zones():
@@ -111,9 +133,9 @@ def _fields(ctx: Ctx, *, creating: bool) -> dict[str, Any]:
     if check.has("billing_address"):
         values["billing_address"] = _address(check, "billing_address", billing=True)
     if creating:
-        values["customer_type"] = check.string(
-            "customer_type", 1307, choices=(("P", "R"), 1308)
-        ) or "P"
+        values["customer_type"] = (
+            check.string("customer_type", 1307, choices=(("P", "R"), 1308)) or "P"
+        )
     else:
         values["status"] = check.string("status", 1391, choices=(tuple(STATUS_NAMES), 1391))
     check.done()
@@ -123,10 +145,18 @@ def _fields(ctx: Ctx, *, creating: bool) -> dict[str, Any]:
 def _check_unique(ctx: Ctx, values: dict[str, Any], current: Customer | None = None) -> None:
     store = ctx.store
     email = values.get("contact_email")
-    if email and email.lower() in store.contact_emails and (current is None or current.contact_email.lower() != email.lower()):
+    if (
+        email
+        and email.lower() in store.contact_emails
+        and (current is None or current.contact_email.lower() != email.lower())
+    ):
         raise ApiError(1333, "contact_email")
     code = values.get("customer_code")
-    if code and code in store.customer_by_code and (current is None or current.customer_code != code):
+    if (
+        code
+        and code in store.customer_by_code
+        and (current is None or current.customer_code != code)
+    ):
         raise ApiError(1311, "customer_code")
 
 
@@ -169,7 +199,11 @@ def list_customers(ctx: Ctx) -> dict[str, Any]:
         items: list[Customer] = [store.customers[found]] if found else []
     else:
         items = list(store.customers.values())
-    visible = [c for c in items if c.customer_id != actor.customer_id and can_see_customer(store, actor, c.customer_id)]
+    visible = [
+        c
+        for c in items
+        if c.customer_id != actor.customer_id and can_see_customer(store, actor, c.customer_id)
+    ]
     rows, echo = paginate(visible, ctx.query, LIST_SPEC, render)
     return {"result": 1, "search": echo, "customers": rows}
 
@@ -185,7 +219,14 @@ def add_customer(ctx: Ctx) -> dict[str, Any]:
     now = store.now()
     values.setdefault("billing_address", dict(values["office_address"]))
     customer = store.add_customer(
-        Customer(customer_id=new_id(), parent_id=actor.customer_id, added=now, modified=now, activated=now, **values)
+        Customer(
+            customer_id=new_id(),
+            parent_id=actor.customer_id,
+            added=now,
+            modified=now,
+            activated=now,
+            **values,
+        )
     )
     # The customer's portal login: a customer admin (or reseller admin) account.
     username = f"admin-{customer.customer_id[:12]}@portal.sandbox.test"
@@ -207,7 +248,11 @@ def add_customer(ctx: Ctx) -> dict[str, Any]:
         "result": 1,
         "msg": f"{customer.customer_name} has been added.",
         "customer": {"customer_id": customer.customer_id, "customer_name": customer.customer_name},
-        "portal_access": {"url": f"{ctx.public_url}/portal", "username": username, "password": password},
+        "portal_access": {
+            "url": f"{ctx.public_url}/portal",
+            "username": username,
+            "password": password,
+        },
     }
 
 

@@ -34,3 +34,79 @@ def new_customer(sandbox: SandboxAdmin, **overrides: Any) -> dict[str, Any]:
 def portal_auth(created: dict[str, Any]) -> tuple[str, str]:
     access = created["portal_access"]
     return access["username"], access["password"]
+
+
+def today(sandbox: SandboxAdmin) -> str:
+    """Sandbox's date (it may be shifted with /_sandbox/clock)."""
+    return str(sandbox.state()["today"])
+
+
+def new_subscription(
+    sandbox: SandboxAdmin, customer_id: str, plan_id: str = "vc-basic", seats: int = 10
+) -> dict[str, Any]:
+    response = sandbox.api(
+        "POST",
+        "/subscriptions",
+        {
+            "customer_id": customer_id,
+            "plan_id": plan_id,
+            "room_type": "standard",
+            "subscription": {"no_of_license": seats, "subsxn_date": today(sandbox)},
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["subscription"]  # type: ignore[no-any-return]
+
+
+def new_user(
+    sandbox: SandboxAdmin, auth: tuple[str, str], **overrides: Any
+) -> dict[str, Any]:
+    """Create a user (user_type AP) as `auth` (a customer admin's portal login)."""
+    n = next(_seq)
+    payload: dict[str, Any] = {
+        "user_type": "AP",
+        "first_name": f"First{n}",
+        "last_name": f"Last{n}",
+        "email": f"user{n}@example.test",
+        "password": f"pass-{n}-word",
+    }
+    payload.update(overrides)
+    response = sandbox.api("POST", "/users", payload, auth=auth)
+    assert response.status_code == 200, response.text
+    return {**response.json()["user"], "email": payload["email"], "password": payload["password"]}
+
+
+def assign(
+    sandbox: SandboxAdmin, auth: tuple[str, str], user_id: str, subscription: dict[str, Any]
+) -> dict[str, Any]:
+    app = "vc" if subscription["plan_id"].startswith("vc") else "wb"
+    response = sandbox.api(
+        "PATCH",
+        f"/users/{user_id}",
+        {"app": app, "subscription_id": subscription["subscription_id"]},
+        auth=auth,
+        headers={"X-License": "assign"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["user"]["access"]  # type: ignore[no-any-return]
+
+
+def licensed_user(sandbox: SandboxAdmin, plan_id: str = "vc-basic") -> dict[str, Any]:
+    """A customer with a subscription and one user holding its licence.
+
+    Returns {"customer": ..., "auth": (portal user, password), "subscription": ...,
+    "user": {user_id, name, email, password}, "access": {app, url, ppin, mpin, room_id}}.
+    """
+    created = new_customer(sandbox)
+    customer_id = created["customer"]["customer_id"]
+    auth = portal_auth(created)
+    subscription = new_subscription(sandbox, customer_id, plan_id)
+    user = new_user(sandbox, auth)
+    access = assign(sandbox, auth, user["user_id"], subscription)
+    return {
+        "customer": created["customer"],
+        "auth": auth,
+        "subscription": subscription,
+        "user": user,
+        "access": access,
+    }
