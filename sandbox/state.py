@@ -277,6 +277,9 @@ class Store:
     pins: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # pin->(kind,id,role)
     room_by_user: dict[tuple[str, str], str] = field(default_factory=dict)  # (user,app)->room
     subs_by_customer: dict[str, list[str]] = field(default_factory=dict)
+    # per owner (a user id): lower-cased e-mail -> contact id, lower-cased name -> group id
+    contacts_by_owner: dict[str, dict[str, str]] = field(default_factory=dict)
+    groups_by_owner: dict[str, dict[str, str]] = field(default_factory=dict)
     clock_offset: timedelta = timedelta()
     dirty: bool = False
 
@@ -337,6 +340,14 @@ class Store:
         self.subs_by_customer = {}
         for sub in list(self.subscriptions.values()):
             self.add_subscription(sub)
+        self.contacts_by_owner = {}
+        for contact in self.contacts.values():
+            owned = self.contacts_by_owner.setdefault(contact.owner_id, {})
+            owned[contact.email.lower()] = contact.contact_id
+        self.groups_by_owner = {}
+        for group in self.groups.values():
+            named = self.groups_by_owner.setdefault(group.owner_id, {})
+            named[group.group_name.lower()] = group.group_id
         for meeting in self.meetings.values():
             if meeting.cancelled_at is None:
                 self.pins[meeting.mpin] = ("meeting", meeting.meeting_id, "moderator")
