@@ -126,11 +126,14 @@ async def send_error(send: Send, error: ApiError) -> None:
 
 
 async def drop_connection(send: Send) -> None:
-    """Headers promise a body that never comes: the server then closes the connection."""
+    """Headers promise a body that never comes: the server then closes the connection.
+
+    The caller returns right after; uvicorn sees an incomplete response and closes the
+    socket, so the client gets a broken answer, as from a connection that died.
+    """
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
     )
-    raise ConnectionAbortedError("sandbox fault: connection dropped")
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -247,6 +250,7 @@ class Endpoint:
             if drop == "before":
                 runtime.faulted[op.label] += 1
                 await drop_connection(send)
+                return
 
         try:
             check_api_id(store, headers, required=op.public)
@@ -257,6 +261,7 @@ class Endpoint:
             if drop == "after":
                 runtime.faulted[op.label] += 1
                 await drop_connection(send)
+                return
             await send_error(send, exc)
             return
         except Exception:
@@ -268,4 +273,5 @@ class Endpoint:
         if drop == "after":
             runtime.faulted[op.label] += 1
             await drop_connection(send)
+            return
         await send_json(send, 200, payload)
