@@ -16,6 +16,7 @@ from sandbox.api import (
     meetings,
     reports,
     rooms,
+    sessions,
     subscriptions,
     users,
 )
@@ -23,6 +24,7 @@ from sandbox.http import Op
 
 GROUPS = (
     access,
+    sessions,
     customers,
     subscriptions,
     users,

@@ -110,3 +110,13 @@ def licensed_user(sandbox: SandboxAdmin, plan_id: str = "vc-basic") -> dict[str,
         "user": user,
         "access": access,
     }
+
+
+def join(
+    sandbox: SandboxAdmin, pin: str, name: str = "Guest", user_ref: str = "guest"
+) -> dict[str, Any]:
+    """Join a session by PIN (a public route); returns the API's answer."""
+    body = {"pin": pin, "name": name, "user_ref": user_ref}
+    response = sandbox.api("POST", "/sessions/join", body)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
