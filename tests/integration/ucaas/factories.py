@@ -112,6 +112,39 @@ def licensed_user(sandbox: SandboxAdmin, plan_id: str = "vc-basic") -> dict[str,
     }
 
 
+def app_user(sandbox: SandboxAdmin) -> dict[str, Any]:
+    """A new customer's AP user (no licence needed for contacts): {user_id, email, password,
+    auth: (email, password)}."""
+    user = new_user(sandbox, portal_auth(new_customer(sandbox)))
+    return {**user, "auth": (user["email"], user["password"])}
+
+
+def contact_payload(**overrides: Any) -> dict[str, Any]:
+    n = next(_seq)
+    payload: dict[str, Any] = {
+        "name": f"Contact {n}",
+        "email": f"contact{n}@partner.test",
+        "company": f"Partner {n} Inc",
+        "designation": "Buyer",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def new_contact(sandbox: SandboxAdmin, auth: tuple[str, str], **overrides: Any) -> dict[str, Any]:
+    """Add a contact as `auth`; returns {contact_id, name}."""
+    response = sandbox.api("POST", "/contacts", contact_payload(**overrides), auth=auth)
+    assert response.status_code == 200, response.text
+    return response.json()["contact"]  # type: ignore[no-any-return]
+
+
+def new_group(sandbox: SandboxAdmin, auth: tuple[str, str], group_name: str) -> dict[str, Any]:
+    """Add a contact group as `auth`; returns {group_id, group_name}."""
+    response = sandbox.api("POST", "/contact-groups", {"group_name": group_name}, auth=auth)
+    assert response.status_code == 200, response.text
+    return response.json()["group"]  # type: ignore[no-any-return]
+
+
 def join(
     sandbox: SandboxAdmin, pin: str, name: str = "Guest", user_ref: str = "guest"
 ) -> dict[str, Any]:
