@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox import datapool
 from sandbox.auth import MANAGER_ROLES, can_see_customer, require_role
-from sandbox.errors import not_found
+from sandbox.errors import ApiError, FieldError, not_found
 from sandbox.http import Ctx, Op
 from sandbox.listing import ListSpec, Searchable, paginate
 from sandbox.state import Subscription, fmt, new_id
@@ -130,6 +130,26 @@ def _answer(ctx: Ctx, sub: Subscription, msg: str) -> dict[str, Any]:
     }
 
 
+def _text(check: Check, name: str, max_len: int = 100) -> str | None:
+    """An optional free-text field. The reference gives these no error code, so a wrong
+    type answers 4000 (malformed body) with a message naming the field."""
+    value = check.body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip()) > max_len:
+        msg = f"{check.prefix}{name} must be a string of at most {max_len} characters."
+        check.errors.append(FieldError(4000, f"{check.prefix}{name}", msg))
+        return None
+    return value.strip()
+
+
+def _done(check: Check) -> None:
+    # Check.done() drops the first error's own message; 4000 needs it to name the field.
+    if check.errors:
+        first, *more = check.errors
+        raise ApiError(first.code, first.field, msg=first.msg, more=more)
+
+
 def add_subscription(ctx: Ctx) -> dict[str, Any]:
     require_role(ctx.actor, "TA")
     store = ctx.store
@@ -137,7 +157,7 @@ def add_subscription(ctx: Ctx) -> dict[str, Any]:
     customer_id = check.string("customer_id", 1202, required=1201)
     plan_id = check.string("plan_id", 1212, required=1211)
     room_type = check.string("room_type", 1326, required=1326)
-    title = check.string("title", 1212, max_len=(100, 1212))
+    title = _text(check, "title")
     terms = check.obj("subscription", 1229, required=1221)
     values: dict[str, Any] = {}
     start: date | None = None
@@ -149,19 +169,27 @@ def add_subscription(ctx: Ctx) -> dict[str, Any]:
         values["unit_price"] = price
         values["allow_meeting_overlap"] = terms.boolean("allow_meeting_overlap", 1228)
         values["prepaid"] = terms.boolean("prepaid", 1232)
-        values["payment_cycle"] = terms.string("payment_cycle", 1229)
-        values["payment_mode"] = terms.string("payment_mode", 1229, choices=(("F", "O"), 1229))
-        values["po"] = terms.string("po", 1229)
-        start = terms.api_date("subsxn_date", required=1327, invalid=1328)
+        values["payment_cycle"] = _text(terms, "payment_cycle", 50)
+        values["po"] = _text(terms, "po")
+        mode = terms.body.get("payment_mode")
+        if mode is not None and mode not in ("F", "O"):
+            msg = "subscription.payment_mode must be F (offline) or O (online)."
+            terms.errors.append(FieldError(4000, "subscription.payment_mode", msg))
+            mode = None
+        values["payment_mode"] = mode
+        # The reference's table spells the date `subxn_date`, its example `subsxn_date`.
+        alias = terms.has("subxn_date") and not terms.has("subsxn_date")
+        date_key = "subxn_date" if alias else "subsxn_date"
+        start = terms.api_date(date_key, required=1327, invalid=1328)
         today = store.now().date()
         if start is not None and start < today:
-            terms.fail(1329, "subsxn_date")
+            terms.fail(1329, date_key)
             start = None
     if customer_id is not None and customer_id not in store.customers:
         check.fail(1234, "customer_id")
     if plan_id is not None and plan_id not in datapool.PLANS:
         check.fail(1325, "plan_id")
-    check.done()
+    _done(check)
     assert customer_id and plan_id and start and room_type
     now = store.now()
     sub = Subscription(

@@ -46,7 +46,13 @@ def _profile(check: Check, *, creating: bool) -> dict[str, Any]:
         return code if creating else None
 
     return {
-        "first_name": check.string("first_name", 1112, required=req(1111), max_len=(50, 1113)),
+        # A blank first name is refused on edit too: every user has one.
+        "first_name": check.string(
+            "first_name",
+            1112,
+            required=1111 if creating or check.has("first_name") else None,
+            max_len=(50, 1113),
+        ),
         "middle_name": check.string("middle_name", 1115, max_len=(50, 1116)),
         "last_name": check.string("last_name", 1119, max_len=(50, 1120)),
         "status": check.string("status", 1131, choices=(STATUSES, 1191)),
@@ -68,7 +74,9 @@ def add_user(ctx: Ctx) -> dict[str, Any]:
     password = check.string("password", 1121, min_len=(8, 1122), strip=False)
     welcome = check.boolean("send_welcome_mail", 1161)
     customer_id = actor.customer_id
-    if actor.user_type in ("TA", "RA") and check.has("customer_id"):
+    # Refused rather than ignored when out of scope: a user made in the wrong customer
+    # would hold that customer's licences.
+    if check.has("customer_id"):
         wanted = check.string("customer_id", 1202)
         if wanted is not None and not can_see_customer(store, actor, wanted):
             check.fail(1234, "customer_id")
@@ -111,6 +119,9 @@ def edit_user(ctx: Ctx) -> dict[str, Any]:
     user = visible_user(store, actor, ctx.path_params["user_id"])
     check = Check(ctx.body)
     values = _profile(check, creating=False)
+    if values["user_type"] and user.user_type not in USER_TYPES:
+        # Only AP and CA can be set; a TA or RA login must not be demoted by accident.
+        check.fail(1153, "user_type")
     check.done()
     now = store.now()
     status = values.pop("status")
