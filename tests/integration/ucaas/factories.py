@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox import datapool
 from tests.support.sandbox_server import SandboxAdmin
 
 _seq = itertools.count(1)
@@ -58,9 +60,7 @@ def new_subscription(
     return response.json()["subscription"]  # type: ignore[no-any-return]
 
 
-def new_user(
-    sandbox: SandboxAdmin, auth: tuple[str, str], **overrides: Any
-) -> dict[str, Any]:
+def new_user(sandbox: SandboxAdmin, auth: tuple[str, str], **overrides: Any) -> dict[str, Any]:
     """Create a user (user_type AP) as `auth` (a customer admin's portal login)."""
     n = next(_seq)
     payload: dict[str, Any] = {
@@ -153,3 +153,55 @@ def join(
     response = sandbox.api("POST", "/sessions/join", body)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+# -- meetings -------------------------------------------------------------------------
+
+
+def sandbox_now(sandbox: SandboxAdmin) -> datetime:
+    """Sandbox time (UTC, aware); it moves with /_sandbox/clock."""
+    return datetime.fromisoformat(sandbox.state()["now"])
+
+
+PARIS = datapool.timezone_id("Europe/Paris")
+
+
+def meeting_payload(start: datetime, **overrides: Any) -> dict[str, Any]:
+    """A valid schedule body starting at `start` (UTC); a None override drops the key."""
+    payload: dict[str, Any] = {
+        "room_name": f"Meeting {next(_seq)}",
+        "desc": "Weekly review",
+        "start_time": start.strftime("%Y-%m-%d %H:%M:%S"),
+        "timezone_id": PARIS,
+        "duration": 30,
+        "moderators": 1,
+        "participants": 5,
+    }
+    payload.update(overrides)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def schedule_meeting(
+    sandbox: SandboxAdmin,
+    auth: tuple[str, str],
+    *,
+    in_minutes: int = 60,
+    app: str = "vc",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Schedule a meeting as `auth`, `in_minutes` from sandbox now; returns the meeting."""
+    start = sandbox_now(sandbox) + timedelta(minutes=in_minutes)
+    response = sandbox.api(
+        "POST",
+        "/meetings",
+        meeting_payload(start, **overrides),
+        auth=auth,
+        headers={"X-App-Type": app},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["meeting"]  # type: ignore[no-any-return]
+
+
+def user_auth(licensed: dict[str, Any]) -> tuple[str, str]:
+    """The (email, password) of a `licensed_user`'s user."""
+    return licensed["user"]["email"], licensed["user"]["password"]
