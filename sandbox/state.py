@@ -379,7 +379,7 @@ class Store:
             table = getattr(store, name)
             id_field = dataclasses.fields(entity)[0].name
             for row in data.get(name, []):
-                obj = _decode(entity, row)
+                obj: Any = _decode(entity, row)
                 table[getattr(obj, id_field)] = obj
         store.cdrs = [_decode(Cdr, row) for row in data.get("cdrs", [])]
         store.mails = [_decode(Mail, row) for row in data.get("mails", [])]

@@ -47,7 +47,9 @@ def test_state_file_keeps_objects_across_restarts(tmp_path: Path) -> None:
         "office_address": {"address_1": "1 Way", "city": "Oslo", "country": "NO"},
     }
     try:
-        created = httpx.post(f"http://127.0.0.1:{port}/ucaas/v1/customers", json=payload, auth=ADMIN)
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/ucaas/v1/customers", json=payload, auth=ADMIN
+        )
         assert created.status_code == 200, created.text
         portal = created.json()["portal_access"]
     finally:
@@ -66,8 +68,9 @@ def test_state_file_keeps_objects_across_restarts(tmp_path: Path) -> None:
         # the portal login made before the restart still works after it
         again = httpx.get(f"{base}/subscriptions", auth=(portal["username"], portal["password"]))
         assert again.status_code == 200
-        assert "password_hash" not in httpx.get(
-            f"http://127.0.0.1:{port}/_sandbox/state", auth=ADMIN
-        ).text
+        assert (
+            "password_hash"
+            not in httpx.get(f"http://127.0.0.1:{port}/_sandbox/state", auth=ADMIN).text
+        )
     finally:
         stop(process)

@@ -21,7 +21,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, timeout_s: float = 15.0, process: subprocess.Popen[str] | None = None) -> None:
+def wait_http(
+    url: str, timeout_s: float = 15.0, process: subprocess.Popen[str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

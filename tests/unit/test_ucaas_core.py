@@ -34,7 +34,12 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def error(status: int, code: int, msg: str = "nope", **headers: str) -> httpx.Response:
-    body = {"result": 0, "code": code, "msg": msg, "errors": [{"code": code, "field": "f", "msg": msg}]}
+    body = {
+        "result": 0,
+        "code": code,
+        "msg": msg,
+        "errors": [{"code": code, "field": "f", "msg": msg}],
+    }
     return httpx.Response(status, json=body, headers=headers)
 
 
@@ -55,7 +60,9 @@ def with_login(handler: Handler) -> Handler:
     def wrapped(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/login"):
             issued["n"] += 1
-            return httpx.Response(200, json={"result": 1, "token": f"tok{issued['n']}", "user": {"user_id": "u"}})
+            return httpx.Response(
+                200, json={"result": 1, "token": f"tok{issued['n']}", "user": {"user_id": "u"}}
+            )
         return handler(request)
 
     return wrapped
@@ -97,7 +104,10 @@ async def test_error_carries_every_code_and_retry_after() -> None:
             "result": 0,
             "code": 1611,
             "msg": "Meeting Title is required.",
-            "errors": [{"code": 1611, "field": "room_name", "msg": "a"}, {"code": 1621, "field": "desc", "msg": "b"}],
+            "errors": [
+                {"code": 1611, "field": "room_name", "msg": "a"},
+                {"code": 1621, "field": "desc", "msg": "b"},
+            ],
         }
         return httpx.Response(400, json=body, headers={"Retry-After": "7"})
 
@@ -220,7 +230,9 @@ async def test_429_is_retried_after_the_servers_delay(monkeypatch: pytest.Monkey
         slept.append(seconds)
 
     monkeypatch.setattr("asyncio.sleep", fake_sleep)
-    answers = iter([error(429, 4290, **{"Retry-After": "2"}), httpx.Response(200, json={"result": 1})])
+    answers = iter(
+        [error(429, 4290, **{"Retry-After": "2"}), httpx.Response(200, json={"result": 1})]
+    )
     policy = RetryPolicy(attempts=3, timeout_s=10, wait_initial_s=0.001, wait_max_s=0.002)
     async with client(lambda r: next(answers), auth_mode="basic", retry=policy) as api:
         assert (await api.core.request("POST", "/users")) == {"result": 1}
@@ -288,6 +300,8 @@ async def test_iterate_walks_every_page() -> None:
         return httpx.Response(200, json={"result": 1, "things": chunk, "search": {}})
 
     async with client(handler, auth_mode="basic") as api:
-        got = [r.n async for r in api.core.iterate("/things", "things", Row, ListQuery(page_length=3))]
+        got = [
+            r.n async for r in api.core.iterate("/things", "things", Row, ListQuery(page_length=3))
+        ]
     assert got == list(range(7))
     assert json.dumps(got)

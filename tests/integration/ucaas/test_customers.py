@@ -134,7 +134,9 @@ async def test_reseller_sees_only_its_customers(api: UCaaSClient, sandbox: Sandb
     reseller = new_customer(sandbox, customer_type="R", customer_name="Reseller")
     other = new_customer(sandbox, customer_name="Direct customer")
     reseller_auth = portal_auth(reseller)
-    mine = sandbox.api("POST", "/customers", customer_payload(customer_name="Mine"), auth=reseller_auth)
+    mine = sandbox.api(
+        "POST", "/customers", customer_payload(customer_name="Mine"), auth=reseller_auth
+    )
     assert mine.status_code == 200, mine.text
     async with api.as_account(Credentials.of(*reseller_auth), auth_mode="basic") as client:
         listed = [c.customer_name async for c in client.customers.iterate()]

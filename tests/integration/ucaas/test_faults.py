@@ -72,7 +72,9 @@ async def test_dropped_before_processing_changes_nothing(sandbox: SandboxAdmin) 
     sandbox.faults(drop_rate=1.0, drop_phase="before", only=["POST /customers"])
     async with basic_client(sandbox) as api:
         with pytest.raises(TransportError) as info:
-            await api.customers.add(NewCustomer.model_validate(customer_payload(customer_code="C-1")))
+            await api.customers.add(
+                NewCustomer.model_validate(customer_payload(customer_code="C-1"))
+            )
         assert info.value.ambiguous  # the client cannot know which phase it was
         sandbox.faults(drop_rate=0)
         assert await api.customers.find_by_code("C-1") is None
@@ -83,7 +85,9 @@ async def test_dropped_after_processing_leaves_the_object(sandbox: SandboxAdmin)
     sandbox.faults(drop_rate=1.0, drop_phase="after", only=["POST /customers"])
     async with basic_client(sandbox) as api:
         with pytest.raises(TransportError) as info:
-            await api.customers.add(NewCustomer.model_validate(customer_payload(customer_code="C-2")))
+            await api.customers.add(
+                NewCustomer.model_validate(customer_payload(customer_code="C-2"))
+            )
         assert info.value.ambiguous
         found = await api.customers.find_by_code("C-2")  # GETs are not dropped (`only`)
     assert found is not None
@@ -131,7 +135,9 @@ async def test_expired_token_logs_in_again(sandbox: SandboxAdmin) -> None:
 
 async def test_wrong_password_and_admin_routes_guarded(sandbox: SandboxAdmin) -> None:
     async with UCaaSClient(
-        sandbox.base_url, api_id=DEFAULT_API_ID, credentials=Credentials.of(DEFAULT_ADMIN_EMAIL, "wrong")
+        sandbox.base_url,
+        api_id=DEFAULT_API_ID,
+        credentials=Credentials.of(DEFAULT_ADMIN_EMAIL, "wrong"),
     ) as api:
         with pytest.raises(AuthenticationError) as info:
             await api.customers.list()
