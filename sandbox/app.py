@@ -27,6 +27,7 @@ ALIASES = (
     ("/meetings", "/meeting"),
     ("/sessions/join", "/session/join"),
     ("/contacts/", "/contact/"),
+    ("/branding", "/branding/"),
 )
 
 

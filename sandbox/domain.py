@@ -14,7 +14,9 @@ NO_LICENCE = {"vc": 1617, "wb": 1618}
 
 
 def subscription_active(sub: Subscription, now: datetime) -> bool:
-    return sub.status == "A" and sub.expiry_date >= now.strftime("%Y-%m-%d")
+    """In force today: active status, started (a future-dated purchase waits), not expired."""
+    today = now.strftime("%Y-%m-%d")
+    return sub.status == "A" and sub.subsxn_date <= today <= sub.expiry_date
 
 
 def active_subscription(store: Store, customer_id: str, app: str) -> Subscription | None:

@@ -173,7 +173,7 @@ class Check:
     def done(self) -> None:
         if self.errors:
             first, *more = self.errors
-            raise ApiError(first.code, first.field, more=more)
+            raise ApiError(first.code, first.field, msg=first.msg, more=more)
 
 
 def parse_api_datetime(value: Any) -> datetime | None:

@@ -78,8 +78,10 @@ class TokenAuth:
                     self._token = await login(self.credentials.email, self.credentials.password)
                     self._expires = started + self.lifetime_s
                     self.logins += 1
-        assert self._token is not None
-        return f"Token {self._token}"
+        token = self._token
+        if token is None:  # pragma: no cover - login either set it or raised
+            raise RuntimeError("login returned no token")
+        return f"Token {token}"
 
     def invalidate(self, header: str) -> bool:
         if self._token is not None and header == f"Token {self._token}":

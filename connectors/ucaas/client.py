@@ -84,7 +84,9 @@ class UCaaSClient:
         self.datapool = DatapoolAPI(core)
         self.reports = ReportsAPI(core)
 
-    def as_account(self, credentials: Credentials, auth_mode: AuthMode | None = None) -> UCaaSClient:
+    def as_account(
+        self, credentials: Credentials, auth_mode: AuthMode | None = None
+    ) -> UCaaSClient:
         """A client for other credentials on the same connection pool (closing it is a no-op)."""
         api_id, mode, lifetime, retry, on_call = self._settings
         return UCaaSClient(

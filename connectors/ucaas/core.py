@@ -170,7 +170,9 @@ class ApiCore:
             wait_max=policy.wait_max_s,
         ):
             with attempt:
-                return await self._send(method, route, url, json, params, headers, files, authenticated)
+                return await self._send(
+                    method, route, url, json, params, headers, files, authenticated
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(
@@ -233,7 +235,11 @@ class ApiCore:
             body = response.json()
         except ValueError:
             body = None
-        code = _int_or_none(body.get("code")) if isinstance(body, dict) and not response.is_success else None
+        code = (
+            _int_or_none(body.get("code"))
+            if isinstance(body, dict) and not response.is_success
+            else None
+        )
         self._record(method, route, url, response.status_code, code, started, None)
         return response, body
 
@@ -253,9 +259,7 @@ class ApiCore:
             self.on_call(CallRecord(method, route, url, status, code, latency, error))
 
     def _result(self, method: str, route: str, response: httpx.Response, body: Any) -> Json:
-        ok = response.is_success and isinstance(body, dict) and body.get("result", 1) != 0
-        if ok:
-            assert isinstance(body, dict)
+        if response.is_success and isinstance(body, dict) and body.get("result", 1) != 0:
             return body
         details: tuple[ApiErrorDetail, ...] = ()
         code: int | None = None

@@ -25,7 +25,8 @@
 
 Every `ApiError` (the ones that carry an HTTP answer) has `.status`, `.code` (the API's
 numeric code, or None), `.api_message`, `.errors` (every code the API listed), `.method`,
-`.route` and `.retry_after` (seconds from a Retry-After header, or None). Messages never contain request bodies, headers or credentials.
+`.route` and `.retry_after` (seconds from a Retry-After header, or None). Messages never
+contain request bodies, headers or credentials.
 """
 
 from __future__ import annotations

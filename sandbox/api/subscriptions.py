@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox import datapool
 from sandbox.auth import MANAGER_ROLES, can_see_customer, require_role
-from sandbox.errors import ApiError, FieldError, not_found
+from sandbox.errors import FieldError, not_found
 from sandbox.http import Ctx, Op
 from sandbox.listing import ListSpec, Searchable, paginate
 from sandbox.state import Subscription, fmt, new_id
@@ -143,13 +143,6 @@ def _text(check: Check, name: str, max_len: int = 100) -> str | None:
     return value.strip()
 
 
-def _done(check: Check) -> None:
-    # Check.done() drops the first error's own message; 4000 needs it to name the field.
-    if check.errors:
-        first, *more = check.errors
-        raise ApiError(first.code, first.field, msg=first.msg, more=more)
-
-
 def add_subscription(ctx: Ctx) -> dict[str, Any]:
     require_role(ctx.actor, "TA")
     store = ctx.store
@@ -189,7 +182,7 @@ def add_subscription(ctx: Ctx) -> dict[str, Any]:
         check.fail(1234, "customer_id")
     if plan_id is not None and plan_id not in datapool.PLANS:
         check.fail(1325, "plan_id")
-    _done(check)
+    check.done()
     assert customer_id and plan_id and start and room_type
     now = store.now()
     sub = Subscription(

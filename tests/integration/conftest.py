@@ -21,7 +21,7 @@ def sandbox_server() -> Iterator[SandboxServer]:
 @pytest.fixture
 def sandbox(sandbox_server: SandboxServer) -> SandboxAdmin:
     """The sandbox, reset to a fresh state (tenant + admin only, no faults)."""
-    admin = SandboxAdmin(sandbox_server.root, sandbox_server.base_url)
+    admin = SandboxAdmin(sandbox_server.root, sandbox_server.base_url, http=sandbox_server.http)
     admin.reset()
     return admin
 

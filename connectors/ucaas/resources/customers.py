@@ -22,7 +22,11 @@ class CustomersAPI:
 
     async def get(self, customer_id: str) -> Customer:
         return await self._core.call(
-            Customer, "GET", "/customers/{customer_id}", key="customer", path={"customer_id": customer_id}
+            Customer,
+            "GET",
+            "/customers/{customer_id}",
+            key="customer",
+            path={"customer_id": customer_id},
         )
 
     async def list(self, query: CustomerQuery | None = None) -> Page[Customer]:
