@@ -5,8 +5,9 @@
         async for user in api.users.iterate(UserQuery(search_by="email", search_string=e)):
             ...
 
-One attribute per route group. Connections are pooled and kept alive; `as_account()` makes
-a client for other credentials that shares the same pool.
+One attribute per route group. Connections are pooled and kept alive (by aiohttp's pool
+behind an httpx transport, see `transport.py`; pass `transport=` to use another, as the
+unit tests do); `as_account()` makes a client for other credentials on the same pool.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from connectors.ucaas.resources.meetings import MeetingsAPI
 from connectors.ucaas.resources.reports import ReportsAPI
 from connectors.ucaas.resources.subscriptions import SubscriptionsAPI
 from connectors.ucaas.resources.users import UsersAPI
+from connectors.ucaas.transport import AiohttpTransport
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -59,16 +61,17 @@ class UCaaSClient:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._owns_http = http is None
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=30.0,
+        )
         self.http = http or httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=30.0,
-            ),
+            limits=limits,
             headers={"Accept": "application/json", "User-Agent": "ucaas-sync/0.1"},
-            transport=transport,
+            transport=transport or AiohttpTransport(limits),
         )
         self._settings = (api_id, auth_mode, token_lifetime_s, retry, on_call)
         self.auth = make_auth(credentials, auth_mode, token_lifetime_s)

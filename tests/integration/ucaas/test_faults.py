@@ -167,3 +167,25 @@ async def test_suspended_customer_cannot_log_in(sandbox: SandboxAdmin, api: UCaa
         with pytest.raises(ForbiddenError) as info:
             await portal.customers.list()
     assert info.value.code == 4014
+
+
+async def test_read_timeout_is_ambiguous(sandbox: SandboxAdmin) -> None:
+    sandbox.faults(latency_ms=600)
+    async with basic_client(sandbox, timeout=0.2) as api:
+        with pytest.raises(TransportError) as info:
+            await api.customers.add(NewCustomer.model_validate(customer_payload()))
+    assert info.value.ambiguous  # the call may still land: look it up before creating again
+    assert info.value.reason == "ReadTimeout"
+
+
+async def test_refused_connection_was_not_sent() -> None:
+    from tests.support.processes import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/ucaas/v1"  # nothing listens there
+    async with UCaaSClient(
+        url, api_id=DEFAULT_API_ID, credentials=Credentials.of("a@b.test", "pw"), auth_mode="basic"
+    ) as api:
+        with pytest.raises(TransportError) as info:
+            await api.customers.list()
+    assert info.value.ambiguous is False
+    assert info.value.reason == "ConnectError"
