@@ -23,43 +23,16 @@ import itertools
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from connectors.ucaas.transport import AiohttpTransport
+from service.local_sandbox import LocalSandbox
 
-BIN = Path(sys.executable).parent
 ADMIN = ("admin@sandbox.test", "sandbox-admin")
 HEADERS = {"X-Api-Id": "sandbox-app"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [str(BIN / "ucaas-sandbox"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("sandbox did not start")
 
 
 async def setup(http: httpx.AsyncClient) -> dict[str, Any]:
@@ -145,11 +118,10 @@ async def load(
 
 
 async def main(seconds: float, concurrency: int, large: int) -> dict[str, Any]:
-    port = free_port()
-    process = start_sandbox(port)
+    sandbox = LocalSandbox.start()
     try:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        base_url = f"http://127.0.0.1:{port}/ucaas/v1"
+        base_url = sandbox.base_url
         async with httpx.AsyncClient(
             base_url=base_url,
             headers=HEADERS,
@@ -185,8 +157,7 @@ async def main(seconds: float, concurrency: int, large: int) -> dict[str, Any]:
             )
             cheap_large = await load(http, cheap, seconds, concurrency)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        sandbox.stop()
     return {
         "bench": "sandbox_capacity",
         "seconds_per_run": seconds,

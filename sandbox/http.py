@@ -81,11 +81,38 @@ class Op:
         return f"{base} [{self.variant}]" if self.variant else base
 
 
-def header_is(name: str, value: str) -> Callable[[Ctx], bool]:
-    def test(ctx: Ctx) -> bool:
-        return (ctx.headers.get(name) or "").strip().lower() == value
+def header_variants(
+    method: str,
+    path: str,
+    headers: tuple[str, ...],
+    variants: Mapping[str, Handler],
+    otherwise: Handler,
+) -> list[Op]:
+    """Operations that share a method and path and differ by a header's value.
 
-    return test
+    The reference picks the operation with `X-License` (licences, group members) or
+    `X-Action` (PIN reset). `headers` lists the header names read, first one named in
+    labels; without any of them `otherwise` runs; any other value answers 400 / 4000.
+    """
+    label = headers[0].title()
+
+    def value(ctx: Ctx) -> str:
+        return next((v for h in headers if (v := (ctx.headers.get(h) or "").strip().lower())), "")
+
+    def unknown(ctx: Ctx) -> dict[str, Any]:
+        allowed = " or ".join(variants)
+        raise ApiError(4000, label, msg=f"{label} must be {allowed}, or absent.")
+
+    def chosen(name: str) -> Callable[[Ctx], bool]:
+        return lambda ctx: value(ctx) == name
+
+    ops = [
+        Op(method, path, handler, variant=f"{label}: {name}", when=chosen(name))
+        for name, handler in variants.items()
+    ]
+    ops.append(Op(method, path, otherwise, when=lambda c: not value(c)))
+    ops.append(Op(method, path, unknown, variant=f"{label}: ?"))
+    return ops
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sandbox import domain
 from sandbox.api.meetings import room_fields
 from sandbox.auth import can_see_user, visible_user
 from sandbox.errors import ApiError, not_found
-from sandbox.http import Ctx, Op, header_is
+from sandbox.http import Ctx, Op, header_variants
 from sandbox.state import Room
 from sandbox.validation import Check
 
@@ -113,24 +113,14 @@ def reset_pins(ctx: Ctx) -> dict[str, Any]:
     return _answer(ctx, room, "Access PIN has been updated.")
 
 
-def _no_action_header(ctx: Ctx) -> bool:
-    return not ctx.headers.get("x-action")
-
-
-def unknown_action(ctx: Ctx) -> dict[str, Any]:
-    raise ApiError(4000, "X-Action", msg="X-Action must be reset-pins or absent.")
-
-
 ROUTES: list[Op] = [
     Op("GET", "/meetings/permanent", own_room),
     Op("GET", "/meetings/permanent/{user_id}", user_room),
-    Op(
+    *header_variants(
         "PATCH",
         "/meetings/permanent/{room_id}",
-        reset_pins,
-        variant="X-Action: reset-pins",
-        when=header_is("x-action", "reset-pins"),
+        ("x-action",),
+        {"reset-pins": reset_pins},
+        otherwise=update_room,
     ),
-    Op("PATCH", "/meetings/permanent/{room_id}", update_room, when=_no_action_header),
-    Op("PATCH", "/meetings/permanent/{room_id}", unknown_action, variant="X-Action: ?"),
 ]

@@ -9,7 +9,7 @@ from sandbox import domain
 from sandbox.api.access import app_access
 from sandbox.auth import MANAGER_ROLES, can_see_customer, can_see_user, require_role, visible_user
 from sandbox.errors import ApiError
-from sandbox.http import Ctx, Op, header_is
+from sandbox.http import Ctx, Op, header_variants
 from sandbox.listing import ListSpec, Searchable, paginate
 from sandbox.state import APPS, User, fmt, hash_password, new_id
 from sandbox.validation import Check
@@ -282,32 +282,15 @@ def revoke_licence(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-def _no_licence_header(ctx: Ctx) -> bool:
-    return not ctx.headers.get("x-license")
-
-
-def unknown_licence_action(ctx: Ctx) -> dict[str, Any]:
-    raise ApiError(4000, "X-License", msg="X-License must be assign or revoke.")
-
-
 ROUTES: list[Op] = [
     Op("POST", "/users", add_user),
     Op("GET", "/users", list_users),
     Op("GET", "/users/{user_id}", get_user),
-    Op(
+    *header_variants(
         "PATCH",
         "/users/{user_id}",
-        assign_licence,
-        variant="X-License: assign",
-        when=header_is("x-license", "assign"),
+        ("x-license",),
+        {"assign": assign_licence, "revoke": revoke_licence},
+        otherwise=edit_user,
     ),
-    Op(
-        "PATCH",
-        "/users/{user_id}",
-        revoke_licence,
-        variant="X-License: revoke",
-        when=header_is("x-license", "revoke"),
-    ),
-    Op("PATCH", "/users/{user_id}", edit_user, when=_no_licence_header),
-    Op("PATCH", "/users/{user_id}", unknown_licence_action, variant="X-License: ?"),
 ]
