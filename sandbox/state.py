@@ -277,6 +277,8 @@ class Store:
     pins: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # pin->(kind,id,role)
     room_by_user: dict[tuple[str, str], str] = field(default_factory=dict)  # (user,app)->room
     subs_by_customer: dict[str, list[str]] = field(default_factory=dict)
+    # (room_id, meeting_id) -> the session open in it: a join must not scan them all
+    open_sessions: dict[tuple[str, str | None], str] = field(default_factory=dict)
     # per owner (a user id): lower-cased e-mail -> contact id, lower-cased name -> group id
     contacts_by_owner: dict[str, dict[str, str]] = field(default_factory=dict)
     groups_by_owner: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -340,6 +342,11 @@ class Store:
         self.subs_by_customer = {}
         for sub in list(self.subscriptions.values()):
             self.add_subscription(sub)
+        self.open_sessions = {
+            (x.room_id, x.meeting_id): x.session_id
+            for x in self.sessions.values()
+            if x.disconnect_dt is None
+        }
         self.contacts_by_owner = {}
         for contact in self.contacts.values():
             owned = self.contacts_by_owner.setdefault(contact.owner_id, {})

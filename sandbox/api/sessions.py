@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import secrets
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,26 +19,6 @@ from sandbox.state import Cdr, Session, Store, new_id
 from sandbox.validation import Check, is_email
 
 PIN_LENGTH = (6, 10)
-OpenKey = tuple[str, str | None]  # (room_id, meeting_id)
-
-# The open session of each room or meeting. The Store has no such index, and a join must
-# not scan every session ever held; it is rebuilt from the table when a store is first
-# seen (after a reset or a load) and dropped with the store.
-_OPEN: dict[int, tuple[weakref.ref[Store], dict[OpenKey, str]]] = {}
-
-
-def _open_index(store: Store) -> dict[OpenKey, str]:
-    entry = _OPEN.get(id(store))
-    if entry is not None and entry[0]() is store:
-        return entry[1]
-    key = id(store)
-    index = {
-        (s.room_id, s.meeting_id): s.session_id
-        for s in store.sessions.values()
-        if s.disconnect_dt is None
-    }
-    _OPEN[key] = (weakref.ref(store, lambda _: _OPEN.pop(key, None)), index)
-    return index
 
 
 @dataclass(frozen=True)
@@ -116,7 +95,7 @@ def _session_for(store: Store, target: Target, now: datetime) -> Session:
     Nothing in the API ends a session, so one that has run past the room's (or meeting's)
     longest duration is closed at that limit here, and the join opens the next session.
     """
-    index = _open_index(store)
+    index = store.open_sessions
     key = (target.room_id, target.meeting_id)
     session = store.sessions.get(index.get(key, ""))
     limit = timedelta(minutes=target.duration)
