@@ -1,0 +1,98 @@
+"""The one place that wires concrete parts: database, UCaaS client, outbox, dispatcher.
+
+Nothing connects at import; `bootstrap()` does it, and `Service.aclose()` undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.ucaas import CallRecord, Credentials, UCaaSClient
+from service.config import Settings
+from service.credentials import CredentialVault, MissingSecretKeyError, local_key
+from service.executors import REGISTRY
+from service.executors.base import Accounts
+from service.outbox import db
+from service.outbox.dispatcher import Dispatcher, record_call
+from service.outbox.store import OutboxStore
+from service.outbox.unit_of_work import UnitOfWork
+
+log = logging.getLogger("ucaas_sync")
+
+# Test seam for crash recovery: after this many successful UCaaS writes the process kills
+# itself with SIGKILL, between the call and the commit of its outcome.
+CRASH_AFTER_CALLS = "UCAAS_SYNC_CRASH_AFTER_CALLS"
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engine: AsyncEngine
+    store: OutboxStore
+    uow: UnitOfWork
+    ucaas: UCaaSClient
+    accounts: Accounts
+    dispatcher: Dispatcher
+
+    async def aclose(self) -> None:
+        await self.ucaas.aclose()
+        await self.engine.dispose()
+
+
+def vault_for(settings: Settings) -> CredentialVault:
+    if settings.secret_key is not None:
+        return CredentialVault(settings.secret_key)
+    if not settings.is_sqlite:
+        raise MissingSecretKeyError("set UCAAS_SYNC_SECRET_KEY (a Fernet key) to use PostgreSQL")
+    database = make_url(settings.database_url).database or ""
+    folder = Path(database).parent if database and database != ":memory:" else Path(".ucaas-sync")
+    return CredentialVault(local_key(folder / "secret.key"))
+
+
+def call_hook() -> Callable[[CallRecord], None]:
+    crash_after = int(os.environ.get(CRASH_AFTER_CALLS, "0") or 0)
+    if crash_after <= 0:
+        return record_call
+    writes = 0
+
+    def hook(record: CallRecord) -> None:
+        nonlocal writes
+        record_call(record)
+        if record.method != "GET" and record.status is not None and record.status < 400:
+            writes += 1
+            if writes >= crash_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = None) -> Service:
+    settings = settings or Settings()
+    if migrate if migrate is not None else settings.is_sqlite:
+        await asyncio.to_thread(db.upgrade, settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    vault = vault_for(settings)
+    store = OutboxStore(engine, vault)
+    ucaas = UCaaSClient(
+        settings.ucaas_base_url,
+        api_id=settings.ucaas_api_id,
+        credentials=Credentials(settings.ucaas_admin_email, settings.ucaas_admin_password),
+        auth_mode=settings.ucaas_auth,
+        token_lifetime_s=settings.ucaas_token_lifetime_s,
+        timeout=settings.ucaas_timeout_s,
+        max_connections=settings.ucaas_max_connections,
+        on_call=call_hook(),
+    )
+    accounts = Accounts(ucaas, store, vault)
+    dispatcher = Dispatcher(store, REGISTRY, accounts, settings.dispatch)
+    uow = UnitOfWork(engine, on_commit=dispatcher.wake)
+    return Service(settings, engine, store, uow, ucaas, accounts, dispatcher)

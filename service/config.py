@@ -1,0 +1,62 @@
+"""Configuration: environment variables (prefix `UCAAS_SYNC_`) and an optional TOML/env file.
+
+Every setting has an embedded default that works on one machine with nothing else
+running: SQLite in `./.ucaas-sync/`, the bundled sandbox's credentials. Secrets are
+`SecretStr` and print masked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".ucaas-sync")
+
+
+class DispatcherSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_DISPATCH_", extra="ignore")
+
+    workers: int = Field(16, ge=1, description="commands executed concurrently")
+    batch: int = Field(64, ge=1, description="rows claimed per query at most")
+    poll_s: float = Field(0.2, gt=0, description="idle wait between claims")
+    lease_s: float = Field(60.0, gt=0, description="a claim expires after this long")
+    max_attempts: int = Field(10, ge=1)
+    max_age_s: float = Field(24 * 3600.0, gt=0, description="a command older than this is parked")
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_cap_s: float = Field(300.0, gt=0)
+    wait_cap_s: float = Field(60.0, gt=0, description="re-check of a missing prerequisite")
+    max_wait_s: float = Field(7 * 24 * 3600.0, gt=0, description="prerequisite wait limit")
+    outage_failures: int = Field(5, ge=1, description="API failures in a row that pause dispatch")
+    probe_every_s: float = Field(2.0, gt=0, description="first probe delay during an outage")
+    probe_cap_s: float = Field(30.0, gt=0)
+    shutdown_grace_s: float = Field(10.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="UCAAS_SYNC_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    database_url: str = Field(
+        f"sqlite+aiosqlite:///{DATA_DIR / 'ucaas-sync.db'}",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+psycopg://...",
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Fernet key for tenant credentials at rest (generated for SQLite)"
+    )
+    ucaas_base_url: str = "http://127.0.0.1:8900/ucaas/v1"
+    ucaas_api_id: str = "sandbox-app"
+    ucaas_admin_email: str = "admin@sandbox.test"
+    ucaas_admin_password: SecretStr = SecretStr("sandbox-admin")
+    ucaas_auth: Literal["token", "basic"] = "token"
+    ucaas_token_lifetime_s: float = 15 * 60
+    ucaas_timeout_s: float = 10.0
+    ucaas_max_connections: int = 100
+    dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""The transactional outbox: tables, unit of work, claims and the dispatcher."""

@@ -1,0 +1,78 @@
+"""Pause and probe: when the UCaaS API fails for everyone, stop dispatching and probe.
+
+After `threshold` API failures in a row (5xx, no answer) the breaker opens: no more
+claims, so the backlog keeps its attempts. After `probe_s` one call is let through (half
+open). Its success closes the breaker; its failure reopens it with the wait doubled, up
+to `probe_cap_s`. A 429 is not an outage but a request to slow down: every claim waits
+until its Retry-After has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass
+class OutageBreaker:
+    threshold: int = 5
+    probe_s: float = 2.0
+    probe_cap_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    state: BreakerState = BreakerState.CLOSED
+    failures: int = 0
+    opened: int = 0  # how many times an outage was detected
+    _probe_at: float = 0.0
+    _wait_s: float = 0.0
+    _probe_out: bool = False
+    _calm_until: float = field(default=0.0)
+
+    def slots(self, wanted: int) -> int:
+        """How many commands may be claimed now (0 while paused, 1 for a probe)."""
+        now = self.clock()
+        if now < self._calm_until:
+            return 0
+        if self.state is BreakerState.CLOSED:
+            return wanted
+        if self.state is BreakerState.OPEN and now >= self._probe_at:
+            self.state = BreakerState.HALF_OPEN
+        if self.state is BreakerState.HALF_OPEN and not self._probe_out:
+            self._probe_out = True
+            return min(1, wanted)
+        return 0
+
+    def paused(self) -> bool:
+        return self.state is not BreakerState.CLOSED
+
+    def success(self) -> None:
+        self.failures = 0
+        self._probe_out = False
+        self._wait_s = 0.0
+        self.state = BreakerState.CLOSED
+
+    def failure(self) -> None:
+        """An API failure (5xx or no answer)."""
+        self.failures += 1
+        if self.state is BreakerState.HALF_OPEN:
+            self._open(min(self.probe_cap_s, max(self.probe_s, self._wait_s * 2)))
+        elif self.state is BreakerState.CLOSED and self.failures >= self.threshold:
+            self.opened += 1
+            self._open(self.probe_s)
+
+    def slow_down(self, retry_after_s: float) -> None:
+        """A 429: nobody calls before Retry-After has passed."""
+        self._calm_until = max(self._calm_until, self.clock() + retry_after_s)
+
+    def _open(self, wait_s: float) -> None:
+        self.state = BreakerState.OPEN
+        self._wait_s = wait_s
+        self._probe_at = self.clock() + wait_s
+        self._probe_out = False

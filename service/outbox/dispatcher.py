@@ -1,0 +1,230 @@
+"""The dispatcher: claims due commands and runs them, N at a time.
+
+Each claimed command runs in a task of its own: parse the payload, run the kind's
+executor against the UCaaS API, turn an error into retry/wait/park (policy.py), and record
+the outcome with its mappings and call log in one transaction. The loop claims as many
+rows as there are free workers (fewer, or none, while the outage breaker is open), and
+sleeps until woken by new commands, a finished task or the poll interval.
+
+Shutdown stops claiming, lets running commands finish for `shutdown_grace_s`, then cancels
+the rest and gives their rows back, so nothing stays leased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError as PayloadError
+
+from connectors.ucaas import CallRecord, RateLimitedError
+from service.config import DispatcherSettings
+from service.executors.base import Accounts, Exec, Registry, ZoneIds
+from service.outbox import policy
+from service.outbox.breaker import OutageBreaker
+from service.outbox.outcomes import Dead, Done, Outcome, Retry, Wait
+from service.outbox.store import Claim, OutboxStore
+from service.outbox.tables import utcnow
+
+log = logging.getLogger("ucaas_sync.dispatcher")
+
+# The UCaaS calls of the command running in this task (the client's call hook fills it).
+CURRENT_CALLS: ContextVar[list[CallRecord] | None] = ContextVar("current_calls", default=None)
+
+
+def record_call(record: CallRecord) -> None:
+    calls = CURRENT_CALLS.get()
+    if calls is not None:
+        calls.append(record)
+
+
+@dataclass
+class DispatchStats:
+    outcomes: Counter[str] = field(default_factory=Counter)  # done, retry, wait, dead
+    by_kind: Counter[str] = field(default_factory=Counter)  # "create_user:done"
+    calls: int = 0
+    lost_leases: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: OutboxStore,
+        registry: Registry,
+        accounts: Accounts,
+        settings: DispatcherSettings,
+        *,
+        owner: str | None = None,
+        breaker: OutageBreaker | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.accounts = accounts
+        self.zones = ZoneIds(accounts.platform)
+        self.settings = settings
+        self.owner = owner or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.breaker = breaker or OutageBreaker(
+            threshold=settings.outage_failures,
+            probe_s=settings.probe_every_s,
+            probe_cap_s=settings.probe_cap_s,
+        )
+        self.stats = DispatchStats()
+        self._running: dict[int, tuple[asyncio.Task[None], Claim]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New commands are in: look now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def run(self) -> None:
+        reclaimer = asyncio.create_task(self._reclaim_loop())
+        try:
+            while not self._stopping:
+                claimed = await self._claim_some()
+                if not claimed:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        finally:
+            reclaimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reclaimer
+            await self._drain()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run_until_idle(self, idle_s: float = 0.5, timeout_s: float = 60.0) -> None:
+        """Run until nothing has been due for `idle_s` (tests and one-shot drains)."""
+        task = asyncio.create_task(self.run())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        quiet_since = loop.time()
+        try:
+            while loop.time() < deadline:
+                await asyncio.sleep(0.05)
+                if self._running or self._wake.is_set():
+                    quiet_since = loop.time()
+                elif loop.time() - quiet_since >= idle_s:
+                    return
+        finally:
+            await self.stop()
+            await task
+
+    async def _claim_some(self) -> int:
+        free = self.settings.workers - len(self._running)
+        slots = self.breaker.slots(free) if free > 0 else 0
+        if slots <= 0:
+            return 0
+        try:
+            claims = await self.store.claim(
+                self.owner, min(slots, self.settings.batch), self.settings.lease_s
+            )
+        except Exception:
+            log.exception("claim failed; retrying after the poll interval")
+            return 0
+        for claim in claims:
+            task = asyncio.create_task(self._work(claim), name=f"command-{claim.id}")
+            self._running[claim.id] = (task, claim)
+            task.add_done_callback(self._finished(claim.id))
+        return len(claims)
+
+    def _finished(self, command_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(command_id, None)
+            self._wake.set()  # a worker is free
+
+        return done
+
+    async def _work(self, claim: Claim) -> None:
+        calls: list[CallRecord] = []
+        token = CURRENT_CALLS.set(calls)
+        try:
+            outcome = await self._attempt(claim)
+        finally:
+            CURRENT_CALLS.reset(token)
+        self.stats.calls += len(calls)
+        self.stats.outcomes[_name(outcome)] += 1
+        self.stats.by_kind[f"{claim.kind}:{_name(outcome)}"] += 1
+        try:
+            recorded = await self.store.finish(claim, outcome, calls)
+        except Exception:
+            # The lease will expire and the row come back, in doubt: nothing is lost.
+            log.exception("could not record the outcome of command %s", claim.id)
+            return
+        if not recorded:
+            self.stats.lost_leases += 1
+            log.warning("command %s: lease lost before its outcome was recorded", claim.id)
+        elif isinstance(outcome, Dead):
+            log.warning(
+                "command %s %s parked: %s %s", claim.id, claim.kind, outcome.code, outcome.message
+            )
+
+    async def _attempt(self, claim: Claim) -> Outcome:
+        entry = self.registry.get(claim.kind)
+        if entry is None:
+            return Dead("unknown_kind", f"no executor for {claim.kind}")
+        model, executor = entry
+        try:
+            payload = model.model_validate(claim.payload)
+        except PayloadError as exc:
+            return Dead("bad_payload", f"{exc.error_count()} invalid field(s) in the payload")
+        context = Exec(claim, self.store, self.accounts, self.zones)
+        now = utcnow()
+        try:
+            outcome = await executor(context, payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            outage = policy.is_outage(exc)
+            if outage:
+                self.breaker.failure()
+            else:
+                self.breaker.success()
+            if isinstance(exc, RateLimitedError) and exc.retry_after:
+                self.breaker.slow_down(exc.retry_after)
+            outcome = policy.outcome_of(
+                exc, claim, self.settings, now=now, outage=self.breaker.paused()
+            )
+        else:
+            self.breaker.success()
+        return policy.bounded(outcome, claim, self.settings, now=now)
+
+    async def _reclaim_loop(self) -> None:
+        every = max(0.5, min(10.0, self.settings.lease_s / 4))
+        while True:
+            try:
+                if await self.store.reclaim_expired():
+                    self._wake.set()
+            except Exception:
+                log.exception("reclaiming expired leases failed")
+            await asyncio.sleep(every)
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        tasks = [task for task, _ in self._running.values()]
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
+        cut_short = [claim for task, claim in list(self._running.values()) if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        released = await self.store.release(cut_short)
+        log.info("shutdown: %d finished, %d released", len(tasks) - len(pending), released)
+
+
+def _name(outcome: Outcome) -> str:
+    return {Done: "done", Retry: "retry", Wait: "wait", Dead: "dead"}[type(outcome)]

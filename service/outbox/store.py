@@ -1,0 +1,432 @@
+"""The outbox's database operations: claim under a lease, record an outcome, repair.
+
+Claims take runnable rows in id order whose entity has no earlier unfinished row (FIFO
+per entity). On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`,
+so several dispatcher processes can share one database; on SQLite one process claims
+and the single UPDATE is atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connectors.ucaas import CallRecord
+from service.credentials import CredentialVault
+from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
+from service.outbox.tables import (
+    RUNNABLE,
+    TERMINAL,
+    CallLog,
+    IdMapping,
+    OutboxRow,
+    Status,
+    TenantCredential,
+    utcnow,
+)
+
+
+def table_of(model: type[Any]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
+
+
+OUTBOX = table_of(OutboxRow)
+MAPPING = table_of(IdMapping)
+CALLS = table_of(CallLog)
+LOGINS = table_of(TenantCredential)
+BLOCKED = "blocked by #{}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    entity: str
+    kind: str
+    tenant: str | None
+    payload: dict[str, Any]
+    attempts: int
+    in_doubt: bool
+    created_at: datetime
+    owner: str
+
+
+def _claim_of(row: sa.Row[Any], owner: str) -> Claim:
+    return Claim(
+        id=row.id,
+        entity=row.entity,
+        kind=row.kind,
+        tenant=row.tenant,
+        payload=row.payload,
+        attempts=row.attempts,
+        in_doubt=row.in_doubt,
+        created_at=row.created_at,
+        owner=owner,
+    )
+
+
+def upsert(dialect: str, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    changes = {k: statement.excluded[k] for k in values if k not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+
+class OutboxStore:
+    def __init__(self, engine: AsyncEngine, vault: CredentialVault | None = None) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.vault = vault
+
+    # -- claims ---------------------------------------------------------------------------
+    async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
+        now = utcnow()
+        o = OUTBOX.alias("o")
+        earlier = OUTBOX.alias("earlier")
+        blocked = (
+            sa.select(sa.literal(1))
+            .where(
+                earlier.c.entity == o.c.entity,
+                earlier.c.id < o.c.id,
+                earlier.c.status.not_in(TERMINAL),
+            )
+            .exists()
+        )
+        candidates = (
+            sa.select(o.c.id)
+            .where(o.c.status.in_(RUNNABLE), o.c.next_attempt_at <= now, ~blocked)
+            .order_by(o.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True, of=o)
+        statement = (
+            OUTBOX.update()
+            .where(OUTBOX.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=Status.IN_FLIGHT.value,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                attempts=OUTBOX.c.attempts + 1,
+                hold_reason=None,
+                updated_at=now,
+            )
+            .returning(*OUTBOX.c)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(statement)).all()
+        return sorted((_claim_of(r, owner) for r in rows), key=lambda c: c.id)
+
+    async def reclaim_expired(self) -> int:
+        """Rows whose worker died: back to pending, and in doubt (the call may have run)."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.status == Status.IN_FLIGHT.value, OUTBOX.c.lease_expires_at < now)
+                .values(
+                    status=Status.PENDING.value,
+                    in_doubt=True,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+        return result.rowcount
+
+    async def release(self, claims: Sequence[Claim]) -> int:
+        """Give back claims cut short by a shutdown: the attempt does not count."""
+        if not claims:
+            return 0
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            released = 0
+            for claim in claims:
+                result = await conn.execute(
+                    self._mine(claim).values(
+                        status=Status.PENDING.value,
+                        in_doubt=True,
+                        attempts=OUTBOX.c.attempts - 1,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                    )
+                )
+                released += result.rowcount
+        return released
+
+    @staticmethod
+    def _mine(claim: Claim) -> Any:
+        return OUTBOX.update().where(
+            OUTBOX.c.id == claim.id,
+            OUTBOX.c.lease_owner == claim.owner,
+            OUTBOX.c.status == Status.IN_FLIGHT.value,
+        )
+
+    # -- outcomes -------------------------------------------------------------------------
+    async def finish(
+        self, claim: Claim, outcome: Outcome, calls: Sequence[CallRecord] = ()
+    ) -> bool:
+        """Record the outcome; False when the lease was lost (another worker has the row)."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            values = self._status_values(claim, outcome, now)
+            result = await conn.execute(self._mine(claim).values(**values))
+            if result.rowcount != 1:
+                await conn.rollback()
+                return False
+            if isinstance(outcome, Done):
+                await self._write_done(conn, outcome, now)
+                if claim.tenant:
+                    await self._wake_waiting(conn, claim.tenant, now)
+            if isinstance(outcome, Dead):
+                await self._block_followers(conn, claim.entity, claim.id, now)
+            await self._log_calls(conn, claim, calls)
+        return True
+
+    def _status_values(self, claim: Claim, outcome: Outcome, now: datetime) -> dict[str, Any]:
+        common: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        if isinstance(outcome, Done):
+            return {
+                **common,
+                "status": Status.DONE.value,
+                "done_at": now,
+                "hold_reason": outcome.note,
+            }
+        if isinstance(outcome, Retry):
+            return {
+                **common,
+                "status": Status.PENDING.value,
+                "next_attempt_at": now + timedelta(seconds=outcome.delay_s),
+                "last_error_code": outcome.code[:40],
+                "last_error": outcome.message[:1000],
+                "in_doubt": sa.or_(OUTBOX.c.in_doubt, sa.literal(outcome.ambiguous)),
+                "attempts": OUTBOX.c.attempts if outcome.count else OUTBOX.c.attempts - 1,
+            }
+        if isinstance(outcome, Wait):
+            return {
+                **common,
+                "status": Status.WAITING.value,
+                "next_attempt_at": now + timedelta(seconds=outcome.delay_s),
+                "hold_reason": outcome.reason[:255],
+                "attempts": OUTBOX.c.attempts - 1,  # waiting is not failing
+            }
+        return {
+            **common,
+            "status": Status.DEAD.value,
+            "last_error_code": outcome.code[:40],
+            "last_error": outcome.message[:1000],
+        }
+
+    async def _write_done(self, conn: AsyncConnection, done: Done, now: datetime) -> None:
+        for mapping in done.mappings:
+            await conn.execute(upsert(self.dialect, MAPPING, _mapping_values(mapping, now), _KEYS))
+        for key in done.forget:
+            await conn.execute(
+                MAPPING.delete().where(
+                    MAPPING.c.kind == key.kind,
+                    MAPPING.c.tenant == key.tenant,
+                    MAPPING.c.external_id == key.external_id,
+                )
+            )
+        if done.login is not None:
+            if self.vault is None:
+                raise RuntimeError("a tenant login was captured but no vault is configured")
+            values = {
+                "tenant": done.login.tenant,
+                "username": done.login.username,
+                "secret": self.vault.seal(done.login.password),
+                "source": "captured",
+                "updated_at": now,
+            }
+            await conn.execute(upsert(self.dialect, LOGINS, values, ("tenant",)))
+
+    async def _wake_waiting(self, conn: AsyncConnection, tenant: str, now: datetime) -> None:
+        """Something of this tenant was just made: its waiting commands look again now."""
+        await conn.execute(
+            OUTBOX.update()
+            .where(
+                OUTBOX.c.status == Status.WAITING.value,
+                OUTBOX.c.tenant == tenant,
+                OUTBOX.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+
+    async def _block_followers(
+        self, conn: AsyncConnection, entity: str, dead_id: int, now: datetime
+    ) -> None:
+        await conn.execute(
+            OUTBOX.update()
+            .where(OUTBOX.c.entity == entity, OUTBOX.c.id > dead_id, OUTBOX.c.status.in_(RUNNABLE))
+            .values(status=Status.HELD.value, hold_reason=BLOCKED.format(dead_id), updated_at=now)
+        )
+
+    async def _log_calls(
+        self, conn: AsyncConnection, claim: Claim, calls: Sequence[CallRecord]
+    ) -> None:
+        if not calls:
+            return
+        await conn.execute(
+            CALLS.insert(),
+            [
+                {
+                    "command_id": claim.id,
+                    "entity": claim.entity,
+                    "method": c.method,
+                    "route": c.route,
+                    "status": c.status,
+                    "api_code": c.code,
+                    "latency_ms": round(c.latency_s * 1000, 3),
+                    "error": c.error,
+                    "at": utcnow(),
+                }
+                for c in calls
+            ],
+        )
+
+    # -- operator actions -----------------------------------------------------------------
+    async def retry(self, command_id: int) -> bool:
+        """A dead (or held) command runs again, with a fresh attempt budget."""
+        return await self._reopen(command_id, (Status.DEAD.value,), Status.PENDING.value)
+
+    async def drop(self, command_id: int) -> bool:
+        """Give up on a command; the commands it blocked run."""
+        return await self._reopen(
+            command_id, (Status.DEAD.value, Status.HELD.value, *RUNNABLE), Status.DROPPED.value
+        )
+
+    async def _reopen(
+        self, command_id: int, from_statuses: tuple[str, ...], to_status: str
+    ) -> bool:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id == command_id, OUTBOX.c.status.in_(from_statuses))
+                .values(
+                    status=to_status,
+                    attempts=0,
+                    next_attempt_at=now,
+                    hold_reason=None,
+                    updated_at=now,
+                    done_at=now if to_status == Status.DROPPED.value else None,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(
+                OUTBOX.update()
+                .where(
+                    OUTBOX.c.status == Status.HELD.value,
+                    OUTBOX.c.hold_reason == BLOCKED.format(command_id),
+                )
+                .values(
+                    status=Status.PENDING.value,
+                    hold_reason=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+        return True
+
+    # -- reads ----------------------------------------------------------------------------
+    async def mapping(self, key: MappingKey) -> IdMappingView | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(MAPPING).where(
+                        MAPPING.c.kind == key.kind,
+                        MAPPING.c.tenant == key.tenant,
+                        MAPPING.c.external_id == key.external_id,
+                    )
+                )
+            ).first()
+        return IdMappingView.of(row) if row else None
+
+    async def mapping_by_natural(
+        self, kind: str, tenant: str, natural_key: str
+    ) -> IdMappingView | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(MAPPING)
+                    .where(
+                        MAPPING.c.kind == kind,
+                        MAPPING.c.tenant == tenant,
+                        MAPPING.c.natural_key == natural_key,
+                    )
+                    .order_by(MAPPING.c.updated_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return IdMappingView.of(row) if row else None
+
+    async def mappings_of(self, kind: str, tenant: str) -> list[IdMappingView]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(MAPPING).where(MAPPING.c.kind == kind, MAPPING.c.tenant == tenant)
+                )
+            ).all()
+        return [IdMappingView.of(r) for r in rows]
+
+    async def counts(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(OUTBOX.c.status, sa.func.count()).group_by(OUTBOX.c.status)
+                )
+            ).all()
+        return {str(status): int(count) for status, count in rows}
+
+    async def rows(
+        self, *, status: str | None = None, entity: str | None = None, limit: int = 100
+    ) -> list[OutboxRow]:
+        query = sa.select(OUTBOX).order_by(OUTBOX.c.id).limit(limit)
+        if status:
+            query = query.where(OUTBOX.c.status == status)
+        if entity:
+            query = query.where(OUTBOX.c.entity == entity)
+        async with self.engine.connect() as conn:
+            result = (await conn.execute(query)).all()
+        return [OutboxRow.model_validate(dict(r._mapping)) for r in result]
+
+
+_KEYS = ("kind", "tenant", "external_id")
+
+
+def _mapping_values(mapping: MappingWrite, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": mapping.key.kind,
+        "tenant": mapping.key.tenant,
+        "external_id": mapping.key.external_id,
+        "ucaas_id": mapping.ucaas_id,
+        "natural_key": mapping.natural_key,
+        "state": mapping.state,
+        "updated_at": now,
+    }
+
+
+@dataclass(frozen=True)
+class IdMappingView:
+    key: MappingKey
+    ucaas_id: str
+    natural_key: str | None
+    state: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: sa.Row[Any]) -> IdMappingView:
+        return cls(
+            MappingKey(row.kind, row.tenant, row.external_id),
+            row.ucaas_id,
+            row.natural_key,
+            row.state,
+        )

@@ -1,0 +1,159 @@
+"""The transactional outbox and its companions (SQLModel tables).
+
+- inbox:        one row per accepted event id; a duplicate id is acknowledged and ignored
+- outbox:       one row per command, with its status, attempts, lease and last error
+- id_mapping:   external id -> UCaaS id per kind and tenant, with the state last pushed
+- call_log:     one row per UCaaS call: each entity's provisioning history
+- tenant_credential: per-tenant UCaaS logins, the password encrypted at rest
+
+Times are stored as naive UTC and read back as aware UTC (`UtcDateTime`), the same on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass UTC-aware times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _time(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # due at next_attempt_at
+    IN_FLIGHT = "in_flight"  # claimed under a lease
+    WAITING = "waiting"  # a prerequisite is missing; re-checked at next_attempt_at
+    HELD = "held"  # not to run: waiting for approval, or behind a dead command
+    DEAD = "dead"  # parked with its reason; retry or drop
+    DONE = "done"
+    DROPPED = "dropped"  # given up on by an operator
+
+
+TERMINAL = (Status.DONE.value, Status.DROPPED.value)
+RUNNABLE = (Status.PENDING.value, Status.WAITING.value)
+
+
+class InboxEntry(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    source: str = Field(primary_key=True, max_length=255)
+    event_id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    subject: str | None = Field(default=None, max_length=255, index=True)
+    tenant: str | None = Field(default=None, max_length=100)
+    fingerprint: str | None = Field(default=None, max_length=64, index=True)
+    outcome: str = Field(max_length=40)
+    commands: int = 0
+    received_at: datetime = _time()
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # Claims scan runnable rows in id order; FIFO checks look for earlier open rows of
+        # the same entity. Both indexes leave out the finished rows, which pile up.
+        sa.Index(
+            "ix_outbox_runnable",
+            "id",
+            postgresql_where=sa.text("status IN ('pending', 'waiting')"),
+            sqlite_where=sa.text("status IN ('pending', 'waiting')"),
+        ),
+        sa.Index(
+            "ix_outbox_open_entity",
+            "entity",
+            "id",
+            postgresql_where=sa.text("status NOT IN ('done', 'dropped')"),
+            sqlite_where=sa.text("status NOT IN ('done', 'dropped')"),
+        ),
+        sa.Index(
+            "ix_outbox_leases",
+            "lease_expires_at",
+            postgresql_where=sa.text("status = 'in_flight'"),
+            sqlite_where=sa.text("status = 'in_flight'"),
+        ),
+        sa.Index("ix_outbox_status", "status"),
+        sa.Index("ix_outbox_entity_all", "entity", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    entity: str = Field(max_length=255)
+    kind: str = Field(max_length=40)
+    tenant: str | None = Field(default=None, max_length=100)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=Status.PENDING.value, max_length=20)
+    attempts: int = 0
+    in_doubt: bool = Field(default=False, description="an earlier attempt may have acted")
+    next_attempt_at: datetime = _time()
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = _time(nullable=True)
+    last_error_code: str | None = Field(default=None, max_length=40)
+    last_error: str | None = Field(default=None, max_length=1000)
+    hold_reason: str | None = Field(default=None, max_length=255)
+    event_source: str | None = Field(default=None, max_length=255)
+    event_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+    done_at: datetime | None = _time(nullable=True)
+
+
+class IdMapping(SQLModel, table=True):
+    __tablename__ = "id_mapping"
+    __table_args__ = (sa.Index("ix_id_mapping_natural", "kind", "tenant", "natural_key"),)
+
+    kind: str = Field(primary_key=True, max_length=40)
+    tenant: str = Field(primary_key=True, max_length=100)
+    external_id: str = Field(primary_key=True, max_length=255)
+    ucaas_id: str = Field(max_length=100, index=True)
+    natural_key: str | None = Field(default=None, max_length=255)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _time()
+
+
+class CallLog(SQLModel, table=True):
+    __tablename__ = "call_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    command_id: int | None = Field(default=None, index=True)
+    entity: str | None = Field(default=None, max_length=255, index=True)
+    method: str = Field(max_length=10)
+    route: str = Field(max_length=255)
+    status: int | None = None
+    api_code: int | None = None
+    latency_ms: float = 0.0
+    error: str | None = Field(default=None, max_length=255)
+    at: datetime = _time(index=True)
+
+
+class TenantCredential(SQLModel, table=True):
+    __tablename__ = "tenant_credential"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    username: str = Field(max_length=255)
+    secret: str = Field(max_length=1000, description="Fernet token of the password")
+    source: str = Field(max_length=40, description="config or captured")
+    updated_at: datetime = _time()
