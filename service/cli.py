@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+import sys
 from typing import Annotated
 
 import typer
+import uvloop
 
+from service.bootstrap import bootstrap
+from service.config import Settings
 from service.demo import main as run_demo
+from service.outbox import db
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
 
 
 @app.command()
@@ -18,6 +28,36 @@ def demo(
 ) -> None:
     """Start the UCaaS sandbox and run the scripted scenario through the client."""
     raise typer.Exit(run_demo(serve=serve, port=port))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Run the migrations (SQLite is also upgraded automatically on start)."""
+    settings = Settings()
+    db.upgrade(settings.database_url, revision)
+    typer.echo(f"database at revision {db.current_revision(settings.database_url)}")
+
+
+@app.command()
+def dispatch() -> None:
+    """Run the dispatcher until SIGTERM or SIGINT (then finish or release in-flight work)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+    async def main() -> None:
+        service = await bootstrap()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.dispatcher.stop()))
+        try:
+            await service.dispatcher.run()
+        finally:
+            await service.aclose()
+
+    uvloop.run(main())
 
 
 @app.command()

@@ -192,7 +192,8 @@ class OutboxStore:
         return True
 
     def _status_values(self, claim: Claim, outcome: Outcome, now: datetime) -> dict[str, Any]:
-        common: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        # lease_owner stays: it tells which dispatcher ran the command last.
+        common: dict[str, Any] = {"lease_expires_at": None, "updated_at": now}
         if isinstance(outcome, Done):
             return {
                 **common,
