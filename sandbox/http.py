@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandbox")
 MAX_BODY = 8 * 1024 * 1024
 API_PREFIX = "/ucaas/v1"
+# The code an injected error answers with, by its status.
+FAULT_CODES = {400: 4000, 401: 4010, 403: 4030, 404: 4040, 429: 4290, 503: 5030}
 
 
 @dataclass
@@ -270,8 +272,9 @@ class Endpoint:
             status = faults.error()
             if status is not None:
                 runtime.faulted[op.label] += 1
-                code = 5030 if status == 503 else 5000
-                await send_error(send, ApiError(code, status=status))
+                code = FAULT_CODES.get(status, 5000 if status >= 500 else 4000)
+                msg = f"Injected fault: HTTP {status}."
+                await send_error(send, ApiError(code, status=status, msg=msg))
                 return
             drop = faults.drop()
             if drop == "before":

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -46,6 +46,7 @@ class CallRecord:
     code: int | None
     latency_s: float
     error: str | None
+    started_at: datetime  # wall clock, UTC
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,8 @@ class ApiCore:
         latency = time.perf_counter() - started
         log.debug("ucaas %s %s -> %s %s (%.1f ms)", method, route, status, code, latency * 1000)
         if self.on_call is not None:
-            self.on_call(CallRecord(method, route, url, status, code, latency, error))
+            started_at = datetime.now(UTC) - timedelta(seconds=latency)
+            self.on_call(CallRecord(method, route, url, status, code, latency, error, started_at))
 
     def _result(self, method: str, route: str, response: httpx.Response, body: Any) -> Json:
         if response.is_success and isinstance(body, dict) and body.get("result", 1) != 0:

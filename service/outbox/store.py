@@ -287,7 +287,7 @@ class OutboxStore:
                     "api_code": c.code,
                     "latency_ms": round(c.latency_s * 1000, 3),
                     "error": c.error,
-                    "at": utcnow(),
+                    "at": c.started_at,
                 }
                 for c in calls
             ],

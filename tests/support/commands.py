@@ -19,6 +19,7 @@ from service.domain.commands import (
     RevokeLicence,
     ScheduleMeeting,
     SuspendUser,
+    UpdateCustomer,
     UpdateMeeting,
     UpdateUser,
     UserProfile,
@@ -46,6 +47,10 @@ def create_customer(crm_id: str, name: str | None = None) -> Command:
             ),
         )
     )
+
+
+def update_customer(crm_id: str, **changes: object) -> Command:
+    return Command.of(UpdateCustomer(crm_id=crm_id, changes=changes))
 
 
 def create_subscription(
