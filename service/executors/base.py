@@ -124,8 +124,12 @@ class Exec:
     @property
     def lookup_first(self) -> bool:
         """An earlier attempt may have acted: find the object before creating it. A clean
-        first attempt spends no lookup call."""
-        return self.claim.attempts > 1 and self.claim.in_doubt
+        first attempt spends no lookup call.
+
+        `in_doubt` alone decides: the attempt count is no guide, since a row released at
+        shutdown, or retried uncounted during an outage, is back at attempt 1 although
+        its call may have gone out."""
+        return self.claim.in_doubt
 
     @property
     def platform(self) -> UCaaSClient:
