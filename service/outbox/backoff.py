@@ -20,7 +20,9 @@ def backoff_s(
     rand: Callable[[], float] = random.random,
 ) -> float:
     """Seconds to wait after failed attempt number `attempt` (1 for the first)."""
-    ceiling: float = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
+    # The exponent is clamped: 2.0 ** 1024 raises OverflowError, and far before that the
+    # cap has won anyway (a product past the float range is inf, which min() handles).
+    ceiling: float = min(cap_s, base_s * 2.0 ** min(max(0, attempt - 1), 1000))
     delay = ceiling * rand()
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)

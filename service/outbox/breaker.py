@@ -44,10 +44,17 @@ class OutageBreaker:
             return wanted
         if self.state is BreakerState.OPEN and now >= self._probe_at:
             self.state = BreakerState.HALF_OPEN
-        if self.state is BreakerState.HALF_OPEN and not self._probe_out:
+        if self.state is BreakerState.HALF_OPEN and not self._probe_out and wanted > 0:
             self._probe_out = True
-            return min(1, wanted)
+            return 1
         return 0
+
+    def unused(self, slots: int) -> None:
+        """Slots from `slots()` that no API call will use (nothing was due, the claim
+        failed, the command ended before calling): a probe that did not happen is offered
+        again, else the breaker would wait forever for its answer."""
+        if slots > 0 and self.state is BreakerState.HALF_OPEN:
+            self._probe_out = False
 
     def paused(self) -> bool:
         return self.state is not BreakerState.CLOSED

@@ -134,8 +134,11 @@ class Dispatcher:
                 self.owner, min(slots, self.settings.batch), self.settings.lease_s
             )
         except Exception:
+            self.breaker.unused(slots)
             log.exception("claim failed; retrying after the poll interval")
             return 0
+        # A probe slot that found nothing due must be offered again, not wait forever.
+        self.breaker.unused(slots - len(claims))
         for claim in claims:
             task = asyncio.create_task(self._work(claim), name=f"command-{claim.id}")
             self._running[claim.id] = (task, claim)
@@ -176,11 +179,13 @@ class Dispatcher:
     async def _attempt(self, claim: Claim) -> Outcome:
         entry = self.registry.get(claim.kind)
         if entry is None:
+            self.breaker.unused(1)  # no call: if this was the probe, another one goes
             return Dead("unknown_kind", f"no executor for {claim.kind}")
         model, executor = entry
         try:
             payload = model.model_validate(claim.payload)
         except PayloadError as exc:
+            self.breaker.unused(1)
             return Dead("bad_payload", f"{exc.error_count()} invalid field(s) in the payload")
         context = Exec(claim, self.store, self.accounts, self.zones)
         now = utcnow()
