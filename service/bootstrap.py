@@ -86,7 +86,7 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     settings = settings or Settings()
     if migrate if migrate is not None else settings.is_sqlite:
         await asyncio.to_thread(db.upgrade, settings.database_url)
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url, pool_size=settings.dispatch.workers + 4)
     vault = vault_for(settings)
     store = OutboxStore(engine, vault)
     ucaas = UCaaSClient(

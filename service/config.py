@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         f"sqlite+aiosqlite:///{DATA_DIR / 'ucaas-sync.db'}",
-        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+psycopg://...",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
     )
     secret_key: SecretStr | None = Field(
         None, description="Fernet key for tenant credentials at rest (generated for SQLite)"

@@ -52,18 +52,28 @@ class Accounts:
     admin_acts_for_tenants: bool = True
     configured: dict[str, Credentials] = field(default_factory=dict)
     _clients: dict[str, UCaaSClient] = field(default_factory=dict)
+    _customers: dict[str, str] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def tenant(self, tenant: str) -> TenantAccess:
+        customer_id = await self._customer_id(tenant)
+        api = await self._tenant_client(tenant)
+        if api is not None:
+            return TenantAccess(tenant, customer_id, api, acting_admin=False)
+        if not self.admin_acts_for_tenants:
+            raise WaitForError(f"no UCaaS login for tenant {tenant}: configure one")
+        return TenantAccess(tenant, customer_id, self.platform, acting_admin=True)
+
+    async def _customer_id(self, tenant: str) -> str:
+        # A tenant's customer id never changes once made: read it once per process.
+        known = self._customers.get(tenant)
+        if known is not None:
+            return known
         customer = await self.store.mapping(MappingKey("customer", "", tenant))
         if customer is None:
             raise WaitForError(f"tenant {tenant} has no UCaaS customer yet")
-        api = await self._tenant_client(tenant)
-        if api is not None:
-            return TenantAccess(tenant, customer.ucaas_id, api, acting_admin=False)
-        if not self.admin_acts_for_tenants:
-            raise WaitForError(f"no UCaaS login for tenant {tenant}: configure one")
-        return TenantAccess(tenant, customer.ucaas_id, self.platform, acting_admin=True)
+        self._customers[tenant] = customer.ucaas_id
+        return customer.ucaas_id
 
     async def _tenant_client(self, tenant: str) -> UCaaSClient | None:
         if tenant in self._clients:

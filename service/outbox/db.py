@@ -24,6 +24,8 @@ def sync_url(url: str) -> str:
     parsed = make_url(url)
     if parsed.drivername == "sqlite+aiosqlite":
         parsed = parsed.set(drivername="sqlite")
+    elif parsed.drivername == "postgresql+asyncpg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
 
 
@@ -39,6 +41,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """`pool_size` should cover the dispatcher's workers: every command holds a connection
+    for a moment, and a pool that overflows opens and closes connections all the time."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -46,7 +50,9 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(url)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per checkout on the hot path; connections are
+    # recycled instead, and a dropped one fails one statement that the caller retries.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=4, pool_recycle=1800)
 
 
 def alembic_config(url: str) -> Config:

@@ -89,6 +89,7 @@ class Dispatcher:
         return len(self._running)
 
     async def run(self) -> None:
+        self._stopping = False
         reclaimer = asyncio.create_task(self._reclaim_loop())
         try:
             while not self._stopping:
@@ -107,8 +108,9 @@ class Dispatcher:
         self._stopping = True
         self._wake.set()
 
-    async def run_until_idle(self, idle_s: float = 0.5, timeout_s: float = 60.0) -> None:
-        """Run until nothing has been due for `idle_s` (tests and one-shot drains)."""
+    async def run_until_idle(self, idle_s: float = 0.3, timeout_s: float = 60.0) -> None:
+        """Run until no command is pending or in flight for `idle_s` (tests, one-shot
+        drains). Waiting, held and dead commands do not keep it running."""
         task = asyncio.create_task(self.run())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -116,7 +118,8 @@ class Dispatcher:
         try:
             while loop.time() < deadline:
                 await asyncio.sleep(0.05)
-                if self._running or self._wake.is_set():
+                counts = await self.store.counts()
+                if self._running or counts.get("pending") or counts.get("in_flight"):
                     quiet_since = loop.time()
                 elif loop.time() - quiet_since >= idle_s:
                     return

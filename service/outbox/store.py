@@ -41,6 +41,12 @@ MAPPING = table_of(IdMapping)
 CALLS = table_of(CallLog)
 LOGINS = table_of(TenantCredential)
 BLOCKED = "blocked by #{}"
+# Built once: an alias builds its column collection, which a claim must not pay each time.
+_CANDIDATE = OUTBOX.alias("o")
+_EARLIER = OUTBOX.alias("earlier")
+# Kinds whose success can satisfy another command's prerequisite (a customer, a
+# subscription, a user to organise meetings, a freed seat): they wake the tenant's waiters.
+PRODUCERS = frozenset({"create_customer", "create_subscription", "create_user", "revoke_licence"})
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,7 @@ class OutboxStore:
     # -- claims ---------------------------------------------------------------------------
     async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
         now = utcnow()
-        o = OUTBOX.alias("o")
-        earlier = OUTBOX.alias("earlier")
+        o, earlier = _CANDIDATE, _EARLIER
         blocked = (
             sa.select(sa.literal(1))
             .where(
@@ -184,7 +189,7 @@ class OutboxStore:
                 return False
             if isinstance(outcome, Done):
                 await self._write_done(conn, outcome, now)
-                if claim.tenant:
+                if claim.tenant and claim.kind in PRODUCERS:
                     await self._wake_waiting(conn, claim.tenant, now)
             if isinstance(outcome, Dead):
                 await self._block_followers(conn, claim.entity, claim.id, now)
