@@ -16,8 +16,10 @@ from service.config import Settings
 from service.demo import main as run_demo
 from service.outbox import db
 
+log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+db_log = logging.getLogger("ucaas_sync")
+app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 
 
@@ -47,8 +49,17 @@ def dispatch() -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise
+
     async def main() -> None:
         service = await bootstrap()
+        log.info(
+            "dispatcher %s started: %d workers, lease %.0f s, database %s",
+            service.dispatcher.owner,
+            service.settings.dispatch.workers,
+            service.settings.dispatch.lease_s,
+            service.engine.url.render_as_string(hide_password=True),
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.dispatcher.stop()))

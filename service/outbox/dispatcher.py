@@ -28,7 +28,7 @@ from connectors.ucaas import CallRecord, RateLimitedError
 from service.config import DispatcherSettings
 from service.executors.base import Accounts, Exec, Registry, ZoneIds
 from service.outbox import policy
-from service.outbox.breaker import OutageBreaker
+from service.outbox.breaker import BreakerState, OutageBreaker
 from service.outbox.outcomes import Dead, Done, Outcome, Retry, Wait
 from service.outbox.store import Claim, OutboxStore
 from service.outbox.tables import utcnow
@@ -79,6 +79,7 @@ class Dispatcher:
         self._running: dict[int, tuple[asyncio.Task[None], Claim]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._probe: int | None = None  # the command sent to probe an outage
 
     def wake(self) -> None:
         """New commands are in: look now rather than at the next poll."""
@@ -90,7 +91,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         self._stopping = False
-        reclaimer = asyncio.create_task(self._reclaim_loop())
+        reclaimer = asyncio.create_task(self._housekeeping())
         try:
             while not self._stopping:
                 claimed = await self._claim_some()
@@ -142,6 +143,8 @@ class Dispatcher:
             return 0
         # A probe slot that found nothing due must be offered again, not wait forever.
         self.breaker.unused(slots - len(claims))
+        if claims and self.breaker.state is BreakerState.HALF_OPEN:
+            self._probe = claims[0].id
         for claim in claims:
             task = asyncio.create_task(self._work(claim), name=f"command-{claim.id}")
             self._running[claim.id] = (task, claim)
@@ -192,34 +195,54 @@ class Dispatcher:
             return Dead("bad_payload", f"{exc.error_count()} invalid field(s) in the payload")
         context = Exec(claim, self.store, self.accounts, self.zones)
         now = utcnow()
+        error: Exception | None = None
         try:
             outcome = await executor(context, payload)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            outage = policy.is_outage(exc)
-            if outage:
-                self.breaker.failure()
-            else:
-                self.breaker.success()
+            error = exc
             if isinstance(exc, RateLimitedError) and exc.retry_after:
                 self.breaker.slow_down(exc.retry_after)
+        self._tell_breaker(claim, error)
+        if error is not None:
             outcome = policy.outcome_of(
-                exc, claim, self.settings, now=now, outage=self.breaker.paused()
+                error, claim, self.settings, now=now, outage=self.breaker.paused()
             )
-        else:
-            self.breaker.success()
         return policy.bounded(outcome, claim, self.settings, now=now)
 
-    async def _reclaim_loop(self) -> None:
-        every = max(0.5, min(10.0, self.settings.lease_s / 4))
+    def _tell_breaker(self, claim: Claim, error: Exception | None) -> None:
+        """Only evidence about the API moves the breaker: an answer below 500 says it is
+        up, a 5xx or no answer says it is down; a command that made no call says nothing.
+        While half open, only the probe's own result counts (a late result of a command
+        claimed before the outage is no news)."""
+        is_probe = claim.id == self._probe
+        if self.breaker.state is BreakerState.HALF_OPEN and not is_probe:
+            return
+        calls = CURRENT_CALLS.get() or []
+        if error is not None and policy.is_outage(error):
+            self.breaker.failure()
+        elif any(c.status is not None and c.status < 500 for c in calls):
+            self.breaker.success()
+        elif is_probe:
+            self.breaker.unused(1)  # the probe made no call: another one goes
+        if is_probe:
+            self._probe = None
+
+    async def _housekeeping(self) -> None:
+        """Extend the leases of running commands (a slow command must not be reclaimed and
+        run twice) and take back the expired leases of dead workers."""
+        every = max(0.2, min(10.0, self.settings.lease_s / 3))
         while True:
+            await asyncio.sleep(every)
             try:
+                running = [claim.id for _, claim in list(self._running.values())]
+                if running:
+                    await self.store.extend(self.owner, running, self.settings.lease_s)
                 if await self.store.reclaim_expired():
                     self._wake.set()
             except Exception:
-                log.exception("reclaiming expired leases failed")
-            await asyncio.sleep(every)
+                log.exception("lease housekeeping failed; trying again")
 
     async def _drain(self) -> None:
         if not self._running:

@@ -145,6 +145,21 @@ class OutboxStore:
             )
         return result.rowcount
 
+    async def extend(self, owner: str, ids: Sequence[int], lease_s: float) -> int:
+        """Renew the leases this owner still holds on `ids`."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                OUTBOX.update()
+                .where(
+                    OUTBOX.c.id.in_(ids),
+                    OUTBOX.c.lease_owner == owner,
+                    OUTBOX.c.status == Status.IN_FLIGHT.value,
+                )
+                .values(lease_expires_at=now + timedelta(seconds=lease_s))
+            )
+        return result.rowcount
+
     async def release(self, claims: Sequence[Claim]) -> int:
         """Give back claims cut short by a shutdown: the attempt does not count."""
         if not claims:
@@ -300,7 +315,7 @@ class OutboxStore:
 
     # -- operator actions -----------------------------------------------------------------
     async def retry(self, command_id: int) -> bool:
-        """A dead (or held) command runs again, with a fresh attempt budget."""
+        """A dead command runs again, with a fresh attempt budget."""
         return await self._reopen(command_id, (Status.DEAD.value,), Status.PENDING.value)
 
     async def drop(self, command_id: int) -> bool:

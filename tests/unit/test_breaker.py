@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from connectors.ucaas import ServerError, TransportError
+from connectors.ucaas import CallRecord, ServerError, TransportError
 from service.config import DispatcherSettings
 from service.domain.commands import Payload
 from service.executors.base import Accounts, Exec, Registry
 from service.outbox.breaker import BreakerState, OutageBreaker
-from service.outbox.dispatcher import Dispatcher
+from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.outcomes import Done, Outcome, Retry, Wait
 from service.outbox.store import Claim
 
@@ -311,11 +311,20 @@ class MemoryStore:
     async def release(self, claims: Any) -> int:
         return 0
 
+    async def extend(self, owner: str, ids: Any, lease_s: float) -> int:
+        return len(ids)
+
     async def reclaim_expired(self) -> int:
         return 0
 
     def statuses(self) -> dict[int, str]:
         return {r.claim.id: r.status for r in self.rows}
+
+
+def api_answered(status: int = 200) -> None:
+    """What the UCaaS client's call hook reports when an executor's call is answered: the
+    breaker counts an answer, not a returned Done, as evidence that the API is up."""
+    record_call(CallRecord("GET", "/x", "/x", status, None, 0.001, None, datetime.now(UTC)))
 
 
 async def dispatch(store: MemoryStore, registry: Registry, until: Callable[[], bool]) -> Dispatcher:
@@ -356,6 +365,7 @@ async def test_a_probe_that_finds_nothing_due_is_tried_again() -> None:
             raise ServerError(
                 method="GET", route="/x", status=503, code=None, api_message="down", retry_after=0.3
             )
+        api_answered()
         return Done()
 
     dispatcher = await dispatch(
@@ -378,6 +388,7 @@ async def test_a_failed_probe_claim_is_tried_again() -> None:
             store.add(2)
             store.broken_claims = 3  # the database hiccups during the outage too
             raise TransportError("GET", "/x", "connect refused", ambiguous=False)
+        api_answered()
         return Done()
 
     await dispatch(
@@ -405,6 +416,7 @@ async def test_a_probe_that_makes_no_call_is_followed_by_another() -> None:
             raise ServerError(
                 method="GET", route="/x", status=500, code=None, api_message="x", retry_after=0.3
             )
+        api_answered()
         return Done()
 
     await dispatch(

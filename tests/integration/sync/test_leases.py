@@ -363,3 +363,37 @@ async def test_dropping_a_held_follower_keeps_the_rest_held(store: OutboxStore) 
     assert rows[e3].hold_reason == f"blocked by #{e1}"
     assert await store.retry(e1) is True
     assert ids(await store.claim("w", limit=50, lease_s=30)) == [e1]
+
+
+async def test_a_slow_command_keeps_its_lease_and_runs_once(
+    store: OutboxStore, nowhere: UCaaSClient
+) -> None:
+    """A command that outlives `lease_s` is renewed by its dispatcher, not reclaimed by
+    another and run a second time."""
+    [slow] = await accept(store, [step("user:T1:S", 0)])
+    runs: list[int] = []
+
+    async def takes_long(ctx: Exec, _: Step) -> Outcome:
+        runs.append(ctx.claim.id)
+        await asyncio.sleep(1.5)  # three lease lengths
+        return Done()
+
+    registry: Registry = {Kind.UPDATE_USER.value: (Step, takes_long)}
+    settings = DispatcherSettings(workers=2, poll_s=0.02, lease_s=0.5)
+    first = Dispatcher(store, registry, Accounts(nowhere, store, None), settings, owner="one")
+    rival = Dispatcher(store, registry, Accounts(nowhere, store, None), settings, owner="two")
+    tasks = [asyncio.create_task(d.run()) for d in (first, rival)]
+    try:
+        for _ in range(300):
+            if (await rows_by_id(store))[slow].status == "done":
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        for d in (first, rival):
+            await d.stop()
+        await asyncio.gather(*tasks)
+    row = (await rows_by_id(store))[slow]
+    assert row.status == "done"
+    assert runs == [slow]  # once: the rival never got it
+    assert row.attempts == 1
+    assert row.in_doubt is False
