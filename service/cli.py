@@ -18,8 +18,7 @@ from service.outbox import db
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-db_log = logging.getLogger("ucaas_sync")
-app = typer.Typer(no_args_is_help=True, help="Database schema.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 
 
