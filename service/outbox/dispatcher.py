@@ -30,6 +30,7 @@ from service.executors.base import Accounts, Exec, Registry, ZoneIds
 from service.outbox import policy
 from service.outbox.breaker import BreakerState, OutageBreaker
 from service.outbox.outcomes import Dead, Done, Outcome, Retry, Wait
+from service.outbox.recorder import Recorder
 from service.outbox.store import Claim, OutboxStore
 from service.outbox.tables import utcnow
 
@@ -76,6 +77,7 @@ class Dispatcher:
             probe_cap_s=settings.probe_cap_s,
         )
         self.stats = DispatchStats()
+        self.recorder = Recorder(store)
         self._running: dict[int, tuple[asyncio.Task[None], Claim]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -91,6 +93,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         self._stopping = False
+        self.recorder.start()
         reclaimer = asyncio.create_task(self._housekeeping())
         try:
             while not self._stopping:
@@ -104,6 +107,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await reclaimer
             await self._drain()
+            await self.recorder.stop()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -169,7 +173,7 @@ class Dispatcher:
         self.stats.outcomes[_name(outcome)] += 1
         self.stats.by_kind[f"{claim.kind}:{_name(outcome)}"] += 1
         try:
-            recorded = await self.store.finish(claim, outcome, calls)
+            recorded = await self.recorder.record(claim, outcome, calls)
         except Exception:
             # The lease will expire and the row come back, in doubt: nothing is lost.
             log.exception("could not record the outcome of command %s", claim.id)

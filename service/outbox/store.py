@@ -41,6 +41,11 @@ MAPPING = table_of(IdMapping)
 CALLS = table_of(CallLog)
 LOGINS = table_of(TenantCredential)
 BLOCKED = "blocked by #{}"
+# Mappings this process keeps copies of. Customers and users are only ever added or
+# replaced (after a NotFound, which the executors heal by looking up the natural key), so a
+# copy can only lag another process's replacement. Licences, subscriptions and meetings are
+# forgotten or superseded (revoke, cancel, a new purchase): always read from the database.
+CACHED_KINDS = frozenset({"customer", "user"})
 # Built once: an alias builds its column collection, which a claim must not pay each time.
 _CANDIDATE = OUTBOX.alias("o")
 _EARLIER = OUTBOX.alias("earlier")
@@ -88,6 +93,8 @@ class OutboxStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.vault = vault
+        self._by_key: dict[MappingKey, IdMappingView] = {}
+        self._by_natural: dict[tuple[str, str, str], IdMappingView] = {}
 
     # -- claims ---------------------------------------------------------------------------
     async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
@@ -195,87 +202,78 @@ class OutboxStore:
         self, claim: Claim, outcome: Outcome, calls: Sequence[CallRecord] = ()
     ) -> bool:
         """Record the outcome; False when the lease was lost (another worker has the row)."""
+        [recorded] = await self.finish_many([(claim, outcome, calls)])
+        return recorded
+
+    async def finish_many(self, items: Sequence[Finished]) -> list[bool]:
+        """Record many outcomes in one transaction (group commit): the statements are one
+        per kind of change, not one per command. Each item's answer is False when its lease
+        was lost, and then nothing of that item is written."""
         now = utcnow()
         async with self.engine.begin() as conn:
-            values = self._status_values(claim, outcome, now)
-            result = await conn.execute(self._mine(claim).values(**values))
-            if result.rowcount != 1:
-                await conn.rollback()
-                return False
-            if isinstance(outcome, Done):
-                await self._write_done(conn, outcome, now)
-                if claim.tenant and claim.kind in PRODUCERS:
-                    await self._wake_waiting(conn, claim.tenant, now)
-            if isinstance(outcome, Dead):
-                await self._block_followers(conn, claim.entity, claim.id, now)
-            await self._log_calls(conn, claim, calls)
-        return True
+            owned = await self._owned(conn, [claim for claim, _, _ in items])
+            mine = [item for item in items if item[0].id in owned]
+            for shape, values in _status_groups(mine, now).items():
+                await conn.execute(_STATUS_UPDATES[shape], values)
+            done = [(claim, o) for claim, o, _ in mine if isinstance(o, Done)]
+            await self._write_done(conn, [o for _, o in done], now)
+            tenants = {c.tenant for c, _ in done if c.tenant and c.kind in PRODUCERS}
+            if tenants:
+                await self._wake_waiting(conn, tenants, now)
+            for claim, outcome, _ in mine:
+                if isinstance(outcome, Dead):
+                    await self._block_followers(conn, claim.entity, claim.id, now)
+            await self._log_calls(conn, mine)
+        for _, outcome in done:
+            for m in outcome.mappings:
+                self._remember(IdMappingView(m.key, m.ucaas_id, m.natural_key, m.state))
+        return [claim.id in owned for claim, _, _ in items]
 
-    def _status_values(self, claim: Claim, outcome: Outcome, now: datetime) -> dict[str, Any]:
-        # lease_owner stays: it tells which dispatcher ran the command last.
-        common: dict[str, Any] = {"lease_expires_at": None, "updated_at": now}
-        if isinstance(outcome, Done):
-            return {
-                **common,
-                "status": Status.DONE.value,
-                "done_at": now,
-                "hold_reason": outcome.note,
-            }
-        if isinstance(outcome, Retry):
-            return {
-                **common,
-                "status": Status.PENDING.value,
-                "next_attempt_at": now + timedelta(seconds=outcome.delay_s),
-                "last_error_code": outcome.code[:40],
-                "last_error": outcome.message[:1000],
-                "in_doubt": sa.or_(OUTBOX.c.in_doubt, sa.literal(outcome.ambiguous)),
-                "attempts": OUTBOX.c.attempts if outcome.count else OUTBOX.c.attempts - 1,
-            }
-        if isinstance(outcome, Wait):
-            return {
-                **common,
-                "status": Status.WAITING.value,
-                "next_attempt_at": now + timedelta(seconds=outcome.delay_s),
-                "hold_reason": outcome.reason[:255],
-                "attempts": OUTBOX.c.attempts - 1,  # waiting is not failing
-            }
-        return {
-            **common,
-            "status": Status.DEAD.value,
-            "last_error_code": outcome.code[:40],
-            "last_error": outcome.message[:1000],
-        }
-
-    async def _write_done(self, conn: AsyncConnection, done: Done, now: datetime) -> None:
-        for mapping in done.mappings:
-            await conn.execute(upsert(self.dialect, MAPPING, _mapping_values(mapping, now), _KEYS))
-        for key in done.forget:
-            await conn.execute(
-                MAPPING.delete().where(
-                    MAPPING.c.kind == key.kind,
-                    MAPPING.c.tenant == key.tenant,
-                    MAPPING.c.external_id == key.external_id,
-                )
+    @staticmethod
+    async def _owned(conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
+        """Which of these rows are still in flight under their claim's lease."""
+        rows = await conn.execute(
+            sa.select(OUTBOX.c.id, OUTBOX.c.lease_owner).where(
+                OUTBOX.c.id.in_([c.id for c in claims]),
+                OUTBOX.c.status == Status.IN_FLIGHT.value,
             )
-        if done.login is not None:
+        )
+        owners = {c.id: c.owner for c in claims}
+        return {row_id for row_id, owner in rows if owners.get(row_id) == owner}
+
+    async def _write_done(self, conn: AsyncConnection, done: Sequence[Done], now: datetime) -> None:
+        # The last write of a key in the batch wins: one statement may not touch a row twice.
+        writes = {m.key: _mapping_values(m, now) for d in done for m in d.mappings}
+        forget = [k for d in done for k in d.forget if k not in writes]
+        if writes:
+            await conn.execute(_upsert_many(self.dialect, MAPPING, _KEYS), list(writes.values()))
+        if forget:
+            await conn.execute(
+                _FORGET,
+                [
+                    {"b_kind": k.kind, "b_tenant": k.tenant, "b_external": k.external_id}
+                    for k in forget
+                ],
+            )
+        for login in (d.login for d in done if d.login is not None):
             if self.vault is None:
                 raise RuntimeError("a tenant login was captured but no vault is configured")
             values = {
-                "tenant": done.login.tenant,
-                "username": done.login.username,
-                "secret": self.vault.seal(done.login.password),
+                "tenant": login.tenant,
+                "username": login.username,
+                "secret": self.vault.seal(login.password),
                 "source": "captured",
                 "updated_at": now,
             }
             await conn.execute(upsert(self.dialect, LOGINS, values, ("tenant",)))
 
-    async def _wake_waiting(self, conn: AsyncConnection, tenant: str, now: datetime) -> None:
-        """Something of this tenant was just made: its waiting commands look again now."""
+    async def _wake_waiting(self, conn: AsyncConnection, tenants: set[str], now: datetime) -> None:
+        """Something of these tenants was just made: their waiting commands look again now."""
         await conn.execute(
             OUTBOX.update()
             .where(
                 OUTBOX.c.status == Status.WAITING.value,
-                OUTBOX.c.tenant == tenant,
+                OUTBOX.c.tenant.in_(sorted(tenants)),
                 OUTBOX.c.next_attempt_at > now,
             )
             .values(next_attempt_at=now)
@@ -290,28 +288,24 @@ class OutboxStore:
             .values(status=Status.HELD.value, hold_reason=BLOCKED.format(dead_id), updated_at=now)
         )
 
-    async def _log_calls(
-        self, conn: AsyncConnection, claim: Claim, calls: Sequence[CallRecord]
-    ) -> None:
-        if not calls:
-            return
-        await conn.execute(
-            CALLS.insert(),
-            [
-                {
-                    "command_id": claim.id,
-                    "entity": claim.entity,
-                    "method": c.method,
-                    "route": c.route,
-                    "status": c.status,
-                    "api_code": c.code,
-                    "latency_ms": round(c.latency_s * 1000, 3),
-                    "error": c.error,
-                    "at": c.started_at,
-                }
-                for c in calls
-            ],
-        )
+    async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
+        rows = [
+            {
+                "command_id": claim.id,
+                "entity": claim.entity,
+                "method": c.method,
+                "route": c.route,
+                "status": c.status,
+                "api_code": c.code,
+                "latency_ms": round(c.latency_s * 1000, 3),
+                "error": c.error,
+                "at": c.started_at,
+            }
+            for claim, _, calls in items
+            for c in calls
+        ]
+        if rows:
+            await conn.execute(CALLS.insert(), rows)
 
     # -- operator actions -----------------------------------------------------------------
     async def retry(self, command_id: int) -> bool:
@@ -360,6 +354,9 @@ class OutboxStore:
 
     # -- reads ----------------------------------------------------------------------------
     async def mapping(self, key: MappingKey) -> IdMappingView | None:
+        cached = self._by_key.get(key)
+        if cached is not None:
+            return cached
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -370,11 +367,17 @@ class OutboxStore:
                     )
                 )
             ).first()
-        return IdMappingView.of(row) if row else None
+        found = IdMappingView.of(row) if row else None
+        if found is not None:
+            self._remember(found)
+        return found
 
     async def mapping_by_natural(
         self, kind: str, tenant: str, natural_key: str
     ) -> IdMappingView | None:
+        cached = self._by_natural.get((kind, tenant, natural_key))
+        if cached is not None:
+            return cached
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -388,7 +391,18 @@ class OutboxStore:
                     .limit(1)
                 )
             ).first()
-        return IdMappingView.of(row) if row else None
+        found = IdMappingView.of(row) if row else None
+        if found is not None:
+            self._remember(found)
+        return found
+
+    def _remember(self, mapping: IdMappingView) -> None:
+        if mapping.key.kind not in CACHED_KINDS:
+            return
+        self._by_key[mapping.key] = mapping
+        if mapping.natural_key is not None:
+            natural = (mapping.key.kind, mapping.key.tenant, mapping.natural_key)
+            self._by_natural[natural] = mapping
 
     async def mappings_of(self, kind: str, tenant: str) -> list[IdMappingView]:
         async with self.engine.connect() as conn:
@@ -451,3 +465,98 @@ class IdMappingView:
             row.natural_key,
             row.state,
         )
+
+
+Finished = tuple[Claim, Outcome, Sequence[CallRecord]]
+
+
+def _bp(name: str) -> Any:
+    return sa.bindparam(f"b_{name}")
+
+
+def _owned_update() -> Any:
+    # lease_owner stays: it tells which dispatcher ran the command last.
+    return OUTBOX.update().where(
+        OUTBOX.c.id == _bp("id"),
+        OUTBOX.c.lease_owner == _bp("owner"),
+        OUTBOX.c.status == Status.IN_FLIGHT.value,
+    )
+
+
+# One statement per shape of outcome, run with many parameter sets (executemany).
+_STATUS_UPDATES: dict[str, Any] = {
+    "done": _owned_update().values(
+        status=Status.DONE.value,
+        done_at=_bp("now"),
+        hold_reason=_bp("note"),
+        lease_expires_at=None,
+        updated_at=_bp("now"),
+    ),
+    "retry": _owned_update().values(
+        status=Status.PENDING.value,
+        next_attempt_at=_bp("next"),
+        last_error_code=_bp("code"),
+        last_error=_bp("message"),
+        in_doubt=sa.or_(OUTBOX.c.in_doubt, sa.bindparam("b_ambiguous", type_=sa.Boolean)),
+        # an attempt made while the API was down for everyone does not count
+        attempts=OUTBOX.c.attempts - sa.bindparam("b_uncount", type_=sa.Integer),
+        lease_expires_at=None,
+        updated_at=_bp("now"),
+    ),
+    "wait": _owned_update().values(
+        status=Status.WAITING.value,
+        next_attempt_at=_bp("next"),
+        hold_reason=_bp("reason"),
+        attempts=OUTBOX.c.attempts - 1,  # waiting is not failing
+        lease_expires_at=None,
+        updated_at=_bp("now"),
+    ),
+    "dead": _owned_update().values(
+        status=Status.DEAD.value,
+        last_error_code=_bp("code"),
+        last_error=_bp("message"),
+        lease_expires_at=None,
+        updated_at=_bp("now"),
+    ),
+}
+
+_FORGET = MAPPING.delete().where(
+    MAPPING.c.kind == _bp("kind"),
+    MAPPING.c.tenant == _bp("tenant"),
+    MAPPING.c.external_id == _bp("external"),
+)
+
+
+def _status_groups(items: Sequence[Finished], now: datetime) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for claim, outcome, _ in items:
+        values: dict[str, Any] = {"b_id": claim.id, "b_owner": claim.owner, "b_now": now}
+        if isinstance(outcome, Done):
+            shape, values["b_note"] = "done", outcome.note
+        elif isinstance(outcome, Retry):
+            shape = "retry"
+            values |= {
+                "b_next": now + timedelta(seconds=outcome.delay_s),
+                "b_code": outcome.code[:40],
+                "b_message": outcome.message[:1000],
+                "b_ambiguous": outcome.ambiguous,
+                "b_uncount": 0 if outcome.count else 1,
+            }
+        elif isinstance(outcome, Wait):
+            shape = "wait"
+            values |= {
+                "b_next": now + timedelta(seconds=outcome.delay_s),
+                "b_reason": outcome.reason[:255],
+            }
+        else:
+            shape = "dead"
+            values |= {"b_code": outcome.code[:40], "b_message": outcome.message[:1000]}
+        groups.setdefault(shape, []).append(values)
+    return groups
+
+
+def _upsert_many(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    changes = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)

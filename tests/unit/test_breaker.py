@@ -308,6 +308,9 @@ class MemoryStore:
             row.status = "done" if isinstance(outcome, Done) else "dead"
         return True
 
+    async def finish_many(self, items: Any) -> list[bool]:
+        return [await self.finish(claim, outcome, calls) for claim, outcome, calls in items]
+
     async def release(self, claims: Any) -> int:
         return 0
 
