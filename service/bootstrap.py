@@ -99,7 +99,17 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
         max_connections=settings.ucaas_max_connections,
         on_call=call_hook(),
     )
-    accounts = Accounts(ucaas, store, vault)
+    configured = {
+        tenant: Credentials(login.username, login.password)
+        for tenant, login in settings.tenant_logins.items()
+    }
+    accounts = Accounts(
+        ucaas,
+        store,
+        vault,
+        admin_acts_for_tenants=settings.admin_acts_for_tenants,
+        configured=configured,
+    )
     dispatcher = Dispatcher(store, REGISTRY, accounts, settings.dispatch)
     uow = UnitOfWork(engine, on_commit=dispatcher.wake)
     return Service(settings, engine, store, uow, ucaas, accounts, dispatcher)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".ucaas-sync")
@@ -35,14 +35,24 @@ class DispatcherSettings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
 
 
+class TenantLogin(BaseModel):
+    username: str
+    password: SecretStr
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="UCAAS_SYNC_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+        env_prefix="UCAAS_SYNC_",
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="__",
+        populate_by_name=True,
     )
 
     database_url: str = Field(
         f"sqlite+aiosqlite:///{DATA_DIR / 'ucaas-sync.db'}",
-        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
+        validation_alias=AliasChoices("UCAAS_SYNC_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="sqlite+aiosqlite:///FILE, or postgresql://... (DATABASE_URL works too)",
     )
     secret_key: SecretStr | None = Field(
         None, description="Fernet key for tenant credentials at rest (generated for SQLite)"
@@ -55,7 +65,28 @@ class Settings(BaseSettings):
     ucaas_token_lifetime_s: float = 15 * 60
     ucaas_timeout_s: float = 10.0
     ucaas_max_connections: int = 100
+    tenant_logins: dict[str, TenantLogin] = Field(
+        default_factory=dict,
+        description='per-tenant UCaaS logins, JSON: {"CRM-1": {"username": ..., "password": ...}}',
+    )
+    admin_acts_for_tenants: bool = Field(
+        True, description="without a tenant's login, act for it as the platform account"
+    )
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """A plain postgresql:// or sqlite:/// URL gets the async driver the service uses."""
+        for plain, driver in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgresql+psycopg://", "postgresql+asyncpg://"),
+            ("sqlite:///", "sqlite+aiosqlite:///"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
 
     @property
     def is_sqlite(self) -> bool:

@@ -225,3 +225,42 @@ async def test_tenant_login_is_captured_encrypted_and_used(
     admins = [u for u in sandbox.state()["users"] if u["email"] == login.username]
     assert admins[0]["last_login_time"] is not None
     assert password not in repr(service.accounts)
+
+
+async def test_a_configured_tenant_login_is_used_for_an_adopted_customer(
+    database_url: str, sandbox: SandboxAdmin
+) -> None:
+    """The customer exists before the service: create_customer adopts it (no login is
+    handed over), and the login from configuration acts for the tenant."""
+    from service.bootstrap import bootstrap
+    from service.config import TenantLogin
+    from tests.integration.conftest import service_settings
+    from tests.integration.ucaas.factories import new_customer, portal_auth
+
+    existing = new_customer(sandbox, customer_code="CRM-CFG")
+    username, password = portal_auth(existing)
+    settings = service_settings(database_url, sandbox).model_copy(
+        update={
+            "tenant_logins": {"CRM-CFG": TenantLogin(username=username, password=password)},
+            "admin_acts_for_tenants": False,
+        }
+    )
+    svc = await bootstrap(settings, migrate=True)
+    try:
+        await svc.uow.accept(
+            c.event(), [c.create_customer("CRM-CFG"), c.create_user("CRM-CFG", "E1")]
+        )
+        await svc.dispatcher.run_until_idle()
+        customer_row, user_row = await rows(svc)
+    finally:
+        await svc.aclose()
+    assert (customer_row.status, customer_row.hold_reason) == (
+        "done",
+        "adopted the existing customer",
+    )
+    assert user_row.status == "done"
+    state = sandbox.state()
+    made = next(u for u in state["users"] if u["email"] == c.email_of("CRM-CFG", "E1"))
+    assert made["customer_id"] == existing["customer"]["customer_id"]
+    portal = next(u for u in state["users"] if u["email"] == username)
+    assert portal["last_login_time"] is not None  # the configured login did the work
