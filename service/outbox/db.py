@@ -50,9 +50,22 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(url)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.drivername == "postgresql+asyncpg":
+        # asyncpg takes the name operators see in pg_stat_activity as a server setting,
+        # not as a URL parameter (libpq's spelling is accepted here too).
+        name = parsed.query.get("application_name", "ucaas-sync")
+        parsed = parsed.difference_update_query(["application_name"])
+        connect_args["server_settings"] = {"application_name": str(name)}
     # No pre-ping: it costs a round trip per checkout on the hot path; connections are
     # recycled instead, and a dropped one fails one statement that the caller retries.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=4, pool_recycle=1800)
+    return create_async_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=4,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
 
 
 def alembic_config(url: str) -> Config:
