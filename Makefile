@@ -40,6 +40,7 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_capacity.py
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
