@@ -19,7 +19,6 @@ from typing import NamedTuple
 import pytest
 import sqlalchemy as sa
 
-from service.local_sandbox import LocalSandbox
 from service.outbox import db
 from tests.support import commands as c
 from tests.support.databases import fresh_postgres, sqlite_url
@@ -75,21 +74,6 @@ def scenario() -> list[c.Command]:
         c.cancel(TENANT, "feed:retro:1", organiser),
         c.update_user(TENANT, EMPLOYEES[1], designation="Lead"),
     ]
-
-
-@pytest.fixture(scope="module")
-def sandbox_process() -> Iterator[LocalSandbox]:
-    sandbox = LocalSandbox.start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def sandbox(sandbox_process: LocalSandbox) -> Iterator[SandboxAdmin]:
-    admin = SandboxAdmin(sandbox_process.root, sandbox_process.base_url)
-    admin.reset()
-    yield admin
-    admin.http.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

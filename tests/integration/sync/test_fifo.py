@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,7 +21,6 @@ from connectors.ucaas import UCaaSClient
 from service.config import DispatcherSettings
 from service.domain.commands import Command, Kind, Payload
 from service.executors.base import Accounts, Exec, Registry
-from service.outbox import db
 from service.outbox.dispatcher import Dispatcher
 from service.outbox.outcomes import Done, Outcome, Retry
 from service.outbox.store import OutboxStore
@@ -105,22 +103,6 @@ def scenario(rng: random.Random) -> Scenario:
     keys = [(c.entity, c.payload.seq) for c in stream]  # type: ignore[attr-defined]
     retry_once = set(rng.sample(keys, len(keys) // 4))
     return Scenario(events, order, retry_once)
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[OutboxStore]:
-    await asyncio.to_thread(db.upgrade, database_url)
-    engine = db.make_engine(database_url)
-    yield OutboxStore(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def nowhere() -> AsyncIterator[UCaaSClient]:
-    """A client no executor here calls."""
-    client = UCaaSClient("http://127.0.0.1:9/ucaas/v1", api_id="unused")
-    yield client
-    await client.aclose()
 
 
 SETTINGS = DispatcherSettings(

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Sequence
-
-import pytest
+from collections.abc import Sequence
 
 from connectors.ucaas import UCaaSClient
 from service.config import DispatcherSettings
 from service.domain.commands import Command, Kind, Payload
 from service.executors.base import Accounts, Exec, Registry
-from service.outbox import db
 from service.outbox.dispatcher import Dispatcher
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry
 from service.outbox.store import Claim, OutboxStore
@@ -31,22 +28,6 @@ class Step(Payload):
 
 def step(entity: str, seq: int, kind: Kind = Kind.UPDATE_USER) -> Command:
     return Command(kind, entity, Step(entity=entity, seq=seq), tenant="T1")
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[OutboxStore]:
-    await asyncio.to_thread(db.upgrade, database_url)
-    engine = db.make_engine(database_url)
-    yield OutboxStore(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def nowhere() -> AsyncIterator[UCaaSClient]:
-    """A client no executor here calls."""
-    client = UCaaSClient("http://127.0.0.1:9/ucaas/v1", api_id="unused")
-    yield client
-    await client.aclose()
 
 
 async def accept(store: OutboxStore, commands: Sequence[Command]) -> list[int]:
