@@ -182,6 +182,10 @@ def customer_entity(crm_id: str) -> str:
     return f"customer:{crm_id}"
 
 
+def subscription_entity(crm_id: str, purchase_id: str) -> str:
+    return f"subscription:{crm_id}:{purchase_id}"
+
+
 def meeting_entity(meeting_key: str) -> str:
     return f"meeting:{meeting_key}"
 
@@ -215,6 +219,11 @@ class Command:
             )
         if isinstance(payload, MeetingRef):
             return cls(found, meeting_entity(payload.meeting_key), payload, payload.tenant)
+        if isinstance(payload, CreateSubscription):
+            # Not the customer's entity: a purchase may come before the company, and it
+            # waits for the customer instead of blocking the customer's creation.
+            entity = subscription_entity(payload.crm_id, payload.purchase_id)
+            return cls(found, entity, payload, payload.crm_id)
         crm_id = getattr(payload, "crm_id", None)
         if isinstance(crm_id, str):
             return cls(found, customer_entity(crm_id), payload, crm_id)

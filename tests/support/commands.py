@@ -9,6 +9,7 @@ from service.domain.commands import (
     Address,
     AssignLicence,
     CancelMeeting,
+    CloseCustomer,
     Command,
     CreateCustomer,
     CreateSubscription,
@@ -47,6 +48,10 @@ def create_customer(crm_id: str, name: str | None = None) -> Command:
             ),
         )
     )
+
+
+def close_customer(crm_id: str, status: str = "C") -> Command:
+    return Command.of(CloseCustomer(crm_id=crm_id, status=status))  # type: ignore[arg-type]
 
 
 def update_customer(crm_id: str, **changes: object) -> Command:

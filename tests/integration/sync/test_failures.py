@@ -100,7 +100,7 @@ async def test_dead_holds_followers_until_retried(service: Service, sandbox: San
     sandbox.faults(error_rate=1.0, error_status=403, only=["POST /customers"])
     batch = [
         c.create_customer("CRM-D"),
-        c.create_subscription("CRM-D"),
+        c.update_customer("CRM-D", customer_name="Renamed"),
         c.create_customer("CRM-OK"),
     ]
     await service.uow.accept(c.event(), batch)
@@ -112,7 +112,7 @@ async def test_dead_holds_followers_until_retried(service: Service, sandbox: San
     assert (held.status, held.hold_reason) == ("held", f"blocked by #{dead.id}")
     assert ok.status in {"done", "dead"}  # another entity: never blocked by CRM-D
     # a command accepted later behind the dead one is held too
-    await service.uow.accept(c.event(), [c.create_subscription("CRM-D", purchase="p2")])
+    await service.uow.accept(c.event(), [c.close_customer("CRM-D")])
     late = (await rows(service))[-1]
     assert (late.status, late.hold_reason) == ("held", f"blocked by #{dead.id}")
 

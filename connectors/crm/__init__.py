@@ -1,0 +1,1 @@
+"""CRM wire schema: companies and purchases carried in CloudEvents."""

@@ -1,0 +1,23 @@
+"""Translation: (event, what earlier events asked for) -> (commands, what is asked now).
+
+Pure functions, no I/O: the consumers and the dry-run `plan` command run the same code.
+The state they read and return is the *desired* state of one entity (an employee or a
+company) as accepted so far, kept with the outbox; it makes a repeated event (the same
+content under a new id) produce no command, and decides what a lifecycle step means
+(a leave for someone already on leave is nothing to do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from service.domain.commands import Command
+
+
+@dataclass(frozen=True)
+class Translation:
+    commands: list[Command] = field(default_factory=list)
+    state: BaseModel | None = None  # the entity's new desired state; None: unchanged
+    note: str | None = None  # why nothing (or less) happened, for the inbox and logs

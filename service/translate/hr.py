@@ -1,0 +1,149 @@
+"""HR events to user commands.
+
+    joined         new: create_user, then assign_licence per app the policy names
+                   a leaver coming back (rehire): reactivate the same UCaaS user, update
+                   what changed, assign licences
+                   already known: only what changed (a repeat is nothing)
+    updated        known: update_user with the fields that changed; licences follow the
+                   policy if department or title moved; unknown: handled as joined
+    leave_started  active: suspend_user
+    leave_ended    on leave: reactivate_user
+    left           revoke each licence, then suspend_user; unknown: nothing (recorded)
+
+Commands of an effective-dated event wait until `effective_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from service.domain.commands import (
+    AssignLicence,
+    Command,
+    CreateUser,
+    Payload,
+    ReactivateUser,
+    RevokeLicence,
+    SuspendUser,
+    UpdateUser,
+    UserProfile,
+)
+from service.domain.events import HrEvent
+from service.translate import Translation
+from service.translate.policy import App, LicencePolicy
+
+# The profile fields the API lets us change on an existing user (no e-mail edit).
+EDITABLE = ("first_name", "middle_name", "last_name", "department", "designation")
+
+
+class UserState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["active", "on_leave", "left"]
+    profile: UserProfile
+    apps: tuple[App, ...] = ()
+
+
+def translate_hr(
+    event: HrEvent, state: UserState | None, policy: LicencePolicy, *, now: datetime
+) -> Translation:
+    not_before = event.effective_at if event.effective_at and event.effective_at > now else None
+    result = _rules(event, state, policy)
+    commands = [
+        Command.of(payload) if not_before is None else _dated(Command.of(payload), not_before)
+        for payload in result.commands
+    ]
+    return Translation(commands, result.state, result.note)
+
+
+def _dated(command: Command, not_before: datetime) -> Command:
+    return Command(command.kind, command.entity, command.payload, command.tenant, not_before)
+
+
+@dataclass
+class _Result:
+    commands: list[Payload] = field(default_factory=list)
+    state: UserState | None = None
+    note: str | None = None
+
+
+def _rules(event: HrEvent, state: UserState | None, policy: LicencePolicy) -> _Result:
+    ref = {"tenant": event.tenant, "employee_id": event.employee_id}
+    wanted = policy.apps_for(event.tenant, event.profile.department, event.profile.designation)
+    if event.kind in ("joined", "updated"):
+        if state is None:
+            commands: list[Payload] = [CreateUser(**ref, profile=event.profile)]
+            commands += [AssignLicence(**ref, app=app) for app in wanted]
+            note = "update for an unknown user: created" if event.kind == "updated" else None
+            return _Result(
+                commands=commands,
+                state=UserState(status="active", profile=event.profile, apps=wanted),
+                note=note,
+            )
+        if state.status == "left":
+            if event.kind == "updated":
+                return _Result(note="update for a leaver: recorded, nothing to do")
+            commands = [ReactivateUser(**ref), *_changes(event, state)]
+            commands += [AssignLicence(**ref, app=app) for app in wanted]
+            profile = _merged(state.profile, event.profile)
+            return _Result(
+                commands=commands,
+                state=UserState(status="active", profile=profile, apps=wanted),
+                note="rehire: same UCaaS user",
+            )
+        commands = [*_changes(event, state)]
+        commands += [AssignLicence(**ref, app=app) for app in wanted if app not in state.apps]
+        commands += [RevokeLicence(**ref, app=app) for app in state.apps if app not in wanted]
+        new = UserState(
+            status=state.status, profile=_merged(state.profile, event.profile), apps=wanted
+        )
+        return _Result(
+            commands=commands,
+            state=new if new != state else None,
+            note=None if commands else "nothing changed",
+        )
+    if state is None:
+        return _Result(note=f"{event.kind} for an unknown user: recorded, nothing to do")
+    if event.kind == "leave_started":
+        if state.status != "active":
+            return _Result(note=f"leave for a user who is {state.status}: nothing to do")
+        return _Result(
+            commands=[SuspendUser(**ref)], state=state.model_copy(update={"status": "on_leave"})
+        )
+    if event.kind == "leave_ended":
+        if state.status != "on_leave":
+            return _Result(note=f"return for a user who is {state.status}: nothing to do")
+        return _Result(
+            commands=[ReactivateUser(**ref)], state=state.model_copy(update={"status": "active"})
+        )
+    # left
+    if state.status == "left":
+        return _Result(note="already left: nothing to do")
+    commands = [RevokeLicence(**ref, app=app) for app in state.apps]
+    commands.append(SuspendUser(**ref))
+    return _Result(commands=commands, state=state.model_copy(update={"status": "left", "apps": ()}))
+
+
+def _changes(event: HrEvent, state: UserState) -> list[Payload]:
+    old = state.profile.model_dump()
+    new = event.profile.model_dump()
+    changed = {field: new[field] for field in EDITABLE if new[field] != old[field]}
+    if not changed:
+        return []
+    return [
+        UpdateUser(
+            tenant=event.tenant,
+            employee_id=event.employee_id,
+            email=state.profile.email,
+            changes=changed,
+        )
+    ]
+
+
+def _merged(old: UserProfile, new: UserProfile) -> UserProfile:
+    """The new profile, but with the e-mail the UCaaS user has (the API cannot change it)."""
+    return new.model_copy(update={"email": old.email})
