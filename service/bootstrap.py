@@ -19,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.ucaas import CallRecord, Credentials, UCaaSClient
 from service.config import Settings
 from service.credentials import CredentialVault, MissingSecretKeyError, local_key
+from service.entrypoints.consumers import EventConsumer
 from service.executors import REGISTRY
 from service.executors.base import Accounts
+from service.intake import Intake
 from service.outbox import db
 from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.store import OutboxStore
 from service.outbox.unit_of_work import UnitOfWork
+from service.translate.policy import LicencePolicy
 
 log = logging.getLogger("ucaas_sync")
 
@@ -32,6 +35,7 @@ log = logging.getLogger("ucaas_sync")
 # itself with SIGKILL, between the call and the commit of its outcome. A login (POST
 # /login) changes nothing in UCaaS: it is not a write.
 CRASH_AFTER_CALLS = "UCAAS_SYNC_CRASH_AFTER_CALLS"
+DEFAULT_KAFKA = "127.0.0.1:9092"
 NOT_WRITES = frozenset({("POST", "/login")})
 
 
@@ -44,6 +48,14 @@ class Service:
     ucaas: UCaaSClient
     accounts: Accounts
     dispatcher: Dispatcher
+    intake: Intake
+
+    def consumer(self, bootstrap: str | None = None) -> EventConsumer:
+        """The Kafka consumers for the configured broker (or `bootstrap`)."""
+        kafka = self.settings.kafka
+        return EventConsumer(
+            kafka, self.intake, bootstrap or kafka.bootstrap_servers or DEFAULT_KAFKA
+        )
 
     async def aclose(self) -> None:
         await self.ucaas.aclose()
@@ -112,4 +124,6 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     )
     dispatcher = Dispatcher(store, REGISTRY, accounts, settings.dispatch)
     uow = UnitOfWork(engine, on_commit=dispatcher.wake)
-    return Service(settings, engine, store, uow, ucaas, accounts, dispatcher)
+    policy = LicencePolicy.load(settings.intake.licence_policy)
+    intake = Intake(engine, policy, settings.intake, on_commit=dispatcher.wake)
+    return Service(settings, engine, store, uow, ucaas, accounts, dispatcher, intake)

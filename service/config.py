@@ -35,6 +35,42 @@ class DispatcherSettings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
 
 
+class IntakeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_INTAKE_", extra="ignore")
+
+    licence_policy: Path | None = Field(None, description="TOML file; default: vc for all")
+    guard_threshold: int = Field(20, ge=0, description="deprovisioning per tenant and window")
+    guard_window_s: float = Field(3600.0, gt=0)
+    close_status: Literal["C", "S"] = Field(
+        "C", description="crm.company.closed: C close, S suspend"
+    )
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="UCAAS_SYNC_KAFKA_", extra="ignore", populate_by_name=True
+    )
+
+    bootstrap_servers: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "UCAAS_SYNC_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="host:port,...; unset: the local broker (`ucaas-sync broker`)",
+    )
+    group_id: str = "ucaas-sync"
+    hr_topic: str = "hr.events"
+    crm_topic: str = "crm.events"
+    calendar_topic: str = "calendar.feeds"
+    dlq_suffix: str = ".dlq"
+    max_records: int = Field(500, ge=1, description="records taken per batch")
+    session_timeout_ms: int = Field(10_000, ge=6_000)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.hr_topic, self.crm_topic, self.calendar_topic)
+
+
 class TenantLogin(BaseModel):
     username: str
     password: SecretStr
@@ -73,6 +109,8 @@ class Settings(BaseSettings):
         True, description="without a tenant's login, act for it as the platform account"
     )
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @field_validator("database_url")
     @classmethod

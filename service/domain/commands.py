@@ -35,6 +35,8 @@ class Kind(StrEnum):
 
 
 DEPROVISIONING = frozenset({Kind.SUSPEND_USER, Kind.REVOKE_LICENCE})
+# How a command held for approval (the deprovisioning guard) says so in its hold reason.
+APPROVAL = "approval: "
 
 
 class Payload(BaseModel):

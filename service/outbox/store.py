@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
 from service.credentials import CredentialVault
+from service.domain.commands import APPROVAL
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
 from service.outbox.tables import (
     RUNNABLE,
@@ -317,6 +318,52 @@ class OutboxStore:
         return await self._reopen(
             command_id, (Status.DEAD.value, Status.HELD.value, *RUNNABLE), Status.DROPPED.value
         )
+
+    async def approve(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
+        """Let held deprovisioning run: one command, or every one held for a tenant."""
+        return await self._decide(command_id, tenant, Status.PENDING.value)
+
+    async def deny(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
+        """Drop held deprovisioning: the users keep their access."""
+        return await self._decide(command_id, tenant, Status.DROPPED.value)
+
+    async def _decide(self, command_id: int | None, tenant: str | None, to_status: str) -> int:
+        if command_id is None and tenant is None:
+            raise ValueError("name a command id or a tenant")
+        now = utcnow()
+        query = OUTBOX.update().where(
+            OUTBOX.c.status == Status.HELD.value, OUTBOX.c.hold_reason.like(f"{APPROVAL}%")
+        )
+        if command_id is not None:
+            query = query.where(OUTBOX.c.id == command_id)
+        if tenant is not None:
+            query = query.where(OUTBOX.c.tenant == tenant)
+        dropped = to_status == Status.DROPPED.value
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                query.values(
+                    status=to_status,
+                    hold_reason=None if not dropped else "denied",
+                    next_attempt_at=now,
+                    updated_at=now,
+                    done_at=now if dropped else None,
+                )
+            )
+        return result.rowcount
+
+    async def held_for_approval(self) -> list[OutboxRow]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(OUTBOX)
+                    .where(
+                        OUTBOX.c.status == Status.HELD.value,
+                        OUTBOX.c.hold_reason.like(f"{APPROVAL}%"),
+                    )
+                    .order_by(OUTBOX.c.id)
+                )
+            ).all()
+        return [OutboxRow.model_validate(dict(r._mapping)) for r in rows]
 
     async def _reopen(
         self, command_id: int, from_statuses: tuple[str, ...], to_status: str

@@ -98,6 +98,8 @@ class OutboxRow(SQLModel, table=True):
         ),
         sa.Index("ix_outbox_status", "status"),
         sa.Index("ix_outbox_entity_all", "entity", "id"),
+        # the deprovisioning guard counts a tenant's recent suspends and revokes
+        sa.Index("ix_outbox_tenant_created", "tenant", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -156,4 +158,18 @@ class TenantCredential(SQLModel, table=True):
     username: str = Field(max_length=255)
     secret: str = Field(max_length=1000, description="Fernet token of the password")
     source: str = Field(max_length=40, description="config or captured")
+    updated_at: datetime = _time()
+
+
+class EntityState(SQLModel, table=True):
+    """What the events accepted so far ask of one entity (an employee, a company): the
+    state translation reads and writes, in the same transaction as the commands."""
+
+    __tablename__ = "entity_state"
+
+    entity: str = Field(primary_key=True, max_length=255)
+    kind: str = Field(max_length=40)
+    tenant: str | None = Field(default=None, max_length=100, index=True)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    last_event: str | None = Field(default=None, max_length=255)
     updated_at: datetime = _time()

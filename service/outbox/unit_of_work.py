@@ -54,47 +54,15 @@ class UnitOfWork:
         """
         now = utcnow()
         async with self.engine.begin() as conn:
-            if not await self._insert_inbox(conn, event, len(commands), outcome, now):
+            if not await insert_inbox(conn, event, len(commands), outcome, now):
                 return False
-            for index, command in enumerate(commands):
-                reason = (holds or {}).get(index) or await self._blocker(conn, command.entity)
-                await conn.execute(OUTBOX.insert().values(**_row(command, event, reason, now)))
-        if commands and self.on_commit is not None:
-            self.on_commit()
+            await insert_commands(conn, event, commands, holds or {}, now)
+        self.committed(len(commands))
         return True
 
-    async def _insert_inbox(
-        self, conn: AsyncConnection, event: EventRecord, count: int, outcome: str, now: datetime
-    ) -> bool:
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(INBOX)
-            .values(
-                source=event.source,
-                event_id=event.event_id,
-                type=event.type,
-                subject=event.subject,
-                tenant=event.tenant,
-                fingerprint=event.fingerprint,
-                outcome=outcome,
-                commands=count,
-                received_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["source", "event_id"])
-            .returning(INBOX.c.event_id)
-        )
-        # RETURNING rather than rowcount: drivers disagree on rowcount after ON CONFLICT.
-        return (await conn.execute(statement)).first() is not None
-
-    @staticmethod
-    async def _blocker(conn: AsyncConnection, entity: str) -> str | None:
-        """A new command behind a dead one of its entity is held with that reason."""
-        dead = await conn.scalar(
-            sa.select(sa.func.min(OUTBOX.c.id)).where(
-                OUTBOX.c.entity == entity, OUTBOX.c.status == Status.DEAD.value
-            )
-        )
-        return BLOCKED.format(dead) if dead is not None else None
+    def committed(self, commands: int) -> None:
+        if commands and self.on_commit is not None:
+            self.on_commit()
 
     async def seen(self, source: str, event_id: str) -> bool:
         async with self.engine.connect() as conn:
@@ -104,6 +72,53 @@ class UnitOfWork:
                 .where(INBOX.c.source == source, INBOX.c.event_id == event_id)
             )
         return bool(found)
+
+
+async def insert_inbox(
+    conn: AsyncConnection, event: EventRecord, count: int, outcome: str, now: datetime
+) -> bool:
+    """Record the event id; False when it is already there (a duplicate)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(INBOX)
+        .values(
+            source=event.source,
+            event_id=event.event_id,
+            type=event.type,
+            subject=event.subject,
+            tenant=event.tenant,
+            fingerprint=event.fingerprint,
+            outcome=outcome[:40],
+            commands=count,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(INBOX.c.event_id)
+    )
+    # RETURNING rather than rowcount: drivers disagree on rowcount after ON CONFLICT.
+    return (await conn.execute(statement)).first() is not None
+
+
+async def insert_commands(
+    conn: AsyncConnection,
+    event: EventRecord,
+    commands: Sequence[Command],
+    holds: Mapping[int, str],
+    now: datetime,
+) -> None:
+    for index, command in enumerate(commands):
+        reason = holds.get(index) or await _blocker(conn, command.entity)
+        await conn.execute(OUTBOX.insert().values(**_row(command, event, reason, now)))
+
+
+async def _blocker(conn: AsyncConnection, entity: str) -> str | None:
+    """A new command behind a dead one of its entity is held with that reason."""
+    dead = await conn.scalar(
+        sa.select(sa.func.min(OUTBOX.c.id)).where(
+            OUTBOX.c.entity == entity, OUTBOX.c.status == Status.DEAD.value
+        )
+    )
+    return BLOCKED.format(dead) if dead is not None else None
 
 
 def _row(

@@ -1,0 +1,189 @@
+"""The Kafka consumers (faststream + aiokafka): HR and CRM events into the outbox.
+
+One consumer group reads the topics in batches. A batch is taken in one database
+transaction (intake.py); records that are not usable go to `<topic>.dlq` with headers
+naming the error, the reason and where they came from; only then are the offsets
+committed. If the database or the dead-letter topic fails, nothing is committed and the
+batch comes again after a pause (the inbox makes the second time harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
+from service.config import KafkaSettings
+from service.intake import Intake, Taken
+
+log = logging.getLogger("ucaas_sync.consumers")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+    error: str
+    reason: str
+
+    def headers(self) -> dict[str, str]:
+        """The reason and origin, plus the record's own headers (decoded)."""
+        kept = {
+            k: v.decode("utf-8", "replace")
+            for k, v in self.record.headers
+            if not k.startswith("dlq.")
+        }
+        return {
+            **kept,
+            "dlq.error": self.error,
+            "dlq.reason": self.reason,
+            "dlq.topic": self.record.topic,
+            "dlq.partition": str(self.record.partition),
+            "dlq.offset": str(self.record.offset),
+            "dlq.at": datetime.now(UTC).isoformat(),
+        }
+
+
+@dataclass
+class IntakeStats:
+    records: int = 0
+    batches: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # accepted, duplicate, invalid
+    dead_letters: Counter[str] = field(default_factory=Counter)  # by error
+    failures: int = 0
+
+
+def record_of(raw: Any) -> Record:
+    return Record(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers=tuple((k, bytes(v) if v is not None else b"") for k, v in (raw.headers or ())),
+        timestamp_ms=raw.timestamp,
+    )
+
+
+async def _raw(message: Any, original: Any = None) -> Any:
+    # Bodies stay bytes: validation is ours, and a bad record must reach the handler (and
+    # the dead-letter topic), not fail in a decoder and come back for ever.
+    return message.body
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        intake: Intake,
+        bootstrap: str,
+        *,
+        topics: Sequence[str] | None = None,
+        retry_pause_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.intake = intake
+        self.topics = tuple(topics or (settings.hr_topic, settings.crm_topic))
+        self.retry_pause_s = retry_pause_s
+        self.stats = IntakeStats()
+        self._failures_in_a_row = 0
+        self.broker = KafkaBroker(
+            bootstrap,
+            enable_idempotence=False,  # Tansu takes no idempotent producer; acks=1 is enough
+            acks=1,
+            serializer=None,
+            logger=log,
+            log_level=logging.DEBUG,
+            graceful_timeout=30.0,
+        )
+        self.broker.subscriber(
+            *self.topics,
+            group_id=settings.group_id,
+            batch=True,
+            max_records=settings.max_records,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
+            decoder=_raw,
+            title="HR and CRM events",
+        )(self._on_batch)
+
+    async def start(self) -> None:
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    async def _on_batch(self, body: list[bytes], message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records = [record_of(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+        try:
+            await self.handle(records)
+        except Exception:
+            self.stats.failures += 1
+            self._failures_in_a_row += 1
+            pause = min(30.0, self.retry_pause_s * 2 ** (self._failures_in_a_row - 1))
+            log.exception("batch of %d records not taken; again in %.1f s", len(records), pause)
+            await asyncio.sleep(pause)  # then the nack seeks back and the batch comes again
+            raise
+        self._failures_in_a_row = 0
+
+    async def handle(self, records: Sequence[Record]) -> list[Taken | DeadLetter]:
+        """Take a batch: commands into the outbox, unusable records to dead-letter topics."""
+        envelopes: list[Envelope] = []
+        answers: list[Taken | DeadLetter | None] = []
+        for record in records:
+            try:
+                envelopes.append(parse(record))
+                answers.append(None)
+            except InvalidRecordError as exc:
+                answers.append(DeadLetter(record, exc.error, exc.reason))
+        taken = iter(await self.intake.take(envelopes))
+        for index, answer in enumerate(answers):
+            if answer is None:
+                result = next(taken)
+                envelope_record = records[index]
+                answers[index] = (
+                    DeadLetter(envelope_record, result.error or "invalid", result.reason or "")
+                    if result.outcome == "invalid"
+                    else result
+                )
+        final = [a for a in answers if a is not None]
+        for answer in final:
+            if isinstance(answer, DeadLetter):
+                await self._dead_letter(answer)
+        self.stats.batches += 1
+        self.stats.records += len(records)
+        for answer in final:
+            self.stats.outcomes[
+                "invalid" if isinstance(answer, DeadLetter) else answer.outcome
+            ] += 1
+        return final
+
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        record = letter.record
+        await self.broker.publish(
+            record.value or b"",
+            topic=record.topic + self.settings.dlq_suffix,
+            key=record.key,
+            headers=letter.headers(),
+        )
+        self.stats.dead_letters[letter.error] += 1
+        log.warning(
+            "%s[%d]@%d to %s%s: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            record.topic,
+            self.settings.dlq_suffix,
+            letter.error,
+            letter.reason,
+        )

@@ -1,0 +1,226 @@
+"""Intake: CloudEvents in, commands out, in one transaction per batch.
+
+For each envelope: map it to a domain event (an invalid one is reported, not stored),
+read the entity's desired state, translate (pure), hold a deprovisioning burst for
+approval, then write the inbox row, the commands and the new state. A duplicate event id
+writes nothing. Only after the transaction commits may the consumer commit the offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connectors.events.cloudevents import Envelope
+from service.config import IntakeSettings
+from service.domain.commands import DEPROVISIONING, customer_entity, user_entity
+from service.domain.events import (
+    CompanyEvent,
+    DomainEvent,
+    HrEvent,
+    InvalidEventError,
+    to_domain,
+)
+from service.outbox.store import OUTBOX, table_of, upsert
+from service.outbox.tables import EntityState, Status, utcnow
+from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
+from service.translate import Translation
+from service.translate.crm import CompanyState, translate_company, translate_purchase
+from service.translate.guard import holds as guard_holds
+from service.translate.hr import UserState, translate_hr
+from service.translate.policy import LicencePolicy
+
+STATES = table_of(EntityState)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one envelope."""
+
+    outcome: Literal["accepted", "duplicate", "invalid"]
+    commands: int = 0
+    note: str | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+def entity_of(event: DomainEvent) -> tuple[str, str]:
+    """(entity key, kind of state) the event belongs to."""
+    if isinstance(event, HrEvent):
+        return user_entity(event.tenant, event.employee_id), "user"
+    return customer_entity(event.crm_id), "company"
+
+
+def tenant_of(event: DomainEvent) -> str:
+    return event.tenant if isinstance(event, HrEvent) else event.crm_id
+
+
+def translate(
+    event: DomainEvent,
+    state: BaseModel | None,
+    policy: LicencePolicy,
+    settings: IntakeSettings,
+    now: datetime,
+) -> Translation:
+    """The one translation `take` and the dry-run `plan` share."""
+    if isinstance(event, HrEvent):
+        return translate_hr(event, _as(UserState, state), policy, now=now)
+    if isinstance(event, CompanyEvent):
+        return translate_company(event, _as(CompanyState, state), settings.close_status)
+    return translate_purchase(event, _as(CompanyState, state))
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _as(model: type[S], state: BaseModel | None) -> S | None:
+    return state if isinstance(state, model) else None
+
+
+def fingerprint(envelope: Envelope) -> str:
+    """The content, whatever the id: to see the same event sent again under a new id."""
+    body = orjson.dumps(
+        {"type": envelope.type, "subject": envelope.subject, "data": envelope.data},
+        option=orjson.OPT_SORT_KEYS,
+        default=str,
+    )
+    return hashlib.sha256(body).hexdigest()
+
+
+class Intake:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        policy: LicencePolicy,
+        settings: IntakeSettings,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.settings = settings
+        self.on_commit = on_commit
+
+    async def take(self, envelopes: Sequence[Envelope]) -> list[Taken]:
+        """Accept a batch in one transaction; one answer per envelope, in order."""
+        results: list[Taken] = []
+        parsed: list[tuple[int, Envelope, DomainEvent]] = []
+        for index, envelope in enumerate(envelopes):
+            try:
+                parsed.append((index, envelope, to_domain(envelope)))
+            except InvalidEventError as exc:
+                results.append(Taken("invalid", error=exc.error, reason=exc.reason))
+                continue
+            results.append(Taken("accepted"))  # replaced below
+        if not parsed:
+            return results
+        written = 0
+        async with self.engine.begin() as conn:
+            batch = _Batch(conn)
+            for index, envelope, event in parsed:
+                taken = await self._take_one(batch, envelope, event)
+                results[index] = taken
+                written += taken.commands
+        if written and self.on_commit is not None:
+            self.on_commit()
+        return results
+
+    async def _take_one(self, batch: _Batch, envelope: Envelope, event: DomainEvent) -> Taken:
+        now = utcnow()
+        entity, kind = entity_of(event)
+        state = await batch.state(entity, kind)
+        translation = translate(event, state, self.policy, self.settings, now)
+        tenant = tenant_of(event)
+        holds: dict[int, str] = {}
+        if any(c.kind in DEPROVISIONING for c in translation.commands):
+            recent = await batch.recent_deprovisioning(tenant, self.settings.guard_window_s, now)
+            holds = guard_holds(
+                translation.commands,
+                recent=recent,
+                threshold=self.settings.guard_threshold,
+                window_s=self.settings.guard_window_s,
+            )
+        record = EventRecord(
+            source=envelope.source,
+            event_id=envelope.id,
+            type=envelope.type,
+            subject=envelope.subject,
+            tenant=tenant,
+            fingerprint=fingerprint(envelope),
+        )
+        outcome = "accepted" if translation.commands else (translation.note or "no change")
+        count = len(translation.commands)
+        if not await insert_inbox(batch.conn, record, count, outcome, now):
+            return Taken("duplicate", note="event id already taken")
+        await insert_commands(batch.conn, record, translation.commands, holds, now)
+        batch.count_deprovisioning(tenant, translation.commands)
+        if translation.state is not None:
+            await batch.save(entity, kind, tenant, translation.state, envelope.id, now)
+        return Taken("accepted", count, translation.note)
+
+
+class _Batch:
+    """One transaction's reads and writes, with what it has seen kept at hand."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._states: dict[str, BaseModel | None] = {}
+        self._recent: dict[str, int] = {}
+
+    async def state(self, entity: str, kind: str) -> BaseModel | None:
+        if entity in self._states:
+            return self._states[entity]
+        query = sa.select(STATES.c.state).where(STATES.c.entity == entity)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # two consumers must not both read-then-write it
+        row = (await self.conn.execute(query)).first()
+        state = _load(kind, row.state) if row is not None else None
+        self._states[entity] = state
+        return state
+
+    async def save(
+        self, entity: str, kind: str, tenant: str, state: BaseModel, event_id: str, now: datetime
+    ) -> None:
+        values = {
+            "entity": entity,
+            "kind": kind,
+            "tenant": tenant,
+            "state": state.model_dump(mode="json"),
+            "last_event": event_id,
+            "updated_at": now,
+        }
+        await self.conn.execute(upsert(self.conn.dialect.name, STATES, values, ("entity",)))
+        self._states[entity] = state
+
+    async def recent_deprovisioning(self, tenant: str, window_s: float, now: datetime) -> int:
+        if tenant not in self._recent:
+            since = now - timedelta(seconds=window_s)
+            self._recent[tenant] = int(
+                await self.conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(OUTBOX)
+                    .where(
+                        OUTBOX.c.tenant == tenant,
+                        OUTBOX.c.created_at >= since,
+                        OUTBOX.c.kind.in_([k.value for k in DEPROVISIONING]),
+                        OUTBOX.c.status != Status.DROPPED.value,
+                    )
+                )
+                or 0
+            )
+        return self._recent[tenant]
+
+    def count_deprovisioning(self, tenant: str, commands: Sequence[Any]) -> None:
+        if tenant in self._recent:
+            self._recent[tenant] += sum(1 for c in commands if c.kind in DEPROVISIONING)
+
+
+def _load(kind: str, data: dict[str, Any]) -> BaseModel:
+    return UserState.model_validate(data) if kind == "user" else CompanyState.model_validate(data)

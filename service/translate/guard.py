@@ -1,0 +1,30 @@
+"""Accidental-deletion protection: a burst of deprovisioning waits for a person.
+
+When a tenant's suspends and revokes within the window (already accepted, plus the new
+ones) exceed the threshold, the new ones are held for approval instead of run. One
+wrong HR export that "terminates" half the company then costs nothing until someone
+looks; `ucaas-sync approve` or `deny` decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from service.domain.commands import APPROVAL, DEPROVISIONING, Command
+
+
+def holds(
+    commands: Sequence[Command], *, recent: int, threshold: int, window_s: float
+) -> dict[int, str]:
+    """Which of `commands` (by index) to hold, with the reason, given `recent` accepted
+    deprovisioning commands of the same tenant within the window."""
+    indexes = [i for i, c in enumerate(commands) if c.kind in DEPROVISIONING]
+    total = recent + len(indexes)
+    if not indexes or total <= threshold:
+        return {}
+    tenant = commands[indexes[0]].tenant
+    reason = (
+        f"{APPROVAL}{total} suspends/revokes for tenant {tenant} within "
+        f"{window_s / 60:.0f} min (limit {threshold})"
+    )
+    return dict.fromkeys(indexes, reason)
