@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## lint + type-check + the whole test suite
+## lint + type-check + the whole test suite, against a local Kafka-protocol broker
+## (KAFKA_BOOTSTRAP_SERVERS if set, else testcontainers Kafka, else the Tansu binary)
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/ucaas-sync broker -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 import uvloop
 
 from service.bootstrap import bootstrap
 from service.config import Settings
 from service.demo import main as run_demo
+from service.entrypoints.asyncapi import as_json, as_yaml
+from service.local_broker import LocalBroker, with_dead_letters
 from service.outbox import db
+from service.outbox.store import OutboxStore
+from service.plan import PlanError, plan_event, read
+from service.translate.policy import LicencePolicy
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -39,35 +49,155 @@ def db_upgrade(revision: str = "head") -> None:
     typer.echo(f"database at revision {db.current_revision(settings.database_url)}")
 
 
-@app.command()
-def dispatch() -> None:
-    """Run the dispatcher until SIGTERM or SIGINT (then finish or release in-flight work)."""
+def _logging() -> None:
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
-    async def main() -> None:
-        service = await bootstrap()
+
+async def _serve(*, consumers: bool, dispatcher: bool) -> None:
+    service = await bootstrap()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    consumer = service.consumer() if consumers else None
+    dispatching = None
+    try:
+        if consumer is not None:
+            await consumer.start()
+        if dispatcher:
+            dispatching = asyncio.create_task(service.dispatcher.run())
         log.info(
-            "dispatcher %s started: %d workers, lease %.0f s, database %s",
+            "ucaas-sync started: consumers=%s dispatcher=%s (%s, %d workers), database %s",
+            consumers,
+            dispatcher,
             service.dispatcher.owner,
             service.settings.dispatch.workers,
-            service.settings.dispatch.lease_s,
             service.engine.url.render_as_string(hide_password=True),
         )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.dispatcher.stop()))
-        try:
-            await service.dispatcher.run()
-        finally:
-            await service.aclose()
+        waiter = asyncio.create_task(stop.wait())
+        watched = [waiter, *([dispatching] if dispatching else [])]
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+    finally:
+        if consumer is not None:
+            await consumer.stop()  # first: no new commands while the dispatcher drains
+        if dispatching is not None:
+            await service.dispatcher.stop()
+            await dispatching
+        await service.aclose()
 
-    uvloop.run(main())
+
+@app.command()
+def run(
+    consumers: Annotated[bool, typer.Option(help="read HR and CRM events from Kafka")] = True,
+    dispatcher: Annotated[bool, typer.Option(help="execute the outbox's commands")] = True,
+) -> None:
+    """Run the service until SIGTERM or SIGINT; each part alone with a flag, to scale apart."""
+    _logging()
+    uvloop.run(_serve(consumers=consumers, dispatcher=dispatcher))
+
+
+@app.command()
+def dispatch() -> None:
+    """Run only the dispatcher (the same as `run --no-consumers`)."""
+    _logging()
+    uvloop.run(_serve(consumers=False, dispatcher=True))
+
+
+@app.command()
+def plan(
+    event: Annotated[Path, typer.Option("--event", help="a CloudEvent (structured JSON)")],
+) -> None:
+    """Print the commands an event would produce, as JSON lines. No side effects."""
+    settings = Settings()
+    try:
+        policy = LicencePolicy.load(settings.intake.licence_policy)
+        lines = [orjson.dumps(c).decode() for c in plan_event(read(event), policy, settings.intake)]
+    except PlanError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def broker(
+    port: Annotated[int | None, typer.Option(help="Tansu port (default: a free one)")] = None,
+    run: Annotated[
+        list[str] | None, typer.Argument(help="a command to run with KAFKA_BOOTSTRAP_SERVERS set")
+    ] = None,
+) -> None:
+    """Start a local Kafka-protocol broker with the service's topics and print its address.
+
+    With a command after `--`, run it against the broker and stop the broker afterwards.
+    """
+    kafka = Settings().kafka
+    local = LocalBroker.start(with_dead_letters(kafka.topics, kafka.dlq_suffix), port=port)
+    try:
+        if run:
+            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": local.bootstrap}
+            raise typer.Exit(subprocess.call(run, env=env))  # noqa: S603 - the caller's command
+        typer.echo(f"Kafka-protocol broker ({local.kind}) at {local.bootstrap}")
+        typer.echo(f"topics: {', '.join(with_dead_letters(kafka.topics, kafka.dlq_suffix))}")
+        typer.echo(f"export KAFKA_BOOTSTRAP_SERVERS={local.bootstrap}")
+        if local.process is None:
+            return
+        typer.echo("Ctrl-C stops it.")
+        with contextlib.suppress(KeyboardInterrupt):
+            local.process.wait()
+    finally:
+        local.stop()
+
+
+@app.command()
+def approve(
+    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
+    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
+) -> None:
+    """Let held deprovisioning (suspends, revokes) run. Without arguments: list what is held."""
+    uvloop.run(_decide("approve", command_id, tenant))
+
+
+@app.command()
+def deny(
+    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
+    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
+) -> None:
+    """Drop held deprovisioning: the users keep their access."""
+    uvloop.run(_decide("deny", command_id, tenant))
+
+
+async def _decide(action: str, command_id: int | None, tenant: str | None) -> None:
+    settings = Settings()
+    if settings.is_sqlite:
+        await asyncio.to_thread(db.upgrade, settings.database_url)
+    engine = db.make_engine(settings.database_url, pool_size=2)
+    store = OutboxStore(engine)
+    try:
+        if command_id is None and tenant is None:
+            held = await store.held_for_approval()
+            for row in held:
+                typer.echo(f"#{row.id} {row.kind} {row.entity}: {row.hold_reason}")
+            typer.echo(f"{len(held)} command(s) held for approval")
+            return
+        decide = store.approve if action == "approve" else store.deny
+        count = await decide(command_id=command_id, tenant=tenant)
+        typer.echo(f"{action}d {count} command(s)")
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def asyncapi(yaml: Annotated[bool, typer.Option(help="YAML instead of JSON")] = False) -> None:
+    """Print the AsyncAPI document of the topics."""
+    kafka = Settings().kafka
+    typer.echo(as_yaml(kafka) if yaml else as_json(kafka))
 
 
 @app.command()

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """A Kafka-protocol broker's bootstrap address: KAFKA_BOOTSTRAP_SERVERS (as `make test`
+    sets it), else one started for the session (never restarted under live clients)."""
+    from service.local_broker import LocalBroker
+
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    broker = LocalBroker.start()
+    yield broker.bootstrap
+    broker.stop()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
