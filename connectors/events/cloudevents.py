@@ -18,6 +18,9 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 MAX_RECORD_BYTES = 1024 * 1024
+MAX_ATTRIBUTE_CHARS = 255
+STRUCTURED_CONTENT_TYPE = "application/cloudevents"
+_KEPT = ("id", "source", "subject")
 _FORMAT = JSONFormat()
 
 
@@ -67,12 +70,12 @@ def parse(record: Record) -> Envelope:
     value = record.value or b""
     if len(value) > MAX_RECORD_BYTES:
         raise InvalidRecordError("too_large", f"{len(value)} bytes; at most {MAX_RECORD_BYTES}")
-    headers = dict(record.headers)
+    headers = {name.lower(): raw for name, raw in record.headers}
     try:
-        if any(name.lower().startswith("ce_") for name in headers):
-            event = _binary(headers, record.key, value)
+        if _is_binary(headers):
+            event, given_time = _binary(headers, value)
         else:
-            event = _structured(value)
+            event, given_time = _structured(value)
     except InvalidRecordError:
         raise
     except BaseCloudEventException as exc:
@@ -80,28 +83,42 @@ def parse(record: Record) -> Envelope:
     except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRecordError("not_cloudevent", _first_line(exc)) from None
     attributes = _attributes(event)
+    for name in _KEPT:  # the inbox keeps these in columns of 255 characters
+        found = attributes.get(name)
+        if isinstance(found, str) and len(found) > MAX_ATTRIBUTE_CHARS:
+            raise InvalidRecordError(
+                "not_cloudevent", f"{name} is longer than {MAX_ATTRIBUTE_CHARS} characters"
+            )
     return Envelope(
         id=str(attributes["id"]),
         source=str(attributes["source"]),
         type=str(attributes["type"]),
         subject=attributes.get("subject"),
-        time=attributes.get("time"),
+        # the library fills a missing time with "now": not what the producer said
+        time=attributes.get("time") if given_time else None,
         data=event.get_data(),
         record=record,
     )
 
 
-def _structured(value: bytes) -> CloudEvent:
-    try:
-        document = orjson.loads(value)  # refuses nesting deeper than 1024
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecordError("not_json", _first_line(exc)) from None
+def _is_binary(headers: dict[str, bytes]) -> bool:
+    """Binary mode has `ce_` headers; a structured record says so in its content type
+    (it may carry `ce_` headers too, which the JSON body then overrides)."""
+    content_type = headers.get("content-type", b"").decode("latin-1").strip().lower()
+    if content_type.startswith(STRUCTURED_CONTENT_TYPE):
+        return False
+    return any(name.startswith("ce_") for name in headers)
+
+
+def _structured(value: bytes) -> tuple[CloudEvent, bool]:
+    document = _json(value)
     if not isinstance(document, dict):
         raise InvalidRecordError(
             "not_cloudevent", f"a JSON {type(document).__name__}, not an object"
         )
-    if "specversion" not in document:
-        raise InvalidRecordError("not_cloudevent", "no specversion attribute")
+    for required in ("specversion", "id"):  # the library would default them
+        if required not in document:
+            raise InvalidRecordError("not_cloudevent", f"no {required} attribute")
     data = document.pop("data", None)
     if "data_base64" in document:
         raise InvalidRecordError("not_cloudevent", "data_base64: binary data is not accepted")
@@ -112,15 +129,34 @@ def _structured(value: bytes) -> CloudEvent:
             raise InvalidRecordError(
                 "not_cloudevent", "time is not an RFC 3339 timestamp"
             ) from None
-    return CloudEvent(document, data)
+    given_time = "time" in document
+    return CloudEvent(document, data), given_time
 
 
-def _binary(headers: dict[str, bytes], key: bytes | None, value: bytes) -> CloudEvent:
-    message = KafkaMessage(headers=headers, key=key, value=value)
+def _binary(headers: dict[str, bytes], value: bytes) -> tuple[CloudEvent, bool]:
+    for required in ("ce_specversion", "ce_id"):  # the library would default them
+        if required not in headers:
+            raise InvalidRecordError("not_cloudevent", f"no {required} header")
+    content_type = headers.get("content-type", b"application/json").decode("latin-1").lower()
+    if "json" not in content_type:
+        raise InvalidRecordError("not_json", f"data of type {content_type!r}, not JSON")
+    # The data is ours to decode: the library would hand back a string that is not JSON.
+    data = _json(value) if value.strip() else None
+    # Only the CloudEvents headers, and no key: the library decodes every header it is
+    # given and the key as UTF-8, and other headers (tracing, for one) may be binary.
+    ours = {k: v for k, v in headers.items() if k.startswith("ce_") or k == "content-type"}
+    message = KafkaMessage(headers=ours, key=None, value=b"")
     event = from_binary(message, _FORMAT, CloudEvent)
     if not isinstance(event, CloudEvent):  # pragma: no cover - the factory makes one
         raise InvalidRecordError("not_cloudevent", "not a CloudEvents 1.0 event")
-    return event
+    return CloudEvent(event.get_attributes(), data), "ce_time" in headers
+
+
+def _json(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)  # refuses nesting deeper than 1024
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecordError("not_json", _first_line(exc)) from None
 
 
 def _first_line(exc: BaseException) -> str:

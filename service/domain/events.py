@@ -41,6 +41,8 @@ KNOWN_TYPES = frozenset({*HR_TYPES, *COMPANY_TYPES, PURCHASE_TYPE})
 # The UCaaS API's limits on user fields (docs/api-notes.md).
 NAME_MAX = 50
 TEXT_MAX = 100
+CUSTOMER_CODE_MAX = 50  # the CRM id is the customer_code (1310 beyond 50)
+EMPLOYEE_ID_MAX = 100  # with the tenant, the entity key fits the outbox's 255 characters
 _EMAIL = TypeAdapter(EmailStr)
 M = TypeVar("M", bound=BaseModel)
 
@@ -61,6 +63,7 @@ class HrEvent:
     employee_id: str
     profile: UserProfile
     effective_at: datetime | None
+    active: bool = True  # SCIM `active`: an update for an unknown inactive user creates none
 
 
 @dataclass(frozen=True)
@@ -84,13 +87,13 @@ def to_domain(envelope: Envelope) -> DomainEvent:
         return _hr(envelope, HR_TYPES[envelope.type])
     if envelope.type in COMPANY_TYPES:
         company = _validate(Company, envelope.data)
-        crm_id = _entity_id(company.company_id, envelope)
+        crm_id = _entity_id(company.company_id, envelope, CUSTOMER_CODE_MAX)
         if COMPANY_TYPES[envelope.type] == "created":
             _require_complete(company)
         return CompanyEvent(COMPANY_TYPES[envelope.type], crm_id, company)
     if envelope.type == PURCHASE_TYPE:
         purchase = _validate(Purchase, envelope.data)
-        return PurchaseEvent(_entity_id(purchase.company_id, envelope), purchase)
+        return PurchaseEvent(_entity_id(purchase.company_id, envelope, CUSTOMER_CODE_MAX), purchase)
     raise InvalidEventError("unknown_type", f"no handler for event type {envelope.type!r}")
 
 
@@ -109,10 +112,14 @@ def _validate(model: type[M], data: Any) -> M:
         ) from None
 
 
-def _entity_id(given: str | None, envelope: Envelope) -> str:
+def _entity_id(given: str | None, envelope: Envelope, limit: int) -> str:
     found = (given or envelope.subject or "").strip()
     if not found:
         raise InvalidEventError("invalid_data", "no entity id: set the subject or the id field")
+    if len(found) > limit:
+        raise InvalidEventError(
+            "invalid_data", f"entity id {found[:20]!r}... is longer than {limit} characters"
+        )
     if envelope.subject and given and given != envelope.subject:
         raise InvalidEventError(
             "invalid_data", f"subject {envelope.subject!r} and data id {given!r} differ"
@@ -132,8 +139,8 @@ def _require_complete(company: Company) -> None:
 
 def _hr(envelope: Envelope, kind: HrKind) -> HrEvent:
     user = _validate(HrUserData, envelope.data)
-    employee_id = _entity_id(user.employee_id, envelope)
-    return HrEvent(kind, user.tenant, employee_id, profile_of(user), user.effective_at)
+    employee_id = _entity_id(user.employee_id, envelope, EMPLOYEE_ID_MAX)
+    return HrEvent(kind, user.tenant, employee_id, profile_of(user), user.effective_at, user.active)
 
 
 def profile_of(user: HrUserData) -> UserProfile:

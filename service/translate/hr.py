@@ -5,7 +5,8 @@
                    what changed, assign licences
                    already known: only what changed (a repeat is nothing)
     updated        known: update_user with the fields that changed; licences follow the
-                   policy if department or title moved; unknown: handled as joined
+                   policy if department or title moved; unknown and active: handled as
+                   joined; unknown and inactive (SCIM active false): nothing (recorded)
     leave_started  active: suspend_user
     leave_ended    on leave: reactivate_user
     left           revoke each licence, then suspend_user; unknown: nothing (recorded)
@@ -76,6 +77,8 @@ def _rules(event: HrEvent, state: UserState | None, policy: LicencePolicy) -> _R
     wanted = policy.apps_for(event.tenant, event.profile.department, event.profile.designation)
     if event.kind in ("joined", "updated"):
         if state is None:
+            if event.kind == "updated" and not event.active:
+                return _Result(note="update for an unknown inactive user: recorded")
             commands: list[Payload] = [CreateUser(**ref, profile=event.profile)]
             commands += [AssignLicence(**ref, app=app) for app in wanted]
             note = "update for an unknown user: created" if event.kind == "updated" else None

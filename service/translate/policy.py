@@ -1,6 +1,6 @@
 """The licence policy: which apps (vc, wb) an employee gets, by tenant, department and title.
 
-A TOML file (`UCAAS_SYNC_LICENCE_POLICY`), for example:
+A TOML file (`UCAAS_SYNC_INTAKE_LICENCE_POLICY`), for example:
 
     default_apps = ["vc"]            # everyone, unless a rule says otherwise
 
@@ -12,10 +12,12 @@ A TOML file (`UCAAS_SYNC_LICENCE_POLICY`), for example:
     title = "*Director*"
     apps = ["vc", "wb"]
 
-    [tenants."CRM-1002"]             # a tenant's own default and rules come first
-    default_apps = ["vc", "wb"]
+    [tenants."CRM-1002"]             # a tenant's own rules come before the global
+    default_apps = ["vc", "wb"]      # rules; its default replaces the global default
 
-Without a file every employee gets a meeting licence (vc).
+The order: the tenant's rules, the global rules, the tenant's default, the global
+default. Without a file every employee gets a meeting licence (vc). A file that cannot
+be read or holds an unknown key raises `PolicyError` with one line saying why.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 App = Literal["vc", "wb"]
+
+
+class PolicyError(ValueError):
+    """The licence policy file cannot be used; the message is one line."""
 
 
 class Rule(BaseModel):
@@ -74,8 +80,17 @@ class LicencePolicy(BaseModel):
     def load(cls, path: Path | None) -> LicencePolicy:
         if path is None:
             return cls()
-        with path.open("rb") as handle:
-            return cls.model_validate(tomllib.load(handle))
+        try:
+            with path.open("rb") as handle:
+                return cls.model_validate(tomllib.load(handle))
+        except OSError as exc:
+            raise PolicyError(f"licence policy {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"licence policy {path}: not TOML: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise PolicyError(f"licence policy {path}: {where}: {first['msg']}") from None
 
 
 def _ordered(apps: tuple[App, ...]) -> tuple[App, ...]:
