@@ -19,6 +19,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
 from service.config import KafkaSettings
@@ -58,6 +59,17 @@ class IntakeStats:
     outcomes: Counter[str] = field(default_factory=Counter)  # accepted, duplicate, invalid
     dead_letters: Counter[str] = field(default_factory=Counter)  # by error
     failures: int = 0
+
+
+def refused_data(exc: DBAPIError) -> bool:
+    """Whether the database refused the data (the same data would be refused again), not
+    failed for its own reasons (a lost connection, a lock or statement timeout)."""
+    if exc.connection_invalidated:
+        return False
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return str(state or "")[:2] in ("22", "23")
 
 
 def record_of(raw: Any) -> Record:
@@ -146,7 +158,7 @@ class EventConsumer:
                 answers.append(None)
             except InvalidRecordError as exc:
                 answers.append(DeadLetter(record, exc.error, exc.reason))
-        taken = iter(await self.intake.take(envelopes))
+        taken = iter(await self._take(envelopes))
         for index, answer in enumerate(answers):
             if answer is None:
                 result = next(taken)
@@ -167,6 +179,30 @@ class EventConsumer:
                 "invalid" if isinstance(answer, DeadLetter) else answer.outcome
             ] += 1
         return final
+
+    async def _take(self, envelopes: Sequence[Envelope]) -> list[Taken]:
+        """The intake's answers. When the database refuses a batch for its data (SQLSTATE
+        class 22 or 23: a NUL character, say), the records are taken one by one and the one
+        refused is answered `invalid`: it goes to the dead-letter topic instead of failing
+        its batch, and every record with it, for ever."""
+        try:
+            return await self.intake.take(envelopes)
+        except DBAPIError as exc:
+            if not refused_data(exc):
+                raise
+            log.warning(
+                "the database refused a batch: taking its %d records one by one", len(envelopes)
+            )
+        answers: list[Taken] = []
+        for envelope in envelopes:
+            try:
+                answers += await self.intake.take([envelope])
+            except DBAPIError as exc:
+                if not refused_data(exc):
+                    raise
+                reason = str(exc.orig or exc).strip().splitlines()[0][:300]
+                answers.append(Taken("invalid", error="refused_by_database", reason=reason))
+        return answers
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record

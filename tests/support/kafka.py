@@ -1,0 +1,258 @@
+"""Kafka for end-to-end tests: topics of one's own, CloudEvents on the wire (structured
+JSON or binary `ce_` headers), and reading a topic back (a dead-letter topic, say).
+
+The broker may be Tansu: topics are created up front, the producer is not idempotent,
+and nothing here joins a consumer group (a reader assigns itself the partitions), so
+reading costs no group join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from service.local_broker import create_topics, with_dead_letters
+
+Headers = list[tuple[str, bytes]]
+SOURCE = "/tests/e2e"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """An HR and a CRM topic (and their dead-letter topics) no other test reads."""
+
+    hr: str
+    crm: str
+    group: str
+
+    @classmethod
+    def fresh(cls, label: str) -> Topics:
+        tag = f"{label}-{uuid.uuid4().hex[:8]}"
+        return cls(f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}")
+
+    @property
+    def all(self) -> list[str]:
+        return with_dead_letters((self.hr, self.crm))
+
+    def env(self) -> dict[str, str]:
+        """The service's settings for these topics, as environment variables."""
+        return {
+            "UCAAS_SYNC_KAFKA_HR_TOPIC": self.hr,
+            "UCAAS_SYNC_KAFKA_CRM_TOPIC": self.crm,
+            "UCAAS_SYNC_KAFKA_GROUP_ID": self.group,
+        }
+
+    async def create(self, bootstrap: str, partitions: int = 3) -> None:
+        await create_topics(bootstrap, self.all, partitions)
+
+
+# -- CloudEvents -------------------------------------------------------------------------------
+def cloudevent(
+    type_: str, subject: str, data: Any, *, event_id: str | None = None, source: str = SOURCE
+) -> dict[str, Any]:
+    """A CloudEvents 1.0 event as a dict (structured mode's JSON document)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": type_,
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def structured(event: dict[str, Any]) -> tuple[bytes, Headers]:
+    """Structured content mode: the whole event is the JSON value."""
+    return orjson.dumps(event), [("content-type", b"application/cloudevents+json")]
+
+
+def binary(event: dict[str, Any]) -> tuple[bytes, Headers]:
+    """Binary content mode: attributes in `ce_` headers, the data alone is the value."""
+    headers: Headers = [
+        (f"ce_{name}", str(value).encode())
+        for name, value in event.items()
+        if name not in ("data", "datacontenttype")
+    ]
+    headers.append(("content-type", event.get("datacontenttype", "application/json").encode()))
+    return orjson.dumps(event["data"]), headers
+
+
+@dataclass(frozen=True)
+class Sent:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: dict[str, str]
+
+
+class EventProducer:
+    """A non-idempotent producer (Tansu takes no other) that waits for each record."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=False, acks=1, linger_ms=0
+        )
+
+    async def start(self) -> EventProducer:
+        await self.producer.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def __aenter__(self) -> EventProducer:
+        return await self.start()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def event(self, topic: str, event: dict[str, Any], *, mode: str = "structured") -> Sent:
+        """Send a CloudEvent keyed by its subject (one entity stays in one partition)."""
+        value, headers = binary(event) if mode == "binary" else structured(event)
+        key = str(event.get("subject") or "").encode() or None
+        return await self.raw(topic, value, key=key, headers=headers)
+
+    async def raw(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Sent:
+        meta = await self.producer.send_and_wait(topic, value, key=key, headers=list(headers))
+        decoded = {k: v.decode("utf-8", "replace") for k, v in headers}
+        return Sent(topic, meta.partition, meta.offset, value or b"", decoded)
+
+
+# -- reading back ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 15.0
+) -> list[ReadRecord]:
+    """Every record of `topic` from the start, once at least `expect` are there (or the
+    time is up: then what there is), in (partition, offset) order. No consumer group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[ReadRecord] = []
+    try:
+        partitions = sorted(await _partitions(consumer, topic))
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout_s
+        while len(found) < expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                found += [
+                    ReadRecord(
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value or b"",
+                        {k: (v or b"").decode("utf-8", "replace") for k, v in r.headers},
+                    )
+                    for r in records
+                ]
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda r: (r.partition, r.offset))
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await consumer.topics()  # a metadata refresh
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} has no partitions")
+
+
+async def group_offsets(
+    bootstrap: str, group: str, topics: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """Per topic, (records committed by the group, records in the topic).
+
+    A consumer of the group that assigns itself the partitions reads the committed offsets
+    without joining (aiokafka's admin client cannot decode Tansu's OffsetFetch answer)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        wanted = [
+            TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))
+        ]
+        consumer.assign(wanted)
+        ends = await consumer.end_offsets(wanted)
+        found = dict.fromkeys(topics, (0, 0))
+        for tp in wanted:
+            done, total = found[tp.topic]
+            found[tp.topic] = (done + (await consumer.committed(tp) or 0), total + ends[tp])
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:
+    """Per topic, how many records the group has not committed yet."""
+    offsets = await group_offsets(bootstrap, group, topics)
+    return {topic: total - done for topic, (done, total) in offsets.items()}
+
+
+async def rewind(
+    bootstrap: str, group: str, topic: str, by: int, *, timeout_s: float = 30.0
+) -> int:
+    """Move the group's committed offsets of `topic` back by up to `by` records per
+    partition, as a consumer that died between its database commit and its offset commit
+    leaves them; the number of records the group will be given again.
+
+    Only a member may commit for a group that has (or had) members: this joins the group
+    (after the dead member's session expires, the partitions are all ours), commits, and
+    leaves. No record is taken."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, f"never joined group {group}"
+            await asyncio.sleep(0.1)
+        partitions = sorted(consumer.assignment())
+        committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
+        back = {tp: max(0, done - by) for tp, done in committed.items() if done}
+        if back:
+            await consumer.commit(back)
+        for tp, offset in back.items():
+            assert await consumer.committed(tp) == offset, f"{tp} was not rewound"
+        return sum(committed[tp] - offset for tp, offset in back.items())
+    finally:
+        await consumer.stop()  # leaves the group
