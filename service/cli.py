@@ -24,7 +24,7 @@ from service.local_broker import LocalBroker, with_dead_letters
 from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.plan import PlanError, plan_event, read
-from service.translate.policy import LicencePolicy
+from service.translate.policy import LicencePolicy, PolicyError
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -68,10 +68,11 @@ async def _serve(*, consumers: bool, dispatcher: bool) -> None:
     consumer = service.consumer() if consumers else None
     dispatching = None
     try:
-        if consumer is not None:
-            await consumer.start()
+        # The dispatcher first: commands already accepted go out even while Kafka is away.
         if dispatcher:
             dispatching = asyncio.create_task(service.dispatcher.run())
+        if consumer is not None:
+            await consumer.start()
         log.info(
             "ucaas-sync started: consumers=%s dispatcher=%s (%s, %d workers), database %s",
             consumers,
@@ -85,12 +86,14 @@ async def _serve(*, consumers: bool, dispatcher: bool) -> None:
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     finally:
-        if consumer is not None:
-            await consumer.stop()  # first: no new commands while the dispatcher drains
-        if dispatching is not None:
-            await service.dispatcher.stop()
-            await dispatching
-        await service.aclose()
+        try:
+            if consumer is not None:
+                await consumer.stop()  # first: no new commands while the dispatcher drains
+        finally:
+            if dispatching is not None:
+                await service.dispatcher.stop()
+                await dispatching
+            await service.aclose()
 
 
 @app.command()
@@ -100,7 +103,11 @@ def run(
 ) -> None:
     """Run the service until SIGTERM or SIGINT; each part alone with a flag, to scale apart."""
     _logging()
-    uvloop.run(_serve(consumers=consumers, dispatcher=dispatcher))
+    try:
+        uvloop.run(_serve(consumers=consumers, dispatcher=dispatcher))
+    except PolicyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -119,7 +126,7 @@ def plan(
     try:
         policy = LicencePolicy.load(settings.intake.licence_policy)
         lines = [orjson.dumps(c).decode() for c in plan_event(read(event), policy, settings.intake)]
-    except PlanError as exc:
+    except (PlanError, PolicyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     for line in lines:

@@ -211,6 +211,7 @@ class _Batch:
                         OUTBOX.c.created_at >= since,
                         OUTBOX.c.kind.in_([k.value for k in DEPROVISIONING]),
                         OUTBOX.c.status != Status.DROPPED.value,
+                        OUTBOX.c.approved_at.is_(None),  # an approved burst is not counted again
                     )
                 )
                 or 0

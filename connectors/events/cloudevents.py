@@ -89,6 +89,9 @@ def parse(record: Record) -> Envelope:
             raise InvalidRecordError(
                 "not_cloudevent", f"{name} is longer than {MAX_ATTRIBUTE_CHARS} characters"
             )
+        if isinstance(found, str) and has_control(found):
+            # a NUL, say, is valid JSON but PostgreSQL refuses it in a text column
+            raise InvalidRecordError("not_cloudevent", f"{name} holds control characters")
     return Envelope(
         id=str(attributes["id"]),
         source=str(attributes["source"]),
@@ -157,6 +160,11 @@ def _json(value: bytes) -> Any:
         return orjson.loads(value)  # refuses nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
         raise InvalidRecordError("not_json", _first_line(exc)) from None
+
+
+def has_control(text: str) -> bool:
+    """Control characters (NUL, escapes, newlines) have no place in ids and names."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
 def _first_line(exc: BaseException) -> str:

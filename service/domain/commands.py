@@ -37,6 +37,7 @@ class Kind(StrEnum):
 DEPROVISIONING = frozenset({Kind.SUSPEND_USER, Kind.REVOKE_LICENCE})
 # How a command held for approval (the deprovisioning guard) says so in its hold reason.
 APPROVAL = "approval: "
+DENIED = "denied"
 
 
 class Payload(BaseModel):

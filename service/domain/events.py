@@ -16,7 +16,7 @@ from pydantic import BaseModel, EmailStr, TypeAdapter
 from pydantic import ValidationError as DataError
 
 from connectors.crm.schema import Company, Purchase
-from connectors.events.cloudevents import Envelope
+from connectors.events.cloudevents import Envelope, has_control
 from connectors.hr.scim import HrUserData
 from service.domain.commands import UserProfile
 
@@ -116,6 +116,8 @@ def _entity_id(given: str | None, envelope: Envelope, limit: int) -> str:
     found = (given or envelope.subject or "").strip()
     if not found:
         raise InvalidEventError("invalid_data", "no entity id: set the subject or the id field")
+    if has_control(found):
+        raise InvalidEventError("invalid_data", "the entity id holds control characters")
     if len(found) > limit:
         raise InvalidEventError(
             "invalid_data", f"entity id {found[:20]!r}... is longer than {limit} characters"
@@ -140,6 +142,8 @@ def _require_complete(company: Company) -> None:
 def _hr(envelope: Envelope, kind: HrKind) -> HrEvent:
     user = _validate(HrUserData, envelope.data)
     employee_id = _entity_id(user.employee_id, envelope, EMPLOYEE_ID_MAX)
+    if has_control(user.tenant):
+        raise InvalidEventError("invalid_data", "tenant holds control characters")
     return HrEvent(kind, user.tenant, employee_id, profile_of(user), user.effective_at, user.active)
 
 
@@ -174,6 +178,8 @@ def profile_of(user: HrUserData) -> UserProfile:
             raise InvalidEventError(
                 "invalid_data", f"{field} is longer than the {limit} characters UCaaS takes"
             )
+        if value is not None and has_control(value):
+            raise InvalidEventError("invalid_data", f"{field} holds control characters")
     return UserProfile(
         email=email.lower(),
         first_name=first,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
 from service.credentials import CredentialVault
-from service.domain.commands import APPROVAL
+from service.domain.commands import APPROVAL, DENIED
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
 from service.outbox.tables import (
     RUNNABLE,
@@ -341,10 +341,12 @@ class OutboxStore:
         dropped = to_status == Status.DROPPED.value
         async with self.engine.begin() as conn:
             result = await conn.execute(
+                # next_attempt_at stays: an effective-dated command still waits for its date.
+                # approved_at keeps the guard from counting an approved burst again.
                 query.values(
                     status=to_status,
-                    hold_reason=None if not dropped else "denied",
-                    next_attempt_at=now,
+                    hold_reason=DENIED if dropped else None,
+                    approved_at=None if dropped else now,
                     updated_at=now,
                     done_at=now if dropped else None,
                 )
@@ -390,12 +392,8 @@ class OutboxStore:
                     OUTBOX.c.status == Status.HELD.value,
                     OUTBOX.c.hold_reason == BLOCKED.format(command_id),
                 )
-                .values(
-                    status=Status.PENDING.value,
-                    hold_reason=None,
-                    next_attempt_at=now,
-                    updated_at=now,
-                )
+                # next_attempt_at stays: a follower may be effective-dated
+                .values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
             )
         return True
 

@@ -67,7 +67,7 @@ class InboxEntry(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=255, index=True)
     tenant: str | None = Field(default=None, max_length=100)
     fingerprint: str | None = Field(default=None, max_length=64, index=True)
-    outcome: str = Field(max_length=40)
+    outcome: str = Field(max_length=255)
     commands: int = 0
     received_at: datetime = _time()
 
@@ -121,6 +121,7 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime = _time()
     updated_at: datetime = _time()
     done_at: datetime | None = _time(nullable=True)
+    approved_at: datetime | None = _time(nullable=True)  # a held burst let through
 
 
 class IdMapping(SQLModel, table=True):

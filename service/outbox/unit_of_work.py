@@ -88,7 +88,7 @@ async def insert_inbox(
             subject=event.subject,
             tenant=event.tenant,
             fingerprint=event.fingerprint,
-            outcome=outcome[:40],
+            outcome=outcome[:255],
             commands=count,
             received_at=now,
         )

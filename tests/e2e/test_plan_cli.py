@@ -147,9 +147,6 @@ def test_an_invalid_event_is_one_error_line_and_exit_2(runs: dict[str, Run]) -> 
     assert "Traceback" not in run.stderr
 
 
-@pytest.mark.xfail(
-    reason="service/cli.py `plan` catches PlanError only, not PolicyError", strict=False
-)
 def test_a_bad_policy_file_is_one_error_line_and_exit_2(runs: dict[str, Run]) -> None:
     run = runs["bad-policy"]
     assert "Traceback" not in run.stderr

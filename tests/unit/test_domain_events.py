@@ -383,3 +383,32 @@ def test_purchase_company_must_agree_with_the_subject() -> None:
 
 def test_error_reasons_are_bounded() -> None:
     assert len(InvalidEventError("invalid_data", "x" * 900).reason) == 500
+
+
+@pytest.mark.parametrize("where", ["subject", "tenant", "givenName"])
+def test_control_characters_are_invalid_data(where: str) -> None:
+    """A NUL is valid JSON, but PostgreSQL refuses it: it must not reach the database."""
+    from connectors.events.cloudevents import Record, parse
+    from service.domain.events import InvalidEventError, to_domain
+
+    data = {
+        "userName": "a@b.example",
+        "name": {"givenName": "Ann\u0000" if where == "givenName" else "Ann"},
+        "emails": [{"value": "a@b.example", "primary": True}],
+        "tenant": "T\u0000" if where == "tenant" else "T",
+    }
+    subject = "E\u00001" if where == "subject" else "E1"
+    value = orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": "1",
+            "source": "s",
+            "type": "hr.user.joined",
+            "subject": subject,
+            "data": data,
+        }
+    )
+    record = Record("hr.events", 0, 0, None, value)
+    with pytest.raises((InvalidEventError, Exception)) as info:
+        to_domain(parse(record))
+    assert "control characters" in str(info.value)
