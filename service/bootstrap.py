@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.ucaas import CallRecord, Credentials, UCaaSClient
+from service.calendar.poller import FeedPoller
+from service.calendar.registry import FeedRegistry
 from service.config import Settings
 from service.credentials import CredentialVault, MissingSecretKeyError, local_key
 from service.entrypoints.consumers import EventConsumer
@@ -49,6 +51,7 @@ class Service:
     accounts: Accounts
     dispatcher: Dispatcher
     intake: Intake
+    poller: FeedPoller
 
     def consumer(self, bootstrap: str | None = None) -> EventConsumer:
         """The Kafka consumers for the configured broker (or `bootstrap`)."""
@@ -58,6 +61,7 @@ class Service:
         )
 
     async def aclose(self) -> None:
+        await self.poller.aclose()
         await self.ucaas.aclose()
         await self.engine.dispose()
 
@@ -126,4 +130,5 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     uow = UnitOfWork(engine, on_commit=dispatcher.wake)
     policy = LicencePolicy.load(settings.intake.licence_policy)
     intake = Intake(engine, policy, settings.intake, on_commit=dispatcher.wake)
-    return Service(settings, engine, store, uow, ucaas, accounts, dispatcher, intake)
+    poller = FeedPoller(FeedRegistry(engine), settings.calendar, on_commit=dispatcher.wake)
+    return Service(settings, engine, store, uow, ucaas, accounts, dispatcher, intake, poller)

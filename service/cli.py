@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,13 +18,14 @@ import typer
 import uvloop
 
 from service.bootstrap import bootstrap
+from service.calendar.registry import FeedFileError
 from service.config import Settings
 from service.demo import main as run_demo
 from service.entrypoints.asyncapi import as_json, as_yaml
 from service.local_broker import LocalBroker, with_dead_letters
 from service.outbox import db
 from service.outbox.store import OutboxStore
-from service.plan import PlanError, plan_event, read
+from service.plan import PlanError, plan_calendar, plan_event, read
 from service.translate.policy import LicencePolicy, PolicyError
 
 log = logging.getLogger("ucaas_sync")
@@ -59,7 +61,7 @@ def _logging() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
-async def _serve(*, consumers: bool, dispatcher: bool) -> None:
+async def _serve(*, consumers: bool, dispatcher: bool, poller: bool = False) -> None:
     service = await bootstrap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,18 +75,24 @@ async def _serve(*, consumers: bool, dispatcher: bool) -> None:
             dispatching = asyncio.create_task(service.dispatcher.run())
         if consumer is not None:
             await consumer.start()
+        polling = asyncio.create_task(service.poller.run()) if poller else None
         log.info(
-            "ucaas-sync started: consumers=%s dispatcher=%s (%s, %d workers), database %s",
+            "ucaas-sync started: consumers=%s dispatcher=%s poller=%s (%s, %d workers), "
+            "database %s",
             consumers,
             dispatcher,
+            poller,
             service.dispatcher.owner,
             service.settings.dispatch.workers,
             service.engine.url.render_as_string(hide_password=True),
         )
         waiter = asyncio.create_task(stop.wait())
-        watched = [waiter, *([dispatching] if dispatching else [])]
+        watched = [waiter, *(t for t in (dispatching, polling) if t is not None)]
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+        if polling is not None:
+            await service.poller.stop()
+            await polling
     finally:
         try:
             if consumer is not None:
@@ -98,14 +106,15 @@ async def _serve(*, consumers: bool, dispatcher: bool) -> None:
 
 @app.command()
 def run(
-    consumers: Annotated[bool, typer.Option(help="read HR and CRM events from Kafka")] = True,
+    consumers: Annotated[bool, typer.Option(help="read HR, CRM and feed events from Kafka")] = True,
     dispatcher: Annotated[bool, typer.Option(help="execute the outbox's commands")] = True,
+    poller: Annotated[bool, typer.Option(help="fetch the calendar feeds")] = True,
 ) -> None:
     """Run the service until SIGTERM or SIGINT; each part alone with a flag, to scale apart."""
     _logging()
     try:
-        uvloop.run(_serve(consumers=consumers, dispatcher=dispatcher))
-    except PolicyError as exc:
+        uvloop.run(_serve(consumers=consumers, dispatcher=dispatcher, poller=poller))
+    except (PolicyError, FeedFileError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -119,13 +128,35 @@ def dispatch() -> None:
 
 @app.command()
 def plan(
-    event: Annotated[Path, typer.Option("--event", help="a CloudEvent (structured JSON)")],
+    event: Annotated[
+        Path | None, typer.Option("--event", help="a CloudEvent (structured JSON)")
+    ] = None,
+    ics: Annotated[Path | None, typer.Option("--ics", help="an iCalendar file")] = None,
+    now: Annotated[datetime | None, typer.Option(help="ISO 8601; default: now")] = None,
+    horizon_days: Annotated[float | None, typer.Option(help="default: 30")] = None,
+    organizer: Annotated[
+        str, typer.Option(help="the organiser's e-mail")
+    ] = "organizer@example.com",
 ) -> None:
-    """Print the commands an event would produce, as JSON lines. No side effects."""
+    """Print the commands an event or a calendar file would produce, as JSON lines.
+
+    No side effects: nothing is read but the file, nothing is written."""
     settings = Settings()
     try:
-        policy = LicencePolicy.load(settings.intake.licence_policy)
-        lines = [orjson.dumps(c).decode() for c in plan_event(read(event), policy, settings.intake)]
+        if ics is not None and event is None:
+            commands = plan_calendar(
+                read(ics),
+                settings.calendar,
+                now=now,
+                horizon_days=horizon_days,
+                organizer=organizer,
+            )
+        elif event is not None and ics is None:
+            policy = LicencePolicy.load(settings.intake.licence_policy)
+            commands = list(plan_event(read(event), policy, settings.intake))
+        else:
+            raise PlanError("give one of --event FILE.json or --ics FILE.ics")
+        lines = [orjson.dumps(c).decode() for c in commands]
     except (PlanError, PolicyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -71,6 +71,28 @@ class KafkaSettings(BaseSettings):
         return (self.hr_topic, self.crm_topic, self.calendar_topic)
 
 
+class CalendarSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_CALENDAR_", extra="ignore")
+
+    feeds_file: Path | None = Field(None, description="TOML: [[feeds]] id, url, organizer, tenant")
+    interval_s: float = Field(300.0, gt=0, description="between fetches of a feed")
+    jitter: float = Field(0.1, ge=0, le=1, description="share of the interval added at random")
+    horizon_days: float = Field(30.0, gt=0)
+    concurrency: int = Field(4, ge=1, description="feeds fetched at once")
+    timeout_s: float = Field(20.0, gt=0, description="total time for one fetch")
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(5, ge=0)
+    max_events: int = Field(20_000, ge=1)
+    max_occurrences: int = Field(10_000, ge=1)
+    allow_private_addresses: bool = Field(
+        False, description="fetch from loopback/private ranges (tests, trusted intranets)"
+    )
+    include_all_day: bool = False
+    max_participants: int = Field(100, ge=1)
+    max_duration_min: int = Field(240, ge=10)
+    retry_cap_s: float = Field(3600.0, gt=0, description="longest wait after failures")
+
+
 class TenantLogin(BaseModel):
     username: str
     password: SecretStr
@@ -111,6 +133,7 @@ class Settings(BaseSettings):
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
 
     @field_validator("database_url")
     @classmethod

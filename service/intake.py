@@ -20,25 +20,28 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.cloudevents import Envelope
+from service.calendar import registry as calendar_registry
+from service.calendar.poller import feed_entity
+from service.calendar.translate import FeedState, cancel_all
 from service.config import IntakeSettings
 from service.domain.commands import DEPROVISIONING, customer_entity, user_entity
 from service.domain.events import (
     CompanyEvent,
     DomainEvent,
+    FeedEvent,
     HrEvent,
     InvalidEventError,
     to_domain,
 )
-from service.outbox.store import OUTBOX, table_of, upsert
-from service.outbox.tables import EntityState, Status, utcnow
+from service.entity_state import load_state, save_state
+from service.outbox.store import OUTBOX
+from service.outbox.tables import Status, utcnow
 from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
 from service.translate import Translation
 from service.translate.crm import CompanyState, translate_company, translate_purchase
 from service.translate.guard import holds as guard_holds
 from service.translate.hr import UserState, translate_hr
 from service.translate.policy import LicencePolicy
-
-STATES = table_of(EntityState)
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,17 @@ def entity_of(event: DomainEvent) -> tuple[str, str]:
     """(entity key, kind of state) the event belongs to."""
     if isinstance(event, HrEvent):
         return user_entity(event.tenant, event.employee_id), "user"
+    if isinstance(event, FeedEvent):
+        return feed_entity(event.feed.feed_id), "feed"
     return customer_entity(event.crm_id), "company"
 
 
 def tenant_of(event: DomainEvent) -> str:
-    return event.tenant if isinstance(event, HrEvent) else event.crm_id
+    if isinstance(event, HrEvent):
+        return event.tenant
+    if isinstance(event, FeedEvent):
+        return event.feed.tenant
+    return event.crm_id
 
 
 def translate(
@@ -75,6 +84,10 @@ def translate(
         return translate_hr(event, _as(UserState, state), policy, now=now)
     if isinstance(event, CompanyEvent):
         return translate_company(event, _as(CompanyState, state), settings.close_status)
+    if isinstance(event, FeedEvent):
+        if event.kind == "registered":
+            return Translation(note="feed registered: fetched soon")
+        return cancel_all(event.feed, _as(FeedState, state), now)
     return translate_purchase(event, _as(CompanyState, state))
 
 
@@ -134,6 +147,8 @@ class Intake:
 
     async def _take_one(self, batch: _Batch, envelope: Envelope, event: DomainEvent) -> Taken:
         now = utcnow()
+        if isinstance(event, FeedEvent):
+            event = await self._feed_event(batch, event, now)
         entity, kind = entity_of(event)
         state = await batch.state(entity, kind)
         translation = translate(event, state, self.policy, self.settings, now)
@@ -165,6 +180,16 @@ class Intake:
             await batch.save(entity, kind, tenant, translation.state, envelope.id, now)
         return Taken("accepted", count, translation.note)
 
+    @staticmethod
+    async def _feed_event(batch: _Batch, event: FeedEvent, now: datetime) -> FeedEvent:
+        """Register or remove the feed; a removal names the feed as it was registered (the
+        event may carry only its id), so its meetings are cancelled for the right tenant."""
+        if event.kind == "registered":
+            await calendar_registry.register(batch.conn, event.feed, source="event", now=now)
+            return event
+        known = await calendar_registry.remove(batch.conn, event.feed.feed_id, now)
+        return FeedEvent("removed", known) if known is not None else event
+
 
 class _Batch:
     """One transaction's reads and writes, with what it has seen kept at hand."""
@@ -175,28 +200,14 @@ class _Batch:
         self._recent: dict[str, int] = {}
 
     async def state(self, entity: str, kind: str) -> BaseModel | None:
-        if entity in self._states:
-            return self._states[entity]
-        query = sa.select(STATES.c.state).where(STATES.c.entity == entity)
-        if self.conn.dialect.name == "postgresql":
-            query = query.with_for_update()  # two consumers must not both read-then-write it
-        row = (await self.conn.execute(query)).first()
-        state = _load(kind, row.state) if row is not None else None
-        self._states[entity] = state
-        return state
+        if entity not in self._states:
+            self._states[entity] = await load_state(self.conn, entity, kind)
+        return self._states[entity]
 
     async def save(
         self, entity: str, kind: str, tenant: str, state: BaseModel, event_id: str, now: datetime
     ) -> None:
-        values = {
-            "entity": entity,
-            "kind": kind,
-            "tenant": tenant,
-            "state": state.model_dump(mode="json"),
-            "last_event": event_id,
-            "updated_at": now,
-        }
-        await self.conn.execute(upsert(self.conn.dialect.name, STATES, values, ("entity",)))
+        await save_state(self.conn, entity, kind, tenant, state, event_id, now)
         self._states[entity] = state
 
     async def recent_deprovisioning(self, tenant: str, window_s: float, now: datetime) -> int:
@@ -221,7 +232,3 @@ class _Batch:
     def count_deprovisioning(self, tenant: str, commands: Sequence[Any]) -> None:
         if tenant in self._recent:
             self._recent[tenant] += sum(1 for c in commands if c.kind in DEPROVISIONING)
-
-
-def _load(kind: str, data: dict[str, Any]) -> BaseModel:
-    return UserState.model_validate(data) if kind == "user" else CompanyState.model_validate(data)

@@ -7,11 +7,16 @@ for an entity the service has not seen) and with no I/O but reading the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connectors.calendar.fetch import FeedError
+from connectors.calendar.ics import ParseLimits, parse_feed
 from connectors.events.cloudevents import InvalidRecordError, Record, parse
-from service.config import IntakeSettings
+from service.calendar.poller import rules_of
+from service.calendar.translate import Feed, diff_feed
+from service.config import CalendarSettings, IntakeSettings
 from service.domain.events import InvalidEventError, to_domain
 from service.intake import translate
 from service.outbox.tables import utcnow
@@ -36,6 +41,29 @@ def plan_event(
     )
     for command in translation.commands:
         yield command.as_json()
+
+
+def plan_calendar(
+    raw: bytes,
+    settings: CalendarSettings,
+    *,
+    now: datetime | None = None,
+    horizon_days: float | None = None,
+    organizer: str = "organizer@example.com",
+) -> list[dict[str, Any]]:
+    """The meeting commands an iCalendar file would produce for a new feed."""
+    when = now or utcnow()
+    if when.tzinfo is None:
+        raise PlanError("--now needs a time zone, e.g. 2026-12-01T09:00:00Z")
+    horizon = horizon_days if horizon_days is not None else settings.horizon_days
+    limits = ParseLimits(settings.max_events, settings.max_occurrences)
+    try:
+        occurrences = parse_feed(raw, start=when, end=when + timedelta(days=horizon), limits=limits)
+    except FeedError as exc:
+        raise PlanError(f"not usable iCalendar: {exc.reason}") from None
+    feed = Feed(feed_id="plan", url="file:plan.ics", organizer_email=organizer, tenant="plan")
+    translation = diff_feed(feed, occurrences, None, when, rules_of(settings))
+    return [command.as_json() for command in translation.commands]
 
 
 def read(path: Path) -> bytes:

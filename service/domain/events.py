@@ -15,9 +15,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, EmailStr, TypeAdapter
 from pydantic import ValidationError as DataError
 
+from connectors.calendar.fetch import FeedError, normalise
+from connectors.calendar.schema import FeedData
 from connectors.crm.schema import Company, Purchase
 from connectors.events.cloudevents import Envelope, has_control
 from connectors.hr.scim import HrUserData
+from service.calendar.translate import Feed
 from service.domain.commands import UserProfile
 
 HrKind = Literal["joined", "updated", "leave_started", "leave_ended", "left"]
@@ -36,12 +39,17 @@ COMPANY_TYPES: dict[str, CompanyKind] = {
     "crm.company.closed": "closed",
 }
 PURCHASE_TYPE = "crm.subscription.purchased"
-KNOWN_TYPES = frozenset({*HR_TYPES, *COMPANY_TYPES, PURCHASE_TYPE})
+FEED_TYPES: dict[str, Literal["registered", "removed"]] = {
+    "calendar.feed.registered": "registered",
+    "calendar.feed.removed": "removed",
+}
+KNOWN_TYPES = frozenset({*HR_TYPES, *COMPANY_TYPES, PURCHASE_TYPE, *FEED_TYPES})
 
 # The UCaaS API's limits on user fields (docs/api-notes.md).
 NAME_MAX = 50
 TEXT_MAX = 100
 CUSTOMER_CODE_MAX = 50  # the CRM id is the customer_code (1310 beyond 50)
+FEED_ID_MAX = 150  # with the UID and start, meeting keys fit the outbox's 255 characters
 EMPLOYEE_ID_MAX = 100  # with the tenant, the entity key fits the outbox's 255 characters
 _EMAIL = TypeAdapter(EmailStr)
 M = TypeVar("M", bound=BaseModel)
@@ -79,7 +87,13 @@ class PurchaseEvent:
     purchase: Purchase
 
 
-DomainEvent = HrEvent | CompanyEvent | PurchaseEvent
+@dataclass(frozen=True)
+class FeedEvent:
+    kind: Literal["registered", "removed"]
+    feed: Feed
+
+
+DomainEvent = HrEvent | CompanyEvent | PurchaseEvent | FeedEvent
 
 
 def to_domain(envelope: Envelope) -> DomainEvent:
@@ -94,7 +108,30 @@ def to_domain(envelope: Envelope) -> DomainEvent:
     if envelope.type == PURCHASE_TYPE:
         purchase = _validate(Purchase, envelope.data)
         return PurchaseEvent(_entity_id(purchase.company_id, envelope, CUSTOMER_CODE_MAX), purchase)
+    if envelope.type in FEED_TYPES:
+        return _feed(envelope, FEED_TYPES[envelope.type])
     raise InvalidEventError("unknown_type", f"no handler for event type {envelope.type!r}")
+
+
+def _feed(envelope: Envelope, kind: Literal["registered", "removed"]) -> FeedEvent:
+    data = _validate(FeedData, envelope.data)
+    feed_id = _entity_id(data.feed_id, envelope, FEED_ID_MAX)
+    if kind == "registered":
+        missing = [n for n in ("url", "organizer_email", "tenant") if getattr(data, n) is None]
+        if missing:
+            raise InvalidEventError("invalid_data", f"a feed needs {', '.join(missing)}")
+        try:
+            normalise(data.url or "")
+        except FeedError as exc:
+            raise InvalidEventError("invalid_data", exc.reason) from None
+    feed = Feed(
+        feed_id=feed_id,
+        url=data.url or "",
+        organizer_email=str(data.organizer_email or "").lower(),
+        tenant=data.tenant or "",
+        interval_s=data.interval_s,
+    )
+    return FeedEvent(kind, feed)
 
 
 def _validate(model: type[M], data: Any) -> M:

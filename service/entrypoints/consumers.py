@@ -102,7 +102,7 @@ class EventConsumer:
     ) -> None:
         self.settings = settings
         self.intake = intake
-        self.topics = tuple(topics or (settings.hr_topic, settings.crm_topic))
+        self.topics = tuple(topics or settings.topics)
         self.retry_pause_s = retry_pause_s
         self.stats = IntakeStats()
         self._failures_in_a_row = 0
@@ -125,7 +125,7 @@ class EventConsumer:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
             decoder=_raw,
-            title="HR and CRM events",
+            title="HR, CRM and calendar feed events",
         )(self._on_batch)
 
     async def start(self) -> None:

@@ -174,3 +174,27 @@ class EntityState(SQLModel, table=True):
     state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     last_event: str | None = Field(default=None, max_length=255)
     updated_at: datetime = _time()
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A registered iCalendar feed and how its last fetch went."""
+
+    __tablename__ = "calendar_feed"
+    __table_args__ = (sa.Index("ix_calendar_feed_due", "removed", "next_fetch_at"),)
+
+    feed_id: str = Field(primary_key=True, max_length=200)
+    url: str = Field(max_length=2000)
+    organizer_email: str = Field(max_length=255)
+    tenant: str = Field(max_length=100)
+    interval_s: float | None = None
+    removed: bool = False
+    source: str = Field(default="event", max_length=20, description="event or config")
+    etag: str | None = Field(default=None, max_length=500)
+    last_modified: str | None = Field(default=None, max_length=100)
+    next_fetch_at: datetime = _time()
+    last_fetch_at: datetime | None = _time(nullable=True)
+    last_status: str | None = Field(default=None, max_length=20)  # ok, unchanged, failed
+    last_error: str | None = Field(default=None, max_length=500)
+    failures: int = 0
+    occurrences: int = 0
+    updated_at: datetime = _time()

@@ -27,26 +27,28 @@ SOURCE = "/tests/e2e"
 
 @dataclass(frozen=True)
 class Topics:
-    """An HR and a CRM topic (and their dead-letter topics) no other test reads."""
+    """HR, CRM and calendar topics (and their dead-letter topics) no other test reads."""
 
     hr: str
     crm: str
     group: str
+    calendar: str = ""
 
     @classmethod
     def fresh(cls, label: str) -> Topics:
         tag = f"{label}-{uuid.uuid4().hex[:8]}"
-        return cls(f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}")
+        return cls(f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}", f"calendar.{tag}")
 
     @property
     def all(self) -> list[str]:
-        return with_dead_letters((self.hr, self.crm))
+        return with_dead_letters((self.hr, self.crm, self.calendar))
 
     def env(self) -> dict[str, str]:
         """The service's settings for these topics, as environment variables."""
         return {
             "UCAAS_SYNC_KAFKA_HR_TOPIC": self.hr,
             "UCAAS_SYNC_KAFKA_CRM_TOPIC": self.crm,
+            "UCAAS_SYNC_KAFKA_CALENDAR_TOPIC": self.calendar,
             "UCAAS_SYNC_KAFKA_GROUP_ID": self.group,
         }
 

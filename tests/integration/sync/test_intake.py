@@ -18,7 +18,8 @@ from connectors.events.cloudevents import Envelope, Record, parse
 from connectors.hr.scim import ENTERPRISE
 from service.config import IntakeSettings
 from service.domain.commands import user_entity
-from service.intake import STATES, Intake, fingerprint
+from service.entity_state import STATES
+from service.intake import Intake, fingerprint
 from service.outbox import db
 from service.outbox.store import OUTBOX, OutboxStore
 from service.outbox.tables import Status

@@ -1,0 +1,1 @@
+"""Calendar feeds: fetch an iCalendar feed safely, expand it into occurrences."""

@@ -1,0 +1,162 @@
+"""Fetching an iCalendar feed, safely.
+
+- Conditional GET (ETag / If-None-Match, Last-Modified / If-Modified-Since): an unchanged
+  feed costs a 304 and nothing else.
+- Bounded: a total time limit, a size cap (read in chunks, stopped at the cap), a redirect
+  limit; `webcal://` is fetched as https.
+- No reaching into the private network: a URL whose host resolves to a loopback,
+  private, link-local, multicast or otherwise reserved address is refused (unless
+  allowed, as the tests allow loopback), checked before the request for every redirect
+  hop and again against the address actually connected (DNS may change in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+
+USER_AGENT = "ucaas-sync-calendar/0.1"
+
+
+class FeedError(Exception):
+    """The feed cannot be used this time; `reason` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason[:500]
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    timeout_s: float = 20.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    allow_private: bool = False  # loopback and private ranges (tests, trusted intranets)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int  # 200, or 304 for not modified
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+    url: str  # after redirects
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def normalise(url: str) -> str:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "webcal":
+        scheme = "https"
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise FeedError(f"not an http(s) or webcal URL: {url[:100]!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def forbidden(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+async def check_host(host: str, port: int, limits: FetchLimits) -> None:
+    if limits.allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FeedError(f"cannot resolve {host}: {exc.strerror}") from None
+    for info in infos:
+        address = str(info[4][0])
+        if forbidden(address):
+            raise FeedError(f"{host} resolves to {address}, a private or reserved address")
+
+
+class FeedFetcher:
+    def __init__(
+        self, limits: FetchLimits | None = None, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.limits = limits or FetchLimits()
+        self.http = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
+            headers={"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Fetched:
+        try:
+            async with asyncio.timeout(self.limits.timeout_s):
+                return await self._fetch(normalise(url), etag, last_modified)
+        except TimeoutError:
+            raise FeedError(f"no complete answer within {self.limits.timeout_s:.0f} s") from None
+        except httpx.HTTPError as exc:
+            raise FeedError(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+    async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        for _ in range(self.limits.max_redirects + 1):
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            await check_host(
+                host, parts.port or (443 if parts.scheme == "https" else 80), self.limits
+            )
+            async with self.http.stream("GET", url, headers=headers) as response:
+                self._check_peer(response, host)
+                if response.status_code == 304:  # before redirects: httpx counts 3xx as one
+                    return Fetched(304, b"", etag, last_modified, url)
+                if response.is_redirect and "location" in response.headers:
+                    url = normalise(urljoin(url, response.headers["location"]))
+                    continue
+                if response.status_code != 200:
+                    raise FeedError(f"HTTP {response.status_code} from {host}")
+                body = await self._read(response)
+                return Fetched(
+                    200,
+                    body,
+                    response.headers.get("etag"),
+                    response.headers.get("last-modified"),
+                    url,
+                )
+        raise FeedError(f"more than {self.limits.max_redirects} redirects")
+
+    def _check_peer(self, response: httpx.Response, host: str) -> None:
+        """The address actually connected to, which DNS may have changed since the check."""
+        if self.limits.allow_private:
+            return
+        stream = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if peer and forbidden(str(peer[0])):
+            raise FeedError(f"{host} connected to {peer[0]}, a private or reserved address")
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
+            raise FeedError(f"feed is {int(declared)} bytes; at most {self.limits.max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.limits.max_bytes:
+                raise FeedError(f"feed is larger than {self.limits.max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,15 @@
+"""The `data` of calendar.feed.registered / calendar.feed.removed CloudEvents."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class FeedData(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    feed_id: str | None = Field(None, description="defaults to the event subject")
+    url: str | None = Field(None, max_length=2000, description="https://, http:// or webcal://")
+    organizer_email: EmailStr | None = Field(None, description="the organiser's UCaaS user")
+    tenant: str | None = Field(None, min_length=1, max_length=50)
+    interval_s: float | None = Field(None, ge=60, description="between fetches; default 5 min")

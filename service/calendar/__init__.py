@@ -1,0 +1,1 @@
+"""Calendar feeds: registry, poller, and the pure diff from occurrences to meeting commands."""

@@ -1,0 +1,227 @@
+"""The feed poller: fetch each due feed, expand it, diff it, and queue the meeting changes.
+
+One feed at a time per task, a few feeds at once. A feed that fails (HTTP error, not
+iCalendar, truncated, invalid dates, runaway recurrence, too many events) is recorded with
+its reason and tried again after a growing wait; its meetings are left alone, and the
+other feeds go on. Parsing runs in a worker thread, bounded by the size and count caps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
+from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
+from service.calendar import registry
+from service.calendar.registry import FeedRegistry
+from service.calendar.translate import Feed, FeedState, MeetingRules, diff_feed
+from service.config import CalendarSettings
+from service.entity_state import load_state, save_state
+from service.outbox.tables import utcnow
+from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
+
+log = logging.getLogger("ucaas_sync.calendar")
+
+
+@dataclass
+class PollStats:
+    fetches: Counter[str] = field(default_factory=Counter)  # ok, unchanged, failed
+    commands: int = 0
+    last_errors: dict[str, str] = field(default_factory=dict)
+
+
+def rules_of(settings: CalendarSettings) -> MeetingRules:
+    return MeetingRules(
+        include_all_day=settings.include_all_day,
+        max_participants=settings.max_participants,
+        max_duration_min=settings.max_duration_min,
+    )
+
+
+def feed_entity(feed_id: str) -> str:
+    return f"feed:{feed_id}"
+
+
+class FeedPoller:
+    def __init__(
+        self,
+        registry_: FeedRegistry,
+        settings: CalendarSettings,
+        fetcher: FeedFetcher | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.registry = registry_
+        self.settings = settings
+        self.fetcher = fetcher or FeedFetcher(
+            FetchLimits(
+                timeout_s=settings.timeout_s,
+                max_bytes=settings.max_bytes,
+                max_redirects=settings.max_redirects,
+                allow_private=settings.allow_private_addresses,
+            )
+        )
+        self.limits = ParseLimits(settings.max_events, settings.max_occurrences)
+        self.rules = rules_of(settings)
+        self.on_commit = on_commit
+        self.stats = PollStats()
+        self._stopping = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        await self.load_config()
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            await self.poll_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), await self._idle_s())
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+
+    async def load_config(self) -> None:
+        if self.settings.feeds_file is not None:
+            feeds = registry.load_feeds_file(self.settings.feeds_file)
+            await self.registry.register_all(feeds, source="config")
+
+    async def poll_due(self) -> int:
+        """Start polling the feeds that are due (as many as there are free slots)."""
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        lease = self.settings.timeout_s * 2 + 60
+        try:
+            claimed = await self.registry.claim_due(free, lease)
+        except Exception:
+            log.exception("could not claim due feeds")
+            return 0
+        for feed, etag, last_modified in claimed:
+            task = asyncio.create_task(self.poll(feed, etag, last_modified))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return len(claimed)
+
+    async def poll_all_now(self) -> None:
+        """Poll every due feed and wait for them (tests, `ucaas-sync poll`)."""
+        await self.poll_due()
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+            await self.poll_due()
+
+    async def _idle_s(self) -> float:
+        if len(self._running) >= self.settings.concurrency:
+            return 0.2
+        due = await self.registry.next_due()
+        if due is None:
+            return 5.0
+        return min(5.0, max(0.05, (due - utcnow()).total_seconds()))
+
+    async def poll(self, feed: Feed, etag: str | None, last_modified: str | None) -> None:
+        now = utcnow()
+        interval = feed.interval_s or self.settings.interval_s
+        next_in = interval * (1 + self.settings.jitter * random.random())
+        try:
+            got = await self.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
+            occurrences: list[Occurrence] | None = None
+            if not got.not_modified:
+                occurrences = await asyncio.to_thread(
+                    parse_feed,
+                    got.body,
+                    start=now,
+                    end=now + timedelta(days=self.settings.horizon_days),
+                    limits=self.limits,
+                )
+        except FeedError as exc:
+            await self._failed(feed, exc.reason, interval)
+            return
+        except Exception as exc:  # a bug must not stop the other feeds
+            log.exception("feed %s: unexpected failure", feed.feed_id)
+            await self._failed(feed, f"{type(exc).__name__}: {exc}", interval)
+            return
+        if occurrences is None:
+            async with self.registry.engine.begin() as conn:
+                await registry.fetched(
+                    conn,
+                    feed,
+                    status="unchanged",
+                    etag=got.etag or etag,
+                    last_modified=got.last_modified or last_modified,
+                    occurrences=None,
+                    next_in_s=next_in,
+                    now=now,
+                )
+            self.stats.fetches["unchanged"] += 1
+            return
+        commands = await self._apply(
+            feed, occurrences, got.body, got.etag, got.last_modified, next_in
+        )
+        self.stats.fetches["ok"] += 1
+        self.stats.commands += commands
+        self.stats.last_errors.pop(feed.feed_id, None)
+        if commands and self.on_commit is not None:
+            self.on_commit()
+
+    async def _apply(
+        self,
+        feed: Feed,
+        occurrences: list[Occurrence],
+        body: bytes,
+        etag: str | None,
+        last_modified: str | None,
+        next_in: float,
+    ) -> int:
+        now = utcnow()
+        entity = feed_entity(feed.feed_id)
+        async with self.registry.engine.begin() as conn:
+            state = await load_state(conn, entity, "feed")
+            translation = diff_feed(
+                feed, occurrences, state if isinstance(state, FeedState) else None, now, self.rules
+            )
+            digest = hashlib.sha256(body).hexdigest()
+            if translation.commands:
+                record = EventRecord(
+                    source=f"calendar:{feed.feed_id}",
+                    event_id=f"{now.isoformat()}:{digest[:16]}",
+                    type="calendar.feed.polled",
+                    subject=feed.feed_id,
+                    tenant=feed.tenant,
+                    fingerprint=digest,
+                )
+                count = len(translation.commands)
+                await insert_inbox(conn, record, count, f"{count} meeting change(s)", now)
+                await insert_commands(conn, record, translation.commands, {}, now)
+            if translation.state is not None:
+                await save_state(conn, entity, "feed", feed.tenant, translation.state, "poll", now)
+            await registry.fetched(
+                conn,
+                feed,
+                status="ok",
+                etag=etag,
+                last_modified=last_modified,
+                occurrences=len(occurrences),
+                next_in_s=next_in,
+                now=now,
+            )
+        return len(translation.commands)
+
+    async def _failed(self, feed: Feed, reason: str, interval: float) -> None:
+        self.stats.fetches["failed"] += 1
+        self.stats.last_errors[feed.feed_id] = reason
+        try:
+            wait = await self.registry.failed(feed, reason, self.settings.retry_cap_s, interval)
+        except Exception:
+            log.exception("feed %s: could not record its failure", feed.feed_id)
+            return
+        log.warning("feed %s failed: %s; again in %.0f s", feed.feed_id, reason, wait)

@@ -1,0 +1,200 @@
+"""The feeds table: register and remove feeds, claim the due ones, record each fetch.
+
+Claims move a feed's `next_fetch_at` forward by a lease before it is fetched, so two
+pollers (two service processes) never fetch one feed at once (`FOR UPDATE SKIP LOCKED`
+on PostgreSQL); a poller that dies leaves the feed due again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.calendar.translate import Feed
+from service.outbox.store import table_of, upsert
+from service.outbox.tables import CalendarFeed, utcnow
+
+FEEDS = table_of(CalendarFeed)
+
+
+class FeedFileError(ValueError):
+    """The feeds file cannot be used; the message is one line."""
+
+
+class _FileFeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2000)
+    organizer: str = Field(min_length=3, max_length=255)
+    tenant: str = Field(min_length=1, max_length=100)
+    interval_s: float | None = Field(None, gt=0)
+
+
+def load_feeds_file(path: Path) -> list[Feed]:
+    """[[feeds]] tables with id, url, organizer, tenant and an optional interval_s."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+        entries = [_FileFeed.model_validate(entry) for entry in data.get("feeds", [])]
+    except OSError as exc:
+        raise FeedFileError(f"feeds file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FeedFileError(f"feeds file {path}: {exc}") from None
+    except ValidationError as exc:
+        raise FeedFileError(f"feeds file {path}: {exc.errors()[0]['msg']}") from None
+    return [
+        Feed(
+            feed_id=e.id,
+            url=e.url,
+            organizer_email=e.organizer,
+            tenant=e.tenant,
+            interval_s=e.interval_s,
+        )
+        for e in entries
+    ]
+
+
+def feed_of(row: Any) -> Feed:
+    return Feed(
+        feed_id=row.feed_id,
+        url=row.url,
+        organizer_email=row.organizer_email,
+        tenant=row.tenant,
+        interval_s=row.interval_s,
+    )
+
+
+async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datetime) -> None:
+    """Add or change a feed; it is fetched soon. Its fetch history is kept on a change."""
+    values = {
+        "feed_id": feed.feed_id,
+        "url": feed.url,
+        "organizer_email": feed.organizer_email.lower(),
+        "tenant": feed.tenant,
+        "interval_s": feed.interval_s,
+        "removed": False,
+        "source": source,
+        "next_fetch_at": now,
+        "updated_at": now,
+    }
+    await conn.execute(upsert(conn.dialect.name, FEEDS, values, ("feed_id",)))
+
+
+async def remove(conn: AsyncConnection, feed_id: str, now: datetime) -> Feed | None:
+    row = (await conn.execute(sa.select(FEEDS).where(FEEDS.c.feed_id == feed_id))).first()
+    if row is None:
+        return None
+    await conn.execute(
+        FEEDS.update().where(FEEDS.c.feed_id == feed_id).values(removed=True, updated_at=now)
+    )
+    return feed_of(row)
+
+
+class FeedRegistry:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def register_all(self, feeds: list[Feed], *, source: str) -> None:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            for feed in feeds:
+                await register(conn, feed, source=source, now=now)
+
+    async def claim_due(
+        self, limit: int, lease_s: float
+    ) -> list[tuple[Feed, str | None, str | None]]:
+        """Due feeds with their validators (etag, last-modified), leased for `lease_s`."""
+        now = utcnow()
+        due = (
+            sa.select(FEEDS.c.feed_id)
+            .where(FEEDS.c.removed.is_(False), FEEDS.c.next_fetch_at <= now)
+            .order_by(FEEDS.c.next_fetch_at)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    FEEDS.update()
+                    .where(FEEDS.c.feed_id.in_(due.scalar_subquery()))
+                    .values(next_fetch_at=now + timedelta(seconds=lease_s))
+                    .returning(*FEEDS.c)
+                )
+            ).all()
+        return [(feed_of(r), r.etag, r.last_modified) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(sa.func.min(FEEDS.c.next_fetch_at)).where(FEEDS.c.removed.is_(False))
+            )
+        return found if isinstance(found, datetime) else None
+
+    async def failed(self, feed: Feed, reason: str, retry_cap_s: float, interval_s: float) -> float:
+        """Record a failure; the feed is tried again after a growing wait (returned)."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            failures = (
+                int(
+                    await conn.scalar(
+                        sa.select(FEEDS.c.failures).where(FEEDS.c.feed_id == feed.feed_id)
+                    )
+                    or 0
+                )
+                + 1
+            )
+            wait: float = min(retry_cap_s, interval_s * 2.0 ** min(failures - 1, 30))
+            wait *= 0.5 + random.random() / 2
+            await conn.execute(
+                FEEDS.update()
+                .where(FEEDS.c.feed_id == feed.feed_id)
+                .values(
+                    last_status="failed",
+                    last_error=reason[:500],
+                    failures=failures,
+                    last_fetch_at=now,
+                    next_fetch_at=now + timedelta(seconds=wait),
+                    updated_at=now,
+                )
+            )
+        return wait
+
+    async def rows(self) -> list[CalendarFeed]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(FEEDS).order_by(FEEDS.c.feed_id))).all()
+        return [CalendarFeed.model_validate(dict(r._mapping)) for r in rows]
+
+
+async def fetched(
+    conn: AsyncConnection,
+    feed: Feed,
+    *,
+    status: str,
+    etag: str | None,
+    last_modified: str | None,
+    occurrences: int | None,
+    next_in_s: float,
+    now: datetime,
+) -> None:
+    values: dict[str, Any] = {
+        "last_status": status,
+        "last_error": None,
+        "failures": 0,
+        "etag": etag,
+        "last_modified": last_modified,
+        "last_fetch_at": now,
+        "next_fetch_at": now + timedelta(seconds=next_in_s),
+        "updated_at": now,
+    }
+    if occurrences is not None:
+        values["occurrences"] = occurrences
+    await conn.execute(FEEDS.update().where(FEEDS.c.feed_id == feed.feed_id).values(**values))

@@ -1,0 +1,137 @@
+"""Calendar occurrences to meeting commands: the diff against what was last asked. Pure.
+
+Each occurrence in the window is one meeting, keyed by (feed, UID, original start). The
+feed's state holds the meetings last asked for; against it:
+
+    new occurrence, not started         schedule_meeting
+    changed time, title, text, people   update_meeting   (only if neither has started)
+    cancelled, removed by EXDATE, gone  cancel_meeting   (only if it has not started)
+    unchanged                           nothing: an unchanged feed makes no call at all
+
+All-day events are skipped unless asked for; a meeting that has started is left alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from connectors.calendar.ics import Occurrence
+from service.domain.commands import (
+    CancelMeeting,
+    Command,
+    MeetingSpec,
+    ScheduleMeeting,
+    UpdateMeeting,
+)
+from service.translate import Translation
+
+ROOM_NAME_MIN, ROOM_NAME_MAX = 3, 50  # the API's limits (1612, 1613)
+MIN_DURATION = 10  # minutes (1632)
+DESC_MAX = 1000
+
+
+@dataclass(frozen=True)
+class MeetingRules:
+    include_all_day: bool = False
+    max_participants: int = 100  # the room size of the smallest plan
+    max_duration_min: int = 240  # the longest meeting of the smallest plan
+    app: str = "vc"
+
+
+class Feed(BaseModel):
+    """A registered calendar feed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feed_id: str
+    url: str
+    organizer_email: str
+    tenant: str
+    interval_s: float | None = None
+
+
+class FeedState(BaseModel):
+    """The meetings a feed last asked for, by meeting key."""
+
+    meetings: dict[str, MeetingSpec] = {}
+
+
+def room_name(summary: str | None) -> str:
+    name = " ".join((summary or "").split()) or "Meeting"
+    if len(name) < ROOM_NAME_MIN:
+        name = f"Meeting {name}"
+    if len(name) > ROOM_NAME_MAX:
+        name = name[: ROOM_NAME_MAX - 1].rstrip() + "…"
+    return name
+
+
+def meeting_spec(occurrence: Occurrence, feed: Feed, rules: MeetingRules) -> MeetingSpec:
+    minutes = math.ceil((occurrence.end - occurrence.start).total_seconds() / 60)
+    invitees = tuple(sorted({a for a in occurrence.attendees if a != feed.organizer_email.lower()}))
+    description = (occurrence.description or "").strip()
+    return MeetingSpec(
+        room_name=room_name(occurrence.summary),
+        desc=description[:DESC_MAX] or f"Scheduled from the calendar of {feed.organizer_email}",
+        start_time=occurrence.start,
+        zone=occurrence.zone,
+        duration=min(max(minutes, MIN_DURATION), rules.max_duration_min),
+        moderators=1,
+        participants=min(max(len(invitees), 1), rules.max_participants),
+        invitees=invitees,
+    )
+
+
+def desired(
+    occurrences: Iterable[Occurrence], feed: Feed, now: datetime, rules: MeetingRules
+) -> dict[str, MeetingSpec]:
+    """The meetings the feed asks for now: not cancelled, not all-day, not started."""
+    wanted: dict[str, MeetingSpec] = {}
+    for occurrence in occurrences:
+        if occurrence.cancelled or (occurrence.all_day and not rules.include_all_day):
+            continue
+        if occurrence.start <= now:
+            continue
+        wanted[f"{feed.feed_id}:{occurrence.key}"] = meeting_spec(occurrence, feed, rules)
+    return wanted
+
+
+def diff_feed(
+    feed: Feed,
+    occurrences: Iterable[Occurrence],
+    state: FeedState | None,
+    now: datetime,
+    rules: MeetingRules | None = None,
+) -> Translation:
+    rules = rules or MeetingRules()
+    wanted = desired(occurrences, feed, now, rules)
+    before = (state or FeedState()).meetings
+    ref = {"tenant": feed.tenant, "organizer_email": feed.organizer_email, "app": rules.app}
+    commands: list[Command] = []
+    for key, spec in wanted.items():
+        old = before.get(key)
+        if old is None:
+            commands.append(Command.of(ScheduleMeeting(meeting_key=key, meeting=spec, **ref)))
+        elif old != spec and old.start_time > now:
+            commands.append(Command.of(UpdateMeeting(meeting_key=key, meeting=spec, **ref)))
+    for key, old in before.items():
+        if key not in wanted and old.start_time > now:
+            commands.append(Command.of(CancelMeeting(meeting_key=key, **ref)))
+    new_state = FeedState(meetings=wanted)
+    changed = new_state != (state or FeedState())
+    return Translation(commands, new_state if changed else None, None if commands else "no change")
+
+
+def cancel_all(feed: Feed, state: FeedState | None, now: datetime, app: str = "vc") -> Translation:
+    """A feed removed: its meetings that have not started are cancelled."""
+    ref = {"tenant": feed.tenant, "organizer_email": feed.organizer_email, "app": app}
+    commands = [
+        Command.of(CancelMeeting(meeting_key=key, **ref))
+        for key, spec in (state or FeedState()).meetings.items()
+        if spec.start_time > now
+    ]
+    return Translation(commands, FeedState(), f"feed removed: {len(commands)} meeting(s) cancelled")
