@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field
 
+from connectors.calendar.schema import FeedData
 from connectors.crm.schema import Company, Purchase
 from connectors.hr.scim import HrUserData
 from service.config import KafkaSettings
@@ -52,6 +53,10 @@ class PurchaseEvent(CloudEvent[Purchase]):
     type: Literal["crm.subscription.purchased"]
 
 
+class FeedEvent(CloudEvent[FeedData]):
+    type: Literal["calendar.feed.registered", "calendar.feed.removed"]
+
+
 class DeadLetter(BaseModel):
     """The original record value, unchanged. Headers: dlq.error (not_json,
     not_cloudevent, unknown_type, invalid_data, too_large), dlq.reason, dlq.topic,
@@ -82,7 +87,15 @@ def document(
     )
     async def crm_events(event: CompanyEvent | PurchaseEvent) -> None: ...  # pragma: no cover
 
-    for topic in (kafka.hr_topic, kafka.crm_topic):
+    @broker.subscriber(
+        kafka.calendar_topic,
+        group_id=kafka.group_id,
+        title=kafka.calendar_topic,
+        description="calendar feeds registered and removed, keyed by feed id",
+    )
+    async def feed_events(event: FeedEvent) -> None: ...  # pragma: no cover
+
+    for topic in kafka.topics:
         broker.publisher(
             topic + kafka.dlq_suffix,
             title=topic + kafka.dlq_suffix,
