@@ -53,7 +53,11 @@ class Fetched:
 
 
 def normalise(url: str) -> str:
-    parts = urlsplit(url.strip())
+    try:  # urlsplit refuses a broken IPv6 host, .port a port out of range: ValueError
+        parts = urlsplit(url.strip())
+        _ = parts.port
+    except ValueError as exc:
+        raise FeedError(f"not a valid URL ({exc}): {url[:100]!r}") from None
     scheme = parts.scheme.lower()
     if scheme == "webcal":
         scheme = "https"
@@ -66,7 +70,9 @@ def forbidden(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    # is_reserved too: Python counts some reserved ranges as global (::/8, where the
+    # IPv4-compatible ::127.0.0.1 lies).
+    return not ip.is_global or ip.is_multicast or ip.is_reserved
 
 
 async def check_host(host: str, port: int, limits: FetchLimits) -> None:
@@ -104,7 +110,7 @@ class FeedFetcher:
             async with asyncio.timeout(self.limits.timeout_s):
                 return await self._fetch(normalise(url), etag, last_modified)
         except TimeoutError:
-            raise FeedError(f"no complete answer within {self.limits.timeout_s:.0f} s") from None
+            raise FeedError(f"no complete answer within {self.limits.timeout_s:g} s") from None
         except httpx.HTTPError as exc:
             raise FeedError(f"{type(exc).__name__}: {exc}"[:300]) from None
 

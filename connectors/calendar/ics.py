@@ -1,5 +1,6 @@
 """An iCalendar feed to the occurrences inside a time window (icalendar +
-recurring-ical-events). Pure and bounded: no I/O, caps on events and occurrences.
+recurring-ical-events). Pure and bounded: no I/O, caps on events and occurrences, on the
+steps a rule takes from its DTSTART to the window, and on the time the expansion takes.
 
 Handled: RRULE, RDATE, EXDATE, RECURRENCE-ID overrides (RANGE=THISANDFUTURE too),
 STATUS:CANCELLED events and instances, DTEND or DURATION (neither: zero length), all-day
@@ -14,9 +15,9 @@ meeting.
 
 from __future__ import annotations
 
+import time
 import zoneinfo
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -27,12 +28,24 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from connectors.calendar.fetch import FeedError
 
 FAST_FREQUENCIES = ("SECONDLY", "MINUTELY")
+# How long one step of each frequency is, to estimate a rule's work before expanding it.
+_STEP = {
+    "HOURLY": timedelta(hours=1),
+    "DAILY": timedelta(days=1),
+    "WEEKLY": timedelta(days=7),
+    "MONTHLY": timedelta(days=28),
+    "YEARLY": timedelta(days=365),
+}
 
 
 @dataclass(frozen=True)
 class ParseLimits:
     max_events: int = 20_000  # VEVENT components in the file
     max_occurrences: int = 10_000  # occurrences inside the window
+    # Instants one RRULE may step through from its DTSTART to the window's end (the
+    # expansion always starts at DTSTART): a daily rule from the year 1 is 740,000.
+    max_rule_steps: int = 1_000_000
+    max_seconds: float = 10.0  # expanding the recurrences into the window
 
 
 @dataclass(frozen=True)
@@ -58,23 +71,68 @@ def parse_feed(
     calendar = _calendar(body, limits)
     floating = _zone(str(calendar.get("X-WR-TIMEZONE", "") or "")) or UTC
     series = _recurring_uids(calendar)
+    deadline = time.monotonic() + limits.max_seconds
     found: list[Occurrence] = []
     try:
+        _check_rules(calendar, end, limits)
+        moves = _moves(calendar)
         query = recurring_ical_events.of(calendar, components=["VEVENT"])
-        for component in query.after(start):
-            occurrence = _occurrence(component, floating, series)
-            if occurrence.start > end:
-                break
-            found.append(occurrence)
-            if len(found) > limits.max_occurrences:
-                raise FeedError(
-                    f"expands to more than {limits.max_occurrences} occurrences in the window"
-                )
+        # Series by series, each over the whole window at once (`after` would query every
+        # series again for each small slice of time), within the caps and the deadline.
+        for each in query.series:
+            _in_time(deadline, limits)
+            for item in each.between(start, end):
+                _in_time(deadline, limits)
+                occurrence = _occurrence(item.as_component(False), floating, series, moves)
+                if occurrence.start > end:
+                    continue
+                found.append(occurrence)
+                if len(found) > limits.max_occurrences:
+                    raise FeedError(
+                        f"expands to more than {limits.max_occurrences} occurrences in the window"
+                    )
     except FeedError:
         raise
     except Exception as exc:  # the libraries raise many kinds for broken dates and rules
         raise FeedError(f"invalid dates or recurrence: {_first_line(exc)}") from None
-    return _keyed(found)
+    found.sort(key=lambda o: (o.start, o.key))
+    return found
+
+
+def _in_time(deadline: float, limits: ParseLimits) -> None:
+    if time.monotonic() > deadline:
+        raise FeedError(f"expanding the recurrences takes more than {limits.max_seconds:g} s")
+
+
+def _check_rules(calendar: icalendar.Calendar, end: datetime, limits: ParseLimits) -> None:
+    """Refuse a rule whose expansion would step through too many instants: it is always
+    expanded from its DTSTART, so an hourly rule from 1900 or a daily one with every
+    BYMINUTE would take minutes and gigabytes before the window is reached."""
+    for event in calendar.walk("VEVENT"):
+        rule = event.get("RRULE")
+        dtstart: Any = event.get("DTSTART")
+        if not rule or dtstart is None:
+            continue
+        frequency = str((rule.get("FREQ") or [""])[0]).upper()
+        step = _STEP.get(frequency)
+        if step is None:
+            continue
+        first = _aware(dtstart.dt, UTC)
+        until = rule.get("UNTIL")
+        last = min(end, _aware(until[0], UTC)) if until else end
+        if first >= last:
+            continue
+        interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
+        per_step = 1
+        for part in ("BYSECOND", "BYMINUTE") + (() if frequency == "HOURLY" else ("BYHOUR",)):
+            per_step *= max(1, len(rule.get(part) or []))
+        steps = int((last - first) / (step * interval)) * per_step
+        if steps > limits.max_rule_steps:
+            uid = event.get("UID", "?")
+            raise FeedError(
+                f"event {uid}: RRULE would step through about {steps:,} instants from"
+                f" {first:%Y-%m-%d} (at most {limits.max_rule_steps:,})"
+            )
 
 
 def _recurring_uids(calendar: icalendar.Calendar) -> set[str]:
@@ -85,6 +143,46 @@ def _recurring_uids(calendar: icalendar.Calendar) -> set[str]:
         for event in calendar.walk("VEVENT")
         if any(event.get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID"))
     }
+
+
+def _moves(calendar: icalendar.Calendar) -> dict[tuple[str, datetime], timedelta]:
+    """(UID, RECURRENCE-ID in UTC) of each RANGE=THISANDFUTURE override -> how far it
+    moves the occurrences from it on (its DTSTART less its RECURRENCE-ID, computed as
+    recurring-ical-events computes it, so the original start can be had back)."""
+    moves: dict[tuple[str, datetime], timedelta] = {}
+    for event in calendar.walk("VEVENT"):
+        recurrence: Any = event.get("RECURRENCE-ID")
+        dtstart: Any = event.get("DTSTART")
+        if recurrence is None or dtstart is None or not _this_and_future(recurrence):
+            continue
+        moved, original = _comparable(dtstart.dt, recurrence.dt)
+        moves[(str(event.get("UID", "")).strip(), _utc(recurrence.dt))] = moved - original
+    return moves
+
+
+def _this_and_future(recurrence: Any) -> bool:
+    return str(recurrence.params.get("RANGE", "")).upper() == "THISANDFUTURE"
+
+
+def _comparable(first: datetime | date, second: datetime | date) -> tuple[Any, Any]:
+    """The two as recurring-ical-events compares them: dates stay dates; else datetimes,
+    a floating one taking the other's zone."""
+    if not isinstance(first, datetime) and not isinstance(second, datetime):
+        return first, second
+    zone = next((v.tzinfo for v in (first, second) if isinstance(v, datetime) and v.tzinfo), None)
+    return _naive_or(first, zone), _naive_or(second, zone)
+
+
+def _naive_or(value: datetime | date, zone: tzinfo | None) -> datetime:
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return value.replace(tzinfo=zone) if value.tzinfo is None and zone is not None else value
+
+
+def _utc(value: datetime | date) -> datetime:
+    """A RECURRENCE-ID as recurring-ical-events identifies it: UTC if it has a zone."""
+    value = _naive_or(value, None)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _first_line(exc: BaseException) -> str:
@@ -107,9 +205,13 @@ def _calendar(body: bytes, limits: ParseLimits) -> icalendar.Calendar:
     except Exception as exc:  # icalendar raises ValueError and friends for broken text
         raise FeedError(f"invalid iCalendar: {_first_line(exc)}") from None
     for event in calendar.walk("VEVENT"):
-        rule = event.get("RRULE")
-        for frequency in rule.get("FREQ", []) if rule else []:
-            if str(frequency).upper() in FAST_FREQUENCIES:
+        try:  # a rule icalendar could not parse is kept as a broken property, raising on use
+            rule = event.get("RRULE")
+            frequencies = [str(f).upper() for f in rule.get("FREQ", [])] if rule else []
+        except Exception as exc:
+            raise FeedError(f"invalid recurrence: {_first_line(exc)}") from None
+        for frequency in frequencies:
+            if frequency in FAST_FREQUENCIES:
                 uid = event.get("UID", "?")
                 raise FeedError(
                     f"event {uid}: RRULE FREQ={frequency} repeats too fast for meetings"
@@ -127,9 +229,10 @@ def _zone(name: str) -> tzinfo | None:
         return None
 
 
-def zone_name(value: tzinfo | None) -> str:
+def zone_name(value: tzinfo | None, at: datetime | None = None) -> str:
     """The IANA name of a zone as icalendar hands it: a ZoneInfo, or a VTIMEZONE
-    definition named by its TZID (an IANA or Windows name, or a custom one)."""
+    definition named by its TZID (an IANA or Windows name, or a custom one: then the
+    fixed-offset zone of its offset at `at`, the event's start)."""
     if value is None:
         return "UTC"
     key = getattr(value, "key", None)
@@ -138,12 +241,13 @@ def zone_name(value: tzinfo | None) -> str:
     tzid = str(getattr(value, "_tzid", "") or "")  # dateutil's VTIMEZONE zone
     if tzid and _zone(tzid) is not None:
         return WINDOWS_TO_OLSON.get(tzid, tzid)
-    return _by_offset(value)
+    return _by_offset(value, at)
 
 
-def _by_offset(value: tzinfo) -> str:
-    """A zone with an unknown name: the fixed-offset Etc zone of its current offset."""
-    offset = value.utcoffset(datetime.now()) or timedelta(0)
+def _by_offset(value: tzinfo, at: datetime | None = None) -> str:
+    """A zone with an unknown name: the fixed-offset Etc zone of its offset at `at` (not
+    of today's, which would rename the zone of every meeting at each change of season)."""
+    offset = value.utcoffset((at or datetime.now(UTC)).replace(tzinfo=None)) or timedelta(0)
     hours = int(offset.total_seconds() // 3600)
     return f"Etc/GMT{-hours:+d}" if hours else "UTC"
 
@@ -156,7 +260,12 @@ def _aware(value: datetime | date, floating: tzinfo) -> datetime:
     return value
 
 
-def _occurrence(component: Any, floating: tzinfo, series: set[str]) -> Occurrence:
+def _occurrence(
+    component: Any,
+    floating: tzinfo,
+    series: set[str],
+    moves: dict[tuple[str, datetime], timedelta],
+) -> Occurrence:
     raw_start = component["DTSTART"].dt
     all_day = not isinstance(raw_start, datetime)
     start = _aware(raw_start, floating)
@@ -169,13 +278,19 @@ def _occurrence(component: Any, floating: tzinfo, series: set[str]) -> Occurrenc
         end = start + (timedelta(days=1) if all_day else timedelta(0))
     uid = str(component.get("UID", "")).strip() or f"no-uid-{start.isoformat()}"
     recurrence = component.get("RECURRENCE-ID") if uid in series else None
-    original = _aware(recurrence.dt, floating).astimezone(UTC) if recurrence is not None else None
+    original = None
+    if recurrence is not None:
+        move = moves.get((uid, _utc(recurrence.dt))) if _this_and_future(recurrence) else None
+        # An occurrence after a THISANDFUTURE override carries the override's RECURRENCE-ID;
+        # its own slot is where the series had it before the override moved it.
+        slot = recurrence.dt if move is None else raw_start - move
+        original = _aware(slot, floating).astimezone(UTC)
     return Occurrence(
         uid=uid,
         key=uid if original is None else f"{uid}@{original:%Y%m%dT%H%M%SZ}",
         start=start.astimezone(UTC),
         end=end.astimezone(UTC),
-        zone=zone_name(start.tzinfo) if not all_day else zone_name(floating),
+        zone=zone_name(start.tzinfo, start) if not all_day else zone_name(floating, start),
         summary=_text(component.get("SUMMARY")),
         description=_text(component.get("DESCRIPTION")),
         attendees=tuple(_mail(a) for a in _list(component.get("ATTENDEE")) if _mail(a)),
@@ -183,25 +298,6 @@ def _occurrence(component: Any, floating: tzinfo, series: set[str]) -> Occurrenc
         cancelled=str(component.get("STATUS", "")).upper() == "CANCELLED",
         all_day=all_day,
     )
-
-
-def _keyed(found: list[Occurrence]) -> list[Occurrence]:
-    """Occurrences after a THISANDFUTURE override all carry the override's RECURRENCE-ID;
-    give each the start it had before the override moved it, so keys stay one per slot."""
-    by_key: dict[str, list[int]] = defaultdict(list)
-    for index, occurrence in enumerate(found):
-        by_key[occurrence.key].append(index)
-    for key, indexes in by_key.items():
-        if len(indexes) < 2 or "@" not in key:
-            continue
-        uid, _, original = key.rpartition("@")
-        first = datetime.strptime(original, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        shift = found[indexes[0]].start - first
-        for index in indexes[1:]:
-            slot = found[index].start - shift
-            found[index] = replace(found[index], key=f"{uid}@{slot:%Y%m%dT%H%M%SZ}")
-    found.sort(key=lambda o: (o.start, o.key))
-    return found
 
 
 def _text(value: Any) -> str | None:

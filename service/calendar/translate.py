@@ -13,6 +13,7 @@ All-day events are skipped unless asked for; a meeting that has started is left 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from service.translate import Translation
 ROOM_NAME_MIN, ROOM_NAME_MAX = 3, 50  # the API's limits (1612, 1613)
 MIN_DURATION = 10  # minutes (1632)
 DESC_MAX = 1000
+# A meeting key is the command's entity ("meeting:" + key) and the mapping's external id,
+# both at most 255 characters; a UID may be longer than that (Outlook's are 112 or more).
+KEY_MAX = 255 - len("meeting:")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,16 @@ def meeting_spec(occurrence: Occurrence, feed: Feed, rules: MeetingRules) -> Mee
     )
 
 
+def meeting_key(feed: Feed, occurrence: Occurrence) -> str:
+    """(feed, UID, original start) as one key; too long, the occurrence's part is hashed
+    (feed ids are at most 200 characters, so the key still fits, stable and distinct)."""
+    key = f"{feed.feed_id}:{occurrence.key}"
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(occurrence.key.encode()).hexdigest()[:40]
+    return f"{feed.feed_id}:#{digest}"
+
+
 def desired(
     occurrences: Iterable[Occurrence], feed: Feed, now: datetime, rules: MeetingRules
 ) -> dict[str, MeetingSpec]:
@@ -96,7 +110,7 @@ def desired(
             continue
         if occurrence.start <= now:
             continue
-        wanted[f"{feed.feed_id}:{occurrence.key}"] = meeting_spec(occurrence, feed, rules)
+        wanted[meeting_key(feed, occurrence)] = meeting_spec(occurrence, feed, rules)
     return wanted
 
 
