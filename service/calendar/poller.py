@@ -4,19 +4,26 @@ One feed at a time per task, a few feeds at once. A feed that fails (HTTP error,
 iCalendar, truncated, invalid dates, runaway recurrence, too many events) is recorded with
 its reason and tried again after a growing wait; its meetings are left alone, and the
 other feeds go on. Parsing runs in a worker thread, bounded by the size and count caps.
+
+The window moves on with time: a feed is fetched without its validators (so in full, and
+expanded again) when this process has not expanded it for `REEXPAND_S`, else the
+occurrences that come into the window while its server answers 304 are never scheduled.
+A fetch's result is dropped when the feed was removed or redefined while it was in flight
+(checked, and the row locked, in the transaction that would write it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
@@ -30,10 +37,14 @@ from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inb
 
 log = logging.getLogger("ucaas_sync.calendar")
 
+# How long an expansion stands in for the feed while its server answers 304: the window
+# has moved on by then, and occurrences have come into it.
+REEXPAND_S = 6 * 3600.0
+
 
 @dataclass
 class PollStats:
-    fetches: Counter[str] = field(default_factory=Counter)  # ok, unchanged, failed
+    fetches: Counter[str] = field(default_factory=Counter)  # ok, unchanged, failed, superseded
     commands: int = 0
     last_errors: dict[str, str] = field(default_factory=dict)
 
@@ -73,15 +84,26 @@ class FeedPoller:
         self.on_commit = on_commit
         self.stats = PollStats()
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()  # a poll is done: its feed's next fetch is known
         self._running: set[asyncio.Task[None]] = set()
+        self._expanded: dict[str, datetime] = {}  # feed id -> when last expanded here
 
     async def run(self) -> None:
         await self.load_config()
         self._stopping.clear()
         while not self._stopping.is_set():
+            self._wake.clear()
             await self.poll_due()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), await self._idle_s())
+            idle = await self._idle_s()
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait(
+                    (stopping, woken), timeout=idle, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stopping.cancel()
+                woken.cancel()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
@@ -110,8 +132,12 @@ class FeedPoller:
         for feed, etag, last_modified in claimed:
             task = asyncio.create_task(self.poll(feed, etag, last_modified))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._done)
         return len(claimed)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
 
     async def poll_all_now(self) -> None:
         """Poll every due feed and wait for them (tests, `ucaas-sync poll`)."""
@@ -132,6 +158,9 @@ class FeedPoller:
         now = utcnow()
         interval = feed.interval_s or self.settings.interval_s
         next_in = interval * (1 + self.settings.jitter * random.random())
+        expanded = self._expanded.get(feed.feed_id)
+        if expanded is None or now - expanded >= timedelta(seconds=REEXPAND_S):
+            etag = last_modified = None  # in full: the window has moved on
         try:
             got = await self.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
             occurrences: list[Occurrence] | None = None
@@ -152,6 +181,9 @@ class FeedPoller:
             return
         if occurrences is None:
             async with self.registry.engine.begin() as conn:
+                if not await _still_current(conn, feed, now):
+                    self.stats.fetches["superseded"] += 1
+                    return
                 await registry.fetched(
                     conn,
                     feed,
@@ -167,6 +199,11 @@ class FeedPoller:
         commands = await self._apply(
             feed, occurrences, got.body, got.etag, got.last_modified, next_in
         )
+        if commands is None:
+            log.info("feed %s was removed or changed while it was fetched", feed.feed_id)
+            self.stats.fetches["superseded"] += 1
+            return
+        self._expanded[feed.feed_id] = now
         self.stats.fetches["ok"] += 1
         self.stats.commands += commands
         self.stats.last_errors.pop(feed.feed_id, None)
@@ -181,10 +218,14 @@ class FeedPoller:
         etag: str | None,
         last_modified: str | None,
         next_in: float,
-    ) -> int:
+    ) -> int | None:
+        """Queue the meeting changes; the number of commands, None if the feed has been
+        removed or redefined meanwhile (nothing is written then)."""
         now = utcnow()
         entity = feed_entity(feed.feed_id)
         async with self.registry.engine.begin() as conn:
+            if not await _still_current(conn, feed, now):
+                return None
             state = await load_state(conn, entity, "feed")
             translation = diff_feed(
                 feed, occurrences, state if isinstance(state, FeedState) else None, now, self.rules
@@ -225,3 +266,21 @@ class FeedPoller:
             log.exception("feed %s: could not record its failure", feed.feed_id)
             return
         log.warning("feed %s failed: %s; again in %.0f s", feed.feed_id, reason, wait)
+
+
+async def _still_current(conn: AsyncConnection, feed: Feed, now: datetime) -> bool:
+    """Whether the feed is still registered as it was claimed, locking its row for the rest
+    of the transaction (the first write: SQLite takes its write lock here too), so a
+    removal waits for this transaction, or this one sees it and writes nothing."""
+    done = await conn.execute(
+        registry.FEEDS.update()
+        .where(
+            registry.FEEDS.c.feed_id == feed.feed_id,
+            registry.FEEDS.c.removed.is_(False),
+            registry.FEEDS.c.url == feed.url,
+            registry.FEEDS.c.organizer_email == feed.organizer_email,
+            registry.FEEDS.c.tenant == feed.tenant,
+        )
+        .values(updated_at=now)
+    )
+    return bool(done.rowcount)
