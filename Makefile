@@ -42,6 +42,7 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_capacity.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/calendar.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -84,6 +84,10 @@ class CalendarSettings(BaseSettings):
     max_redirects: int = Field(5, ge=0)
     max_events: int = Field(20_000, ge=1)
     max_occurrences: int = Field(10_000, ge=1)
+    max_rule_steps: int = Field(
+        1_000_000, ge=1, description="instants one RRULE may step through from its DTSTART"
+    )
+    max_parse_s: float = Field(10.0, gt=0, description="CPU time for expanding one feed")
     allow_private_addresses: bool = Field(
         False, description="fetch from loopback/private ranges (tests, trusted intranets)"
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.calendar.fetch import FeedError
-from connectors.calendar.ics import ParseLimits, parse_feed
+from connectors.calendar.ics import parse_feed
 from connectors.events.cloudevents import InvalidRecordError, Record, parse
-from service.calendar.poller import rules_of
+from service.calendar.poller import limits_of, rules_of
 from service.calendar.translate import Feed, diff_feed
 from service.config import CalendarSettings, IntakeSettings
 from service.domain.events import InvalidEventError, to_domain
@@ -56,7 +56,7 @@ def plan_calendar(
     if when.tzinfo is None:
         raise PlanError("--now needs a time zone, e.g. 2026-12-01T09:00:00Z")
     horizon = horizon_days if horizon_days is not None else settings.horizon_days
-    limits = ParseLimits(settings.max_events, settings.max_occurrences)
+    limits = limits_of(settings)
     try:
         occurrences = parse_feed(raw, start=when, end=when + timedelta(days=horizon), limits=limits)
     except FeedError as exc:

@@ -15,6 +15,8 @@ meeting.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 import zoneinfo
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from connectors.calendar.fetch import FeedError
 
 FAST_FREQUENCIES = ("SECONDLY", "MINUTELY")
+_WIDEST_OFFSET = timedelta(hours=14)
 # How long one step of each frequency is, to estimate a rule's work before expanding it.
 _STEP = {
     "HOURLY": timedelta(hours=1),
@@ -45,7 +48,8 @@ class ParseLimits:
     # Instants one RRULE may step through from its DTSTART to the window's end (the
     # expansion always starts at DTSTART): a daily rule from the year 1 is 740,000.
     max_rule_steps: int = 1_000_000
-    max_seconds: float = 10.0  # expanding the recurrences into the window
+    # CPU time of the expanding thread (not wall time: parses in threads share the GIL)
+    max_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,20 +75,27 @@ def parse_feed(
     calendar = _calendar(body, limits)
     floating = _zone(str(calendar.get("X-WR-TIMEZONE", "") or "")) or UTC
     series = _recurring_uids(calendar)
-    deadline = time.monotonic() + limits.max_seconds
+    deadline = time.thread_time() + limits.max_seconds
     found: list[Occurrence] = []
     try:
         _check_rules(calendar, end, limits)
         moves = _moves(calendar)
-        query = recurring_ical_events.of(calendar, components=["VEVENT"])
+        # Not `recurring_ical_events.of`: its X-WR-TIMEZONE rewrite (x-wr-timezone) takes
+        # the zone of a VTIMEZONE without TZNAME, as Outlook writes them, for floating
+        # time and moves the event; floating times get the calendar's zone here instead.
+        query = recurring_ical_events.CalendarQuery(calendar, components=["VEVENT"])
         # Series by series, each over the whole window at once (`after` would query every
         # series again for each small slice of time), within the caps and the deadline.
         for each in query.series:
             _in_time(deadline, limits)
-            for item in each.between(start, end):
+            # Floating times are compared as wall-clock times by the library: ask for a
+            # window wider by the largest UTC offset and cut it exactly here.
+            for item in each.between(start - _WIDEST_OFFSET, end + _WIDEST_OFFSET):
                 _in_time(deadline, limits)
                 occurrence = _occurrence(item.as_component(False), floating, series, moves)
-                if occurrence.start > end:
+                if occurrence.start >= end or (
+                    occurrence.end <= start and occurrence.start < start
+                ):
                     continue
                 found.append(occurrence)
                 if len(found) > limits.max_occurrences:
@@ -100,8 +111,10 @@ def parse_feed(
 
 
 def _in_time(deadline: float, limits: ParseLimits) -> None:
-    if time.monotonic() > deadline:
-        raise FeedError(f"expanding the recurrences takes more than {limits.max_seconds:g} s")
+    if time.thread_time() > deadline:
+        raise FeedError(
+            f"expanding the recurrences takes more than {limits.max_seconds:g} s of CPU time"
+        )
 
 
 def _check_rules(calendar: icalendar.Calendar, end: datetime, limits: ParseLimits) -> None:
@@ -201,7 +214,7 @@ def _calendar(body: bytes, limits: ParseLimits) -> icalendar.Calendar:
     if events > limits.max_events:
         raise FeedError(f"{events} events; at most {limits.max_events} are taken")
     try:
-        calendar = icalendar.Calendar.from_ical(body)
+        calendar = icalendar.Calendar.from_ical(_own_zones(body))
     except Exception as exc:  # icalendar raises ValueError and friends for broken text
         raise FeedError(f"invalid iCalendar: {_first_line(exc)}") from None
     for event in calendar.walk("VEVENT"):
@@ -217,6 +230,46 @@ def _calendar(body: bytes, limits: ParseLimits) -> icalendar.Calendar:
                     f"event {uid}: RRULE FREQ={frequency} repeats too fast for meetings"
                 )
     return calendar
+
+
+_VTIMEZONE = re.compile(rb"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?\n?", re.M | re.S | re.I)
+_TZID_PROPERTY = re.compile(rb"^TZID[^:\r\n]*:([^\r\n]*)", re.M | re.I)
+_FOLD = re.compile(rb"\r?\n[ \t]")
+
+
+def _own_zones(body: bytes) -> bytes:
+    """The feed with each VTIMEZONE made safe to hand to icalendar, which keeps the zones
+    it builds from VTIMEZONE blocks in one cache per process, keyed by TZID, first
+    definition wins: a zone whose TZID is an IANA or Windows name is dropped and the name
+    used (zoneinfo is exact and fast where dateutil's VTIMEZONE zones, from 1601 in
+    Outlook's files, take most of an expansion's time); a custom one ("Customized Time
+    Zone") is renamed by a hash of its definition, so two feeds' zones of the same name
+    never stand in for each other."""
+    if b"BEGIN:VTIMEZONE" not in body.upper():
+        return body
+    body = _FOLD.sub(b"", body)
+    renames: dict[bytes, bytes] = {}
+
+    def own(block: re.Match[bytes]) -> bytes:
+        found = _TZID_PROPERTY.search(block.group(0))
+        if found is None:
+            return block.group(0)
+        tzid = found.group(1).strip()
+        known = _zone(tzid.decode("utf-8", "replace"))
+        if known is not None:
+            renames[tzid] = str(getattr(known, "key", tzid.decode())).encode()
+            return b""
+        digest = hashlib.sha256(block.group(0)).hexdigest()[:12].encode()
+        renames[tzid] = renamed = tzid.strip(b'"') + b" ~" + digest
+        return block.group(0).replace(found.group(0), b"TZID:" + renamed, 1)
+
+    body = _VTIMEZONE.sub(own, body)
+    for tzid, renamed in renames.items():
+        bare = re.escape(tzid.strip(b'"'))
+        body = re.sub(
+            rb";TZID=(\"?)" + bare + rb"\1(?=[;:])", b";TZID=" + renamed, body, flags=re.I
+        )
+    return body
 
 
 def _zone(name: str) -> tzinfo | None:
@@ -290,14 +343,21 @@ def _occurrence(
         key=uid if original is None else f"{uid}@{original:%Y%m%dT%H%M%SZ}",
         start=start.astimezone(UTC),
         end=end.astimezone(UTC),
-        zone=zone_name(start.tzinfo, start) if not all_day else zone_name(floating, start),
+        zone=_display_zone(start, floating, all_day),
         summary=_text(component.get("SUMMARY")),
         description=_text(component.get("DESCRIPTION")),
-        attendees=tuple(_mail(a) for a in _list(component.get("ATTENDEE")) if _mail(a)),
+        attendees=tuple(_mail(a) for a in _list(component.get("ATTENDEE")) if _invited(a)),
         organizer=_mail(component.get("ORGANIZER")) or None,
         cancelled=str(component.get("STATUS", "")).upper() == "CANCELLED",
         all_day=all_day,
     )
+
+
+def _display_zone(start: datetime, floating: tzinfo, all_day: bool) -> str:
+    """The event's own zone; the calendar's for an all-day event or a time in UTC (Google
+    writes single events in UTC and means them in its X-WR-TIMEZONE)."""
+    own = "UTC" if all_day else zone_name(start.tzinfo, start)
+    return zone_name(floating, start) if own == "UTC" else own
 
 
 def _text(value: Any) -> str | None:
@@ -309,6 +369,17 @@ def _list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
+
+
+def _invited(attendee: Any) -> bool:
+    """A person who has not declined: rooms and equipment have addresses too."""
+    params = getattr(attendee, "params", {})
+    kind = str(params.get("CUTYPE", "INDIVIDUAL")).upper()
+    return (
+        bool(_mail(attendee))
+        and kind not in ("ROOM", "RESOURCE")
+        and str(params.get("PARTSTAT", "")).upper() != "DECLINED"
+    )
 
 
 def _mail(value: Any) -> str:

@@ -57,6 +57,15 @@ def rules_of(settings: CalendarSettings) -> MeetingRules:
     )
 
 
+def limits_of(settings: CalendarSettings) -> ParseLimits:
+    return ParseLimits(
+        max_events=settings.max_events,
+        max_occurrences=settings.max_occurrences,
+        max_rule_steps=settings.max_rule_steps,
+        max_seconds=settings.max_parse_s,
+    )
+
+
 def feed_entity(feed_id: str) -> str:
     return f"feed:{feed_id}"
 
@@ -79,7 +88,7 @@ class FeedPoller:
                 allow_private=settings.allow_private_addresses,
             )
         )
-        self.limits = ParseLimits(settings.max_events, settings.max_occurrences)
+        self.limits = limits_of(settings)
         self.rules = rules_of(settings)
         self.on_commit = on_commit
         self.stats = PollStats()

@@ -73,7 +73,9 @@ def feed_of(row: Any) -> Feed:
 
 
 async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datetime) -> None:
-    """Add or change a feed; it is fetched soon. Its fetch history is kept on a change."""
+    """Add or change a feed; it is fetched soon, in full (no validators: a feed removed
+    and registered again, or moved to a new URL, must not be answered 304 and skipped).
+    Its failure history is kept."""
     values = {
         "feed_id": feed.feed_id,
         "url": feed.url,
@@ -84,6 +86,8 @@ async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datet
         "source": source,
         "next_fetch_at": now,
         "updated_at": now,
+        "etag": None,
+        "last_modified": None,
     }
     await conn.execute(upsert(conn.dialect.name, FEEDS, values, ("feed_id",)))
 

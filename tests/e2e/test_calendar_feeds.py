@@ -579,11 +579,6 @@ async def take(run: Running, type_: str, subject: str, data: dict[str, Any]) -> 
     await run.service.dispatcher.run_until_idle(idle_s=0.1)
 
 
-@pytest.mark.xfail(
-    reason="registry.register keeps a removed feed's ETag and Last-Modified: registered "
-    "again, the feed is fetched conditionally, answered 304, and nothing is scheduled",
-    strict=False,
-)
 async def test_a_feed_removed_then_registered_again_is_scheduled_again(
     start_service: Start, sandbox: SandboxAdmin, feed_server: FeedServer
 ) -> None:
