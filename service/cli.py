@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,27 +18,53 @@ import uvloop
 
 from service.bootstrap import bootstrap
 from service.calendar.registry import FeedFileError
-from service.config import Settings
+from service.cli_operations import config as show_config
+from service.cli_operations import dead_app, history, status
+from service.config import CONFIG_FILE_VARIABLE, Settings
 from service.demo import main as run_demo
 from service.entrypoints.asyncapi import as_json, as_yaml
 from service.local_broker import LocalBroker, with_dead_letters
+from service.logs import configure as configure_logging
 from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.plan import PlanError, plan_calendar, plan_event, read
+from service.reconcile_cli import reconcile_command
+from service.runner import AdminRefusedError, Parts, serve
 from service.translate.policy import LicencePolicy, PolicyError
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
+app.add_typer(dead_app, name="dead")
+app.command("status")(status)
+app.command("history")(history)
+app.command("config")(show_config)
+
+
+@app.callback()
+def _options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            exists=True,
+            dir_okay=False,
+            help=f"a TOML configuration file (or {CONFIG_FILE_VARIABLE})",
+        ),
+    ] = None,
+) -> None:
+    """Keeps the UCaaS platform in step with HR, CRM and calendar systems."""
+    if config is not None:
+        os.environ[CONFIG_FILE_VARIABLE] = str(config)
 
 
 @app.command()
 def demo(
-    serve: Annotated[bool, typer.Option(help="keep the sandbox running afterwards")] = False,
+    serve: Annotated[bool, typer.Option(help="keep everything running until Ctrl-C")] = False,
     port: Annotated[int | None, typer.Option(help="sandbox port (default: a free one)")] = None,
 ) -> None:
-    """Start the UCaaS sandbox and run the scripted scenario through the client."""
+    """The main job on embedded defaults: broker, sandbox and service, a scenario, a summary."""
     raise typer.Exit(run_demo(serve=serve, port=port))
 
 
@@ -51,57 +76,18 @@ def db_upgrade(revision: str = "head") -> None:
     typer.echo(f"database at revision {db.current_revision(settings.database_url)}")
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+def _logging(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    configure_logging(settings.log_format, settings.log_level)
 
 
-async def _serve(*, consumers: bool, dispatcher: bool, poller: bool = False) -> None:
+async def _serve(parts: Parts) -> None:
     service = await bootstrap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    consumer = service.consumer() if consumers else None
-    dispatching = None
-    try:
-        # The dispatcher first: commands already accepted go out even while Kafka is away.
-        if dispatcher:
-            dispatching = asyncio.create_task(service.dispatcher.run())
-        if consumer is not None:
-            await consumer.start()
-        polling = asyncio.create_task(service.poller.run()) if poller else None
-        log.info(
-            "ucaas-sync started: consumers=%s dispatcher=%s poller=%s (%s, %d workers), "
-            "database %s",
-            consumers,
-            dispatcher,
-            poller,
-            service.dispatcher.owner,
-            service.settings.dispatch.workers,
-            service.engine.url.render_as_string(hide_password=True),
-        )
-        waiter = asyncio.create_task(stop.wait())
-        watched = [waiter, *(t for t in (dispatching, polling) if t is not None)]
-        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if polling is not None:
-            await service.poller.stop()
-            await polling
-    finally:
-        try:
-            if consumer is not None:
-                await consumer.stop()  # first: no new commands while the dispatcher drains
-        finally:
-            if dispatching is not None:
-                await service.dispatcher.stop()
-                await dispatching
-            await service.aclose()
+    await serve(service, parts, stop)
 
 
 @app.command()
@@ -109,21 +95,25 @@ def run(
     consumers: Annotated[bool, typer.Option(help="read HR, CRM and feed events from Kafka")] = True,
     dispatcher: Annotated[bool, typer.Option(help="execute the outbox's commands")] = True,
     poller: Annotated[bool, typer.Option(help="fetch the calendar feeds")] = True,
+    admin: Annotated[
+        bool, typer.Option(help="serve the admin API (UCAAS_SYNC_ADMIN_HOST/_PORT/_TOKEN)")
+    ] = True,
 ) -> None:
     """Run the service until SIGTERM or SIGINT; each part alone with a flag, to scale apart."""
     _logging()
+    parts = Parts(consumers=consumers, dispatcher=dispatcher, poller=poller, admin=admin)
     try:
-        uvloop.run(_serve(consumers=consumers, dispatcher=dispatcher, poller=poller))
-    except (PolicyError, FeedFileError) as exc:
+        uvloop.run(_serve(parts))
+    except (PolicyError, FeedFileError, AdminRefusedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
 @app.command()
 def dispatch() -> None:
-    """Run only the dispatcher (the same as `run --no-consumers`)."""
+    """Run only the dispatcher (the same as `run --no-consumers --no-poller --no-admin`)."""
     _logging()
-    uvloop.run(_serve(consumers=False, dispatcher=True))
+    uvloop.run(_serve(Parts(consumers=False, poller=False, admin=False)))
 
 
 @app.command()
@@ -242,6 +232,9 @@ def asyncapi(yaml: Annotated[bool, typer.Option(help="YAML instead of JSON")] = 
 def version() -> None:
     """Print the version."""
     typer.echo("ucaas-sync 0.1.0")
+
+
+app.command("reconcile")(reconcile_command)
 
 
 def main() -> None:

@@ -1,19 +1,53 @@
-"""Configuration: environment variables (prefix `UCAAS_SYNC_`) and an optional TOML/env file.
+"""Configuration: environment variables (prefix `UCAAS_SYNC_`), `.env`, and an optional
+TOML file named by `UCAAS_SYNC_CONFIG_FILE` (or `ucaas-sync --config FILE`).
 
-Every setting has an embedded default that works on one machine with nothing else
-running: SQLite in `./.ucaas-sync/`, the bundled sandbox's credentials. Secrets are
-`SecretStr` and print masked.
+Precedence, highest first: arguments in code, environment, `.env`, the TOML file, the
+embedded defaults. Sections (`[dispatch]`, `[kafka]`, ...) follow the same order field by
+field, so one environment variable overrides one key of the file. Every setting has an
+embedded default that works on one machine with nothing else running: SQLite in
+`./.ucaas-sync/`, the bundled sandbox's credentials. Secrets are `SecretStr` and print
+masked; `effective()` is what `ucaas-sync config` prints.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
 
 DATA_DIR = Path(".ucaas-sync")
+CONFIG_FILE_VARIABLE = "UCAAS_SYNC_CONFIG_FILE"
+
+
+class ConfigFileError(ValueError):
+    """The configuration file named is missing or not TOML: fix the file or the variable."""
+
+
+def config_file() -> Path | None:
+    named = os.environ.get(CONFIG_FILE_VARIABLE)
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigFileError(f"{CONFIG_FILE_VARIABLE}={named}: no such file")
+    return path
+
+
+def _section_over_file(section: type[BaseSettings], given: Any) -> Any:
+    """A section read from the file (a dict) loses, key by key, to the environment."""
+    if not isinstance(given, dict):
+        return given
+    from_env = section()
+    return section(**{**given, **from_env.model_dump(include=from_env.model_fields_set)})
 
 
 class DispatcherSettings(BaseSettings):
@@ -97,6 +131,16 @@ class CalendarSettings(BaseSettings):
     retry_cap_s: float = Field(3600.0, gt=0, description="longest wait after failures")
 
 
+class AdminSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_ADMIN_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="admin API address; non-loopback needs a token")
+    port: int = Field(8080, ge=0, le=65535, description="admin API port (0: a free one)")
+    token: SecretStr | None = Field(
+        None, description="bearer token for everything but /healthz and /readyz"
+    )
+
+
 class TenantLogin(BaseModel):
     username: str
     password: SecretStr
@@ -134,10 +178,32 @@ class Settings(BaseSettings):
     admin_acts_for_tenants: bool = Field(
         True, description="without a tenant's login, act for it as the platform account"
     )
+    log_format: Literal["json", "console"] = Field("json", description="log lines on stderr")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file()
+        toml = () if path is None else (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+        return (init_settings, env_settings, dotenv_settings, *toml, file_secret_settings)
+
+    @field_validator("dispatch", "intake", "kafka", "calendar", "admin", mode="before")
+    @classmethod
+    def _sections(cls, given: Any, info: Any) -> Any:
+        section = cast(type[BaseSettings], cls.model_fields[info.field_name].annotation)
+        return _section_over_file(section, given)
 
     @field_validator("database_url")
     @classmethod
@@ -156,3 +222,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def effective(self) -> dict[str, Any]:
+        """The configuration in use, secrets masked and the database password hidden."""
+        shown = self.model_dump(mode="json")
+        shown["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
+        shown["config_file"] = os.environ.get(CONFIG_FILE_VARIABLE)
+        return shown

@@ -18,8 +18,10 @@ import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from structlog.contextvars import bound_contextvars
 
 from connectors.events.cloudevents import Envelope
+from service import metrics
 from service.calendar import registry as calendar_registry
 from service.calendar.poller import feed_entity
 from service.calendar.translate import FeedState, cancel_all
@@ -133,14 +135,17 @@ class Intake:
                 continue
             results.append(Taken("accepted"))  # replaced below
         if not parsed:
+            _count(envelopes, results)
             return results
         written = 0
         async with self.engine.begin() as conn:
             batch = _Batch(conn)
             for index, envelope, event in parsed:
-                taken = await self._take_one(batch, envelope, event)
+                with bound_contextvars(event_id=envelope.id, entity=entity_of(event)[0]):
+                    taken = await self._take_one(batch, envelope, event)
                 results[index] = taken
                 written += taken.commands
+        _count(envelopes, results)  # committed: a rolled back batch comes again, uncounted
         if written and self.on_commit is not None:
             self.on_commit()
         return results
@@ -189,6 +194,11 @@ class Intake:
             return event
         known = await calendar_registry.remove(batch.conn, event.feed.feed_id, now)
         return FeedEvent("removed", known) if known is not None else event
+
+
+def _count(envelopes: Sequence[Envelope], results: Sequence[Taken]) -> None:
+    for envelope, taken in zip(envelopes, results, strict=True):
+        metrics.event_taken(envelope.source, envelope.type, taken.outcome)
 
 
 class _Batch:

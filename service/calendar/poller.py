@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+from structlog.contextvars import bound_contextvars
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
+from service import metrics
 from service.calendar import registry
 from service.calendar.registry import FeedRegistry
 from service.calendar.translate import Feed, FeedState, MeetingRules, diff_feed
@@ -164,6 +166,14 @@ class FeedPoller:
         return min(5.0, max(0.05, (due - utcnow()).total_seconds()))
 
     async def poll(self, feed: Feed, etag: str | None, last_modified: str | None) -> None:
+        with bound_contextvars(feed_id=feed.feed_id):
+            await self._poll(feed, etag, last_modified)
+
+    def _count(self, outcome: str) -> None:
+        self.stats.fetches[outcome] += 1
+        metrics.feed_polled(outcome)
+
+    async def _poll(self, feed: Feed, etag: str | None, last_modified: str | None) -> None:
         now = utcnow()
         interval = feed.interval_s or self.settings.interval_s
         next_in = interval * (1 + self.settings.jitter * random.random())
@@ -191,7 +201,7 @@ class FeedPoller:
         if occurrences is None:
             async with self.registry.engine.begin() as conn:
                 if not await _still_current(conn, feed, now):
-                    self.stats.fetches["superseded"] += 1
+                    self._count("superseded")
                     return
                 await registry.fetched(
                     conn,
@@ -203,17 +213,17 @@ class FeedPoller:
                     next_in_s=next_in,
                     now=now,
                 )
-            self.stats.fetches["unchanged"] += 1
+            self._count("unchanged")
             return
         commands = await self._apply(
             feed, occurrences, got.body, got.etag, got.last_modified, next_in
         )
         if commands is None:
             log.info("feed %s was removed or changed while it was fetched", feed.feed_id)
-            self.stats.fetches["superseded"] += 1
+            self._count("superseded")
             return
         self._expanded[feed.feed_id] = now
-        self.stats.fetches["ok"] += 1
+        self._count("ok")
         self.stats.commands += commands
         self.stats.last_errors.pop(feed.feed_id, None)
         if commands and self.on_commit is not None:
@@ -267,7 +277,7 @@ class FeedPoller:
         return len(translation.commands)
 
     async def _failed(self, feed: Feed, reason: str, interval: float) -> None:
-        self.stats.fetches["failed"] += 1
+        self._count("failed")
         self.stats.last_errors[feed.feed_id] = reason
         try:
             wait = await self.registry.failed(feed, reason, self.settings.retry_cap_s, interval)

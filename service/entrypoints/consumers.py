@@ -19,13 +19,19 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
+from service import metrics
 from service.config import KafkaSettings
 from service.intake import Intake, Taken
+from service.outbox.store import table_of
+from service.outbox.tables import DeadLetterRow
 
 log = logging.getLogger("ucaas_sync.consumers")
+DEAD_LETTERS = table_of(DeadLetterRow)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class DeadLetter:
     record: Record
     error: str
     reason: str
+    event_id: str | None = None
 
     def headers(self) -> dict[str, str]:
         """The reason and origin, plus the record's own headers (decoded)."""
@@ -70,6 +77,39 @@ def refused_data(exc: DBAPIError) -> bool:
         return True
     state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return str(state or "")[:2] in ("22", "23")
+
+
+async def record_dead_letters(engine: AsyncEngine, letters: Sequence[DeadLetter]) -> None:
+    """One row per dead letter, for `status` and the admin API. A batch taken again after
+    a failure dead-letters its records again: the row is kept once."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "topic": letter.record.topic,
+            "partition": letter.record.partition,
+            "offset": letter.record.offset,
+            "key": _text(letter.record.key, 255),
+            "event_id": (letter.event_id or "")[:255] or None,
+            "error": letter.error[:40],
+            "reason": letter.reason[:1000],
+            "at": now,
+        }
+        for letter in letters
+    ]
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(DEAD_LETTERS).on_conflict_do_nothing(
+                index_elements=["topic", "partition", "offset"]
+            ),
+            rows,
+        )
+
+
+def _text(raw: bytes | None, limit: int) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "replace").replace("\x00", "")[:limit]
 
 
 def record_of(raw: Any) -> Record:
@@ -151,10 +191,12 @@ class EventConsumer:
     async def handle(self, records: Sequence[Record]) -> list[Taken | DeadLetter]:
         """Take a batch: commands into the outbox, unusable records to dead-letter topics."""
         envelopes: list[Envelope] = []
+        envelope_ids: dict[int, str] = {}
         answers: list[Taken | DeadLetter | None] = []
-        for record in records:
+        for index, record in enumerate(records):
             try:
                 envelopes.append(parse(record))
+                envelope_ids[index] = envelopes[-1].id
                 answers.append(None)
             except InvalidRecordError as exc:
                 answers.append(DeadLetter(record, exc.error, exc.reason))
@@ -164,14 +206,21 @@ class EventConsumer:
                 result = next(taken)
                 envelope_record = records[index]
                 answers[index] = (
-                    DeadLetter(envelope_record, result.error or "invalid", result.reason or "")
+                    DeadLetter(
+                        envelope_record,
+                        result.error or "invalid",
+                        result.reason or "",
+                        envelope_ids.get(index),
+                    )
                     if result.outcome == "invalid"
                     else result
                 )
         final = [a for a in answers if a is not None]
-        for answer in final:
-            if isinstance(answer, DeadLetter):
-                await self._dead_letter(answer)
+        letters = [a for a in final if isinstance(a, DeadLetter)]
+        for letter in letters:
+            await self._dead_letter(letter)
+        if letters:
+            await record_dead_letters(self.intake.engine, letters)
         self.stats.batches += 1
         self.stats.records += len(records)
         for answer in final:
@@ -213,6 +262,7 @@ class EventConsumer:
             headers=letter.headers(),
         )
         self.stats.dead_letters[letter.error] += 1
+        metrics.dead_lettered(record.topic, letter.error)
         log.warning(
             "%s[%d]@%d to %s%s: %s: %s",
             record.topic,

@@ -23,8 +23,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError as PayloadError
+from structlog.contextvars import bound_contextvars
 
 from connectors.ucaas import CallRecord, RateLimitedError
+from service import metrics
 from service.config import DispatcherSettings
 from service.executors.base import Accounts, Exec, Registry, ZoneIds
 from service.outbox import policy
@@ -41,6 +43,7 @@ CURRENT_CALLS: ContextVar[list[CallRecord] | None] = ContextVar("current_calls",
 
 
 def record_call(record: CallRecord) -> None:
+    metrics.ucaas_call(record.method, record.route, record.status, record.latency_s)
     calls = CURRENT_CALLS.get()
     if calls is not None:
         calls.append(record)
@@ -163,6 +166,11 @@ class Dispatcher:
         return done
 
     async def _work(self, claim: Claim) -> None:
+        # Every log line of this command, down to the UCaaS client's, names it.
+        with bound_contextvars(command_id=claim.id, entity=claim.entity, kind=claim.kind):
+            await self._execute(claim)
+
+    async def _execute(self, claim: Claim) -> None:
         calls: list[CallRecord] = []
         token = CURRENT_CALLS.set(calls)
         try:
@@ -172,6 +180,7 @@ class Dispatcher:
         self.stats.calls += len(calls)
         self.stats.outcomes[_name(outcome)] += 1
         self.stats.by_kind[f"{claim.kind}:{_name(outcome)}"] += 1
+        metrics.command_finished(claim.kind, _METRIC_OUTCOMES[type(outcome)])
         try:
             recorded = await self.recorder.record(claim, outcome, calls)
         except Exception:
@@ -259,6 +268,15 @@ class Dispatcher:
         await asyncio.gather(*pending, return_exceptions=True)
         released = await self.store.release(cut_short)
         log.info("shutdown: %d finished, %d released", len(tasks) - len(pending), released)
+
+
+# The metric says `waiting`, as the outbox status of a command told to wait does.
+_METRIC_OUTCOMES: dict[type[Outcome], str] = {
+    Done: "done",
+    Retry: "retry",
+    Wait: "waiting",
+    Dead: "dead",
+}
 
 
 def _name(outcome: Outcome) -> str:

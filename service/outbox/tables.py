@@ -5,6 +5,7 @@
 - id_mapping:   external id -> UCaaS id per kind and tenant, with the state last pushed
 - call_log:     one row per UCaaS call: each entity's provisioning history
 - tenant_credential: per-tenant UCaaS logins, the password encrypted at rest
+- dead_letter:  one row per record sent to a dead-letter topic, with its error and reason
 
 Times are stored as naive UTC and read back as aware UTC (`UtcDateTime`), the same on
 SQLite and PostgreSQL.
@@ -198,3 +199,21 @@ class CalendarFeed(SQLModel, table=True):
     failures: int = 0
     occurrences: int = 0
     updated_at: datetime = _time()
+
+
+class DeadLetterRow(SQLModel, table=True):
+    """A record sent to `<topic>.dlq`, kept for `status`, the admin API and the status
+    page (the topic holds the record itself)."""
+
+    __tablename__ = "dead_letter"
+    __table_args__ = (sa.UniqueConstraint("topic", "partition", "offset", name="uq_dead_letter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=255)
+    partition: int
+    offset: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    key: str | None = Field(default=None, max_length=255)
+    event_id: str | None = Field(default=None, max_length=255)
+    error: str = Field(max_length=40, index=True)
+    reason: str = Field(max_length=1000)
+    at: datetime = _time(index=True)

@@ -33,6 +33,7 @@ from connectors.hr.scim import CORE, ENTERPRISE
 from service.bootstrap import Service, bootstrap
 from service.config import Settings
 from service.entrypoints.consumers import EventConsumer
+from service.operations import Operations
 from service.outbox import db
 from tests.support.databases import fresh_postgres, sqlite_url
 from tests.support.kafka import (
@@ -505,6 +506,23 @@ async def test_unusable_records_go_to_the_dead_letter_topic_and_the_rest_take_ef
         not_json=1, not_cloudevent=4, unknown_type=1, invalid_data=3
     )
     assert stats.failures == 0
+    # The operator's view: one row per dead letter, with the reason; the lag drains to 0.
+    ops = Operations(run.service.engine, run.service.store, run.service.settings)
+    rows = {(d.topic, d.partition, d.offset): d for d in await ops.dead_letters()}
+    for what, (error, sent) in bad.items():
+        assert rows[(topic, sent.partition, sent.offset)].error == error, what
+    assert rows[(run.topics.crm, crm_bad.partition, crm_bad.offset)].error == "invalid_data"
+    status = await ops.status()
+    assert status.dead_letters == {topic: len(bad), run.topics.crm: 1}
+    for _ in range(50):  # offsets are committed just after the batch is taken
+        if status.consumer_lag is not None and not any(status.consumer_lag.values()):
+            break
+        await asyncio.sleep(0.2)
+        ops._lag = None
+        status = await ops.status()
+    assert status.consumer_lag is not None, status.lag_error
+    assert {t for t, _ in status.consumer_lag} == set(run.service.settings.kafka.topics)
+    assert sum(status.consumer_lag.values()) == 0, status.consumer_lag
     print(
         f"compared: {len(bad)} + 1 dead letters {dict(stats.dead_letters)} with their "
         f"headers and values; valid events around them: {dict(stats.outcomes)}"

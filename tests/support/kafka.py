@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from connectors.events.lag import group_offsets as offsets_of
 from service.local_broker import create_topics, with_dead_letters
 
 Headers = list[tuple[str, bytes]]
@@ -195,27 +196,11 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 async def group_offsets(
     bootstrap: str, group: str, topics: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
-    """Per topic, (records committed by the group, records in the topic).
-
-    A consumer of the group that assigns itself the partitions reads the committed offsets
-    without joining (aiokafka's admin client cannot decode Tansu's OffsetFetch answer)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        wanted = [
-            TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))
-        ]
-        consumer.assign(wanted)
-        ends = await consumer.end_offsets(wanted)
-        found = dict.fromkeys(topics, (0, 0))
-        for tp in wanted:
-            done, total = found[tp.topic]
-            found[tp.topic] = (done + (await consumer.committed(tp) or 0), total + ends[tp])
-        return found
-    finally:
-        await consumer.stop()
+    """Per topic, (records committed by the group, records in the topic)."""
+    found = dict.fromkeys(topics, (0, 0))
+    for (topic, _), (done, end) in (await offsets_of(bootstrap, group, topics)).items():
+        found[topic] = (found[topic][0] + done, found[topic][1] + end)
+    return found
 
 
 async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:

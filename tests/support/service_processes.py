@@ -59,6 +59,7 @@ def dispatch_env(
         UCAAS_SYNC_DATABASE_URL=database_url,
         UCAAS_SYNC_SECRET_KEY=TEST_SECRET_KEY,
         UCAAS_SYNC_UCAAS_BASE_URL=ucaas_base_url,
+        UCAAS_SYNC_ADMIN_PORT="0",  # `run` serves the admin API: on a free port, as many as run
     )
     for name, value in {**FAST, **dispatch}.items():
         env[f"UCAAS_SYNC_DISPATCH_{name.upper()}"] = str(value)
@@ -91,12 +92,15 @@ class DispatchProcess:
     log: Path
 
     @classmethod
-    def start(cls, name: str, env: dict[str, str], folder: Path) -> DispatchProcess:
+    def start(
+        cls, name: str, env: dict[str, str], folder: Path, args: Sequence[str] = ("dispatch",)
+    ) -> DispatchProcess:
+        """`ucaas-sync ARGS` (default: `dispatch`), logging to a file in `folder`."""
         # The working directory is the test's own: no stray .env or .ucaas-sync/ is read.
-        log = folder / f"dispatch-{name}.log"
+        log = folder / f"{args[0]}-{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(BIN / "ucaas-sync"), "dispatch"],
+                [str(BIN / "ucaas-sync"), *args],
                 env=env,
                 cwd=folder,
                 stdin=subprocess.DEVNULL,
@@ -149,8 +153,10 @@ class Processes:
     folder: Path
     started: list[DispatchProcess] = field(default_factory=list)
 
-    def start(self, name: str, env: dict[str, str]) -> DispatchProcess:
-        process = DispatchProcess.start(name, env, self.folder)
+    def start(
+        self, name: str, env: dict[str, str], args: Sequence[str] = ("dispatch",)
+    ) -> DispatchProcess:
+        process = DispatchProcess.start(name, env, self.folder, args)
         self.started.append(process)
         return process
 

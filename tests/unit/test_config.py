@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
-from service.config import Settings
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.config import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
 
 
 def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,3 +58,88 @@ def test_dispatcher_settings_from_their_own_prefix(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("UCAAS_SYNC_DISPATCH_LEASE_S", "7.5")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (settings.dispatch.workers, settings.dispatch.lease_s) == (3, 7.5)
+
+
+# -- the configuration file ------------------------------------------------------------------
+FILE = """
+ucaas_base_url = "https://ucaas.example.com/ucaas/v1"
+database_url = "postgresql://sync:db-pw-77@db.internal/sync"
+ucaas_admin_password = "file-admin-pw"
+
+[dispatch]
+workers = 3
+batch = 9
+
+[admin]
+host = "192.0.2.10"
+token = "file-token-55"
+
+[tenant_logins.CRM-1]
+username = "ca@x.test"
+password = "tenant-pw-from-file"
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ucaas-sync.toml"
+    path.write_text(FILE)
+    for name in ("DATABASE_URL", "UCAAS_SYNC_DATABASE_URL", "UCAAS_SYNC_DISPATCH_BATCH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(path))
+    return path
+
+
+def test_a_toml_file_sets_fields_and_sections(config_file: Path) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.ucaas_base_url == "https://ucaas.example.com/ucaas/v1"
+    assert settings.database_url == "postgresql+asyncpg://sync:db-pw-77@db.internal/sync"
+    assert (settings.dispatch.workers, settings.dispatch.batch) == (3, 9)
+    assert settings.dispatch.lease_s == 60.0  # a key the file leaves out keeps its default
+    assert settings.admin.host == "192.0.2.10"
+    assert settings.tenant_logins["CRM-1"].username == "ca@x.test"
+
+
+def test_the_environment_beats_the_file_key_by_key(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UCAAS_SYNC_DISPATCH_BATCH", "11")
+    monkeypatch.setenv("UCAAS_SYNC_UCAAS_BASE_URL", "https://other.example.com/ucaas/v1")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.dispatch.workers, settings.dispatch.batch) == (3, 11)
+    assert settings.ucaas_base_url == "https://other.example.com/ucaas/v1"
+
+
+def test_a_missing_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigFileError, match=r"nope\.toml: no such file"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_effective_configuration_masks_every_secret(config_file: Path) -> None:
+    shown = Settings(_env_file=None).effective()  # type: ignore[call-arg]
+    text = json.dumps(shown)
+    for secret in ("db-pw-77", "file-admin-pw", "file-token-55", "tenant-pw-from-file"):
+        assert secret not in text
+    assert shown["database_url"] == "postgresql+asyncpg://sync:***@db.internal/sync"
+    assert shown["dispatch"]["workers"] == 3
+    assert shown["admin"]["token"] == "**********"
+    assert shown["config_file"] == str(config_file)
+
+
+def test_config_command_prints_the_effective_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(CONFIG_FILE_VARIABLE, raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("UCAAS_SYNC_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    path = tmp_path / "c.toml"
+    path.write_text(FILE)
+    result = CliRunner().invoke(app, ["--config", str(path), "config"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["dispatch"]["batch"] == 9
+    assert "tenant-pw-from-file" not in result.output
+    missing = CliRunner().invoke(app, ["--config", str(tmp_path / "x.toml"), "config"])
+    assert missing.exit_code == 2

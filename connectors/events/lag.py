@@ -1,0 +1,66 @@
+"""A consumer group's lag per partition: the end offset minus the group's committed offset.
+
+Asked from outside the group, so any process can tell: the CLI's `status`, the admin API
+of a dispatcher-only replica, a test. A consumer carrying the group's id reads the
+committed offsets without joining the group (aiokafka's admin client cannot decode every
+broker's OffsetFetch answer: Tansu's, for one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+Offsets = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (committed, end)
+
+
+class LagUnknownError(RuntimeError):
+    """The broker did not answer in time: report the lag as unknown, try again later."""
+
+
+async def consumer_lag(
+    bootstrap: str, group: str, topics: Sequence[str], *, timeout_s: float = 5.0
+) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> records not yet committed by `group`."""
+    offsets = await group_offsets(bootstrap, group, topics, timeout_s=timeout_s)
+    return {tp: max(0, end - done) for tp, (done, end) in offsets.items()}
+
+
+async def group_offsets(
+    bootstrap: str, group: str, topics: Sequence[str], *, timeout_s: float = 5.0
+) -> Offsets:
+    """(topic, partition) -> (offset committed by `group`, end offset). A partition the
+    group never committed counts from its beginning."""
+    try:
+        return await asyncio.wait_for(_offsets(bootstrap, group, topics), timeout_s)
+    except Exception as exc:
+        raise LagUnknownError(f"consumer lag unknown: {type(exc).__name__}: {exc}") from None
+
+
+async def _offsets(bootstrap: str, group: str, topics: Sequence[str]) -> Offsets:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata: the partitions below
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return {}
+        consumer.assign(partitions)
+        beginning = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        offsets: Offsets = {}
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            done = committed if committed is not None else beginning[tp]
+            offsets[(tp.topic, tp.partition)] = (done, end[tp])
+        return offsets
+    finally:
+        await consumer.stop()

@@ -1,0 +1,184 @@
+"""The operator's commands: `status`, `dead list|retry|drop`, `history`, `config`.
+
+Each opens the database named by the configuration (and asks the broker for the lag),
+answers, and closes: they run beside a running service, from any machine that can reach
+its database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from service.config import Settings
+from service.operations import Operations, Status
+from service.outbox import db
+from service.outbox.store import OutboxStore
+
+T = TypeVar("T")
+dead_app = typer.Typer(no_args_is_help=True, help="Dead commands: list, retry, drop.")
+console = Console()
+
+
+@asynccontextmanager
+async def operations() -> AsyncIterator[Operations]:
+    settings = Settings()
+    if settings.is_sqlite:
+        await asyncio.to_thread(db.upgrade, settings.database_url)
+    engine = db.make_engine(settings.database_url, pool_size=2)
+    try:
+        yield Operations(engine, OutboxStore(engine), settings)
+    finally:
+        await engine.dispose()
+
+
+def _run(action: Callable[[Operations], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with operations() as ops:
+            return await action(ops)
+
+    return uvloop.run(go())
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+    lag: Annotated[bool, typer.Option(help="ask the broker for the consumer lag")] = True,
+) -> None:
+    """What the service owes: outbox by status and age, lag, dead letters, held, feeds."""
+    found: Status = _run(lambda ops: ops.status(with_lag=lag))
+    if as_json:
+        typer.echo(_json(found.as_json()))
+        return
+    table = Table(title="ucaas-sync status", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, count in sorted(found.outbox.items()):
+        table.add_row(f"commands {name}", str(count))
+    table.add_row("oldest open command", _age(found.oldest_open_age_s))
+    table.add_row("held for approval", str(found.held_for_approval))
+    for outcome, count in sorted(found.events.items()):
+        table.add_row(f"events {outcome}", str(count))
+    for topic, count in sorted(found.dead_letters.items()):
+        table.add_row(f"dead letters from {topic}", str(count))
+    for state, count in sorted(found.feeds.items()):
+        table.add_row(f"feeds {state}", str(count))
+    if found.consumer_lag is None:
+        table.add_row("consumer lag", found.lag_error or "unknown")
+    else:
+        for (topic, partition), count in sorted(found.consumer_lag.items()):
+            table.add_row(f"lag {topic}[{partition}]", str(count))
+    console.print(table)
+
+
+@dead_app.command("list")
+def dead_list(
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """Dead commands and dead-lettered records, newest first, with their reasons."""
+
+    async def both(ops: Operations) -> tuple[list[Any], list[Any]]:
+        return await ops.commands(status="dead", limit=limit), await ops.dead_letters(limit=limit)
+
+    commands, letters = _run(both)
+    if as_json:
+        for item in [*commands, *letters]:
+            typer.echo(_json({"type": type(item).__name__, **item.model_dump(mode="json")}))
+        return
+    table = Table(title=f"{len(commands)} dead command(s)")
+    for column in ("id", "kind", "entity", "attempts", "error"):
+        table.add_column(column)
+    for c in commands:
+        error = f"{c.last_error_code or ''} {c.last_error or ''}".strip()
+        table.add_row(str(c.id), c.kind, c.entity, str(c.attempts), error)
+    console.print(table)
+    letters_table = Table(title=f"{len(letters)} dead-lettered record(s)")
+    for column in ("record", "event id", "error", "reason"):
+        letters_table.add_column(column)
+    for d in letters:
+        record = f"{d.topic}[{d.partition}]@{d.offset}"
+        letters_table.add_row(record, d.event_id or "-", d.error, d.reason)
+    console.print(letters_table)
+
+
+@dead_app.command("retry")
+def dead_retry(command_id: Annotated[int, typer.Argument(help="a dead command's id")]) -> None:
+    """Run a dead command again with a fresh attempt budget (the commands it held follow)."""
+    if not _run(lambda ops: ops.retry(command_id)):
+        typer.echo(f"error: command #{command_id} is not dead", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"command #{command_id} queued again")
+
+
+@dead_app.command("drop")
+def dead_drop(command_id: Annotated[int, typer.Argument(help="a command's id")]) -> None:
+    """Give up on a command (dead, held or waiting); the commands it held run."""
+    if not _run(lambda ops: ops.drop(command_id)):
+        typer.echo(f"error: command #{command_id} is not dead, held or pending", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"command #{command_id} dropped")
+
+
+def history(
+    entity: Annotated[
+        str, typer.Argument(help="user:TENANT:EMPLOYEE, customer:CRM, subscription:CRM:ID, ...")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+) -> None:
+    """Every event, command and UCaaS call of one employee, company or meeting."""
+    found = _run(lambda ops: ops.history(entity))
+    if as_json:
+        typer.echo(found.model_dump_json())
+        return
+    if not (found.events or found.commands or found.calls):
+        typer.echo(f"nothing known of {entity}", err=True)
+        raise typer.Exit(1)
+    lines: list[tuple[Any, str]] = [
+        (e.received_at, f"event   {e.type} {e.event_id} ({e.source}): {e.outcome}")
+        for e in found.events
+    ]
+    for c in found.commands:
+        error = f" - {c.last_error_code} {c.last_error}" if c.last_error else ""
+        lines.append((c.created_at, f"command #{c.id} {c.kind}: {c.status}{error}"))
+    for call in found.calls:
+        answer = call.status if call.status is not None else call.error
+        code = f" code {call.api_code}" if call.api_code else ""
+        lines.append(
+            (
+                call.at,
+                f"call    #{call.command_id} {call.method} {call.route} -> {answer}{code} "
+                f"({call.latency_ms:.0f} ms)",
+            )
+        )
+    for at, line in sorted(lines, key=lambda item: item[0]):
+        typer.echo(f"{at:%Y-%m-%d %H:%M:%S} {line}")
+    for m in found.mappings:
+        typer.echo(f"mapped  {m.kind} {m.external_id} -> UCaaS {m.ucaas_id}")
+
+
+def config() -> None:
+    """Print the effective configuration as JSON, secrets masked.
+
+    Read from the environment, `.env`, the configuration file and the defaults."""
+    typer.echo(orjson.dumps(Settings().effective(), option=orjson.OPT_INDENT_2).decode())

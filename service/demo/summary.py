@@ -1,0 +1,234 @@
+"""What the demo's events asked for, next to what UCaaS has now.
+
+`asked` folds the published events (and the calendar's versions) into the numbers they
+ask for, by the rules of docs/events.md, without the service's code: the check is then
+independent of what it checks. `found` reads UCaaS back through the client, as the
+platform account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rich.table import Table
+
+from connectors.ucaas import NotFoundError, UCaaSClient
+from connectors.ucaas.models.meetings import MeetingQuery
+from service.demo.scenario import Event, Scenario, Series
+
+Status = Literal["active", "on_leave", "left"]
+
+
+@dataclass
+class AskedUser:
+    status: Status
+    email: str
+    given: str
+    family: str
+    department: str | None
+    title: str | None
+
+
+@dataclass
+class Asked:
+    customers: dict[str, str] = field(default_factory=dict)  # CRM id -> name
+    purchases: dict[str, int] = field(default_factory=dict)  # purchase id -> seats
+    users: dict[tuple[str, str], AskedUser] = field(default_factory=dict)
+    meetings_upcoming: int = 0
+    meetings_cancelled: int = 0
+
+    def by_status(self, *statuses: Status) -> int:
+        return sum(1 for u in self.users.values() if u.status in statuses)
+
+
+def _profile(data: dict[str, Any], status: Status) -> AskedUser:
+    name = data.get("name") or {}
+    enterprise: dict[str, Any] = next(
+        (v for k, v in data.items() if k.endswith(":enterprise:2.0:User")), {}
+    )
+    emails = data.get("emails") or []
+    primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
+    return AskedUser(
+        status=status,
+        email=str(primary.get("value") or data["userName"]).lower(),
+        given=name.get("givenName", ""),
+        family=name.get("familyName", ""),
+        department=enterprise.get("department"),
+        title=data.get("title"),
+    )
+
+
+def _hr(users: dict[tuple[str, str], AskedUser], event: Event) -> None:
+    data = event.body["data"]
+    key = (data["tenant"], event.body["subject"])
+    known = users.get(key)
+    kind = event.type.removeprefix("hr.user.")
+    if kind in ("joined", "updated"):
+        if known is None or known.status == "left":
+            if kind == "joined" or data.get("active", True):
+                users[key] = _profile(data, "active")
+        else:
+            users[key] = _profile(data, known.status)
+    elif known is None:
+        return
+    elif kind == "leave_started" and known.status == "active":
+        known.status = "on_leave"
+    elif kind == "leave_ended" and known.status == "on_leave":
+        known.status = "active"
+    elif kind == "left":
+        known.status = "left"
+
+
+def _meeting_keys(version: Iterable[Series]) -> set[tuple[str, str]]:
+    return {(s.uid, start.isoformat()) for s in version for start in s.occurrences()}
+
+
+def asked(scenario: Scenario) -> Asked:
+    result = Asked()
+    for event in scenario.events:
+        data = event.body["data"]
+        if event.type == "crm.company.created":
+            result.customers[data["company_id"]] = data["name"]
+        elif event.type == "crm.company.closed":
+            result.customers.pop(data.get("company_id") or event.body["subject"], None)
+        elif event.type == "crm.subscription.purchased":
+            result.purchases[data["purchase_id"]] = int(data["seats"])
+        elif event.stream == "hr":
+            _hr(result.users, event)
+    versions = [_meeting_keys(v) for v in scenario.calendar]
+    if versions:
+        result.meetings_upcoming = len(versions[-1])
+        result.meetings_cancelled = len(set().union(*versions) - versions[-1])
+    return result
+
+
+@dataclass
+class Found:
+    customers: dict[str, str] = field(default_factory=dict)  # customer code -> name
+    subscriptions: int = 0
+    seats: int = 0
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # e-mail -> fields
+    meetings_upcoming: int = 0
+    meetings_cancelled: int = 0
+
+
+async def found(api: UCaaSClient, meeting_ids: Iterable[str]) -> Found:
+    """What UCaaS has now. `meeting_ids`: every meeting the sync scheduled; those the API
+    no longer knows (404) were cancelled (the API lists no cancelled meetings)."""
+    result = Found()
+    codes: dict[str, str] = {}
+    async for customer in api.customers.iterate():
+        if customer.customer_type != "T" and customer.customer_code:
+            result.customers[customer.customer_code] = customer.customer_name or ""
+            codes[customer.customer_id] = customer.customer_code
+    async for subscription in api.subscriptions.iterate():
+        if subscription.customer_id in codes:
+            result.subscriptions += 1
+            qty = subscription.user_license.qty if subscription.user_license else None
+            result.seats += qty or 0
+    async for user in api.users.iterate():
+        if user.customer_id in codes and user.user_type == "AP" and user.email:
+            result.users[user.email.lower()] = {
+                "status": user.status,
+                "licence": bool(user.vc and user.vc.access),
+                "given": user.first_name or "",
+                "family": user.last_name or "",
+                "department": user.department,
+                "title": user.designation,
+            }
+    async for _ in api.meetings.iterate(MeetingQuery(stage="upcoming"), "vc"):
+        result.meetings_upcoming += 1
+    for meeting_id in set(meeting_ids):
+        try:
+            await api.meetings.get(meeting_id, "vc")
+        except NotFoundError:
+            result.meetings_cancelled += 1
+    return result
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str
+    asked: str
+    found: str
+    ok: bool
+
+
+def _row(what: str, want: int, got: int) -> Row:
+    return Row(what, str(want), str(got), want == got)
+
+
+def _statuses(
+    what: str,
+    want: int,
+    status_of: dict[str, str | None],
+    users: dict[str, AskedUser],
+    asked_as: set[str],
+    api_status: str,
+) -> Row:
+    """Counts, and each user's status too: two swapped users do not pass."""
+    got = sum(s == api_status for s in status_of.values())
+    each = all(
+        (status_of.get(email) == api_status) == (user.status in asked_as)
+        for email, user in users.items()
+    )
+    return Row(what, str(want), str(got), want == got and each)
+
+
+def compare(want: Asked, got: Found) -> list[Row]:
+    users = {u.email: u for u in want.users.values()}
+    status_of = {email: fields["status"] for email, fields in got.users.items()}
+    up_to_date = sum(
+        1
+        for email, user in users.items()
+        if (fields := got.users.get(email)) is not None
+        and (fields["given"], fields["family"], fields["department"], fields["title"])
+        == (user.given, user.family, user.department, user.title)
+    )
+    seats = sum(want.purchases.values())
+    return [
+        Row(
+            "customers",
+            str(len(want.customers)),
+            str(len(got.customers)),
+            want.customers == got.customers,
+        ),
+        Row(
+            "subscriptions (seats)",
+            f"{len(want.purchases)} ({seats})",
+            f"{got.subscriptions} ({got.seats})",
+            (len(want.purchases), seats) == (got.subscriptions, got.seats),
+        ),
+        Row("users", str(len(users)), str(len(got.users)), set(users) == set(got.users)),
+        _statuses("  active", want.by_status("active"), status_of, users, {"active"}, "A"),
+        _statuses(
+            "  suspended (on leave or left)",
+            want.by_status("on_leave", "left"),
+            status_of,
+            users,
+            {"on_leave", "left"},
+            "S",
+        ),
+        _row("  profiles as last sent by HR", len(users), up_to_date),
+        _row(
+            "meeting licences",
+            want.by_status("active", "on_leave"),
+            sum(bool(fields["licence"]) for fields in got.users.values()),
+        ),
+        _row("meetings scheduled (upcoming)", want.meetings_upcoming, got.meetings_upcoming),
+        _row("meetings cancelled", want.meetings_cancelled, got.meetings_cancelled),
+    ]
+
+
+def table(rows: list[Row]) -> Table:
+    shown = Table(title="What the events asked for, and what UCaaS has now")
+    shown.add_column("")
+    shown.add_column("asked", justify="right")
+    shown.add_column("in UCaaS", justify="right")
+    shown.add_column("")
+    for row in rows:
+        mark = "[green]✓[/]" if row.ok else "[red]✗[/]"
+        shown.add_row(row.what, row.asked, row.found, mark)
+    return shown

@@ -1,0 +1,315 @@
+// The status page: reads the admin API every few seconds and draws what it says. The
+// page holds no data of its own; every text from the API goes in with textContent.
+import { drawChart, SERIES } from "./chart.js";
+
+const KEY = "ucaas-sync.admin-token";
+const EVERY_MS = 5000;
+const STALE_MS = 3 * EVERY_MS;
+const OUTBOX = ["pending", "in_flight", "waiting", "held", "dead", "done", "dropped"];
+const OPEN = ["pending", "in_flight", "waiting", "held", "dead"];
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+let timer = null;
+let lastOk = 0;
+let lastBuckets = [];
+
+// -- the token: from #token=..., kept in this tab only --------------------------------------------
+function takeTokenFromAddress() {
+  const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (!match) return;
+  sessionStorage.setItem(KEY, decodeURIComponent(match[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+class Refused extends Error {}
+
+async function get(path) {
+  const token = sessionStorage.getItem(KEY);
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const answer = await fetch(path, { headers, cache: "no-store" });
+  if (answer.status === 401) throw new Refused();
+  if (!answer.ok) throw new Error(`${path}: HTTP ${answer.status}`);
+  return answer.json();
+}
+
+function showPrompt(refused) {
+  clearTimeout(timer);
+  $("dashboard").hidden = true;
+  $("token-prompt").hidden = false;
+  $("token-refused").hidden = !refused;
+  setState("error", "token needed");
+  $("token-input").focus();
+}
+
+// -- small DOM helpers ----------------------------------------------------------------------------
+function node(tag, className, text) {
+  const n = document.createElement(tag);
+  if (className) n.className = className;
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+
+function metric(testid, label, value, state, { alert = false, title = "" } = {}) {
+  const row = node("div", `metric s-${state}${value ? "" : " zero"}${alert ? " alert" : ""}`);
+  row.dataset.testid = testid;
+  if (title) row.title = title;
+  row.append(node("span", "dot"), node("span", "label", label), node("span", "value", fmt(value)));
+  return row;
+}
+
+const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Math.round(seconds);
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  return `${age((Date.now() - new Date(iso).getTime()) / 1000)} ago`;
+}
+
+function setState(state, text) {
+  const pill = $("state");
+  pill.dataset.state = state;
+  pill.textContent = text;
+}
+
+const slug = (text) => String(text).replace(/[^A-Za-z0-9_-]+/g, "-");
+const sum = (values) => values.reduce((a, b) => a + b, 0);
+
+// -- the pipeline ------------------------------------------------------------------------------------
+function renderTopics(status) {
+  const events = status.events || {};
+  $("events-total").textContent = fmt(sum(Object.values(events)));
+  const order = ["accepted", "duplicate", "invalid"];
+  const outcomes = [...new Set([...order, ...Object.keys(events).sort()])];
+  $("events").replaceChildren(
+    ...outcomes.map((o) =>
+      metric(`events-${slug(o)}`, o, events[o] || 0, slug(o), { alert: o === "invalid" }),
+    ),
+  );
+  const letters = status.dead_letters || {};
+  const total = sum(Object.values(letters));
+  $("dead-letters").replaceChildren(
+    metric("dead-letters-total", "dead letters", total, "bad", { alert: true }),
+    ...Object.keys(letters).sort().map((topic) =>
+      metric(`dead-letters-${slug(topic)}`, `  ↳ ${topic}.dlq`, letters[topic], "bad"),
+    ),
+  );
+  const lag = status.consumer_lag_total;
+  $("lag-summary").replaceChildren(
+    metric("consumer-lag", "consumer lag", lag, "lag", {
+      title: lag === null ? status.lag_error || "unknown" : "records not yet taken",
+    }),
+  );
+}
+
+function renderFeeds(status) {
+  const feeds = status.feeds || {};
+  const known = ["ok", "unchanged", "failed", "not fetched"];
+  const names = [...new Set([...known, ...Object.keys(feeds)])];
+  $("feeds").replaceChildren(
+    ...names.map((s) =>
+      metric(`feeds-${slug(s)}`, s === "failed" ? "failing" : s, feeds[s] || 0, slug(s), {
+        alert: s === "failed",
+      }),
+    ),
+  );
+}
+
+function renderOutbox(status) {
+  const outbox = status.outbox || {};
+  $("outbox-open").textContent = fmt(status.open_commands ?? sum(OPEN.map((s) => outbox[s] || 0)));
+  const all = sum(Object.values(outbox));
+  const bar = $("outbox-bar");
+  bar.replaceChildren(
+    ...OUTBOX.filter((s) => outbox[s]).map((s) => {
+      const part = node("span", `s-${s}`);
+      part.title = `${s.replace("_", " ")}: ${outbox[s]}`;
+      part.style.width = `${(100 * outbox[s]) / all}%`;
+      return part;
+    }),
+  );
+  $("outbox").replaceChildren(
+    ...OUTBOX.map((s) => {
+      const label = s === "held" && status.held_for_approval
+        ? `held (${status.held_for_approval} for approval)`
+        : s.replace("_", " ");
+      return metric(`outbox-${s}`, label, outbox[s] || 0, s, { alert: s === "dead" });
+    }),
+  );
+  $("outbox-oldest").textContent =
+    status.oldest_open_age_s === null ? "nothing open" : `oldest open: ${age(status.oldest_open_age_s)}`;
+}
+
+function renderCalls(calls, buckets) {
+  const byStatus = calls.by_status || {};
+  const classes = { "2xx": 0, "429": 0, "4xx": 0, "5xx": 0, error: 0 };
+  for (const [code, n] of Object.entries(byStatus)) {
+    if (code === "error") classes.error += n;
+    else if (code === "429") classes["429"] += n;
+    else classes[`${code[0]}xx`] = (classes[`${code[0]}xx`] || 0) + n;
+  }
+  $("calls-total").textContent = fmt(sum(Object.values(byStatus)));
+  const labels = { "2xx": "2xx ok", "429": "429 rate limited", "4xx": "4xx refused",
+    "5xx": "5xx server error", error: "no answer" };
+  $("calls").replaceChildren(
+    ...Object.keys(classes).map((c) =>
+      metric(`calls-${c}`, labels[c] || c, classes[c], c, { alert: c === "5xx" || c === "error" }),
+    ),
+  );
+  const recent = buckets.slice(-6, -1); // the last five whole minutes
+  const rate = recent.length ? sum(recent.map((b) => b.calls)) / recent.length : 0;
+  $("calls-rate").textContent = `${rate.toFixed(rate < 10 ? 1 : 0)} calls/min over the last 5 min`;
+}
+
+// -- panels ---------------------------------------------------------------------------------------
+function renderFailures(failures) {
+  const list = $("failure-list");
+  list.replaceChildren(
+    ...failures.map((f) => {
+      const item = node("li", `failure ${slug(f.what)}`);
+      item.dataset.testid = "failure";
+      item.dataset.what = f.what;
+      const head = node("div", "head");
+      const kind = { command: "dead command", dead_letter: "dead letter", feed: "feed" }[f.what];
+      head.append(node("span", "what", kind || f.what), node("span", "id", f.id));
+      const at = node("span", "at", ago(f.at));
+      if (f.at) at.title = new Date(f.at).toLocaleString();
+      head.append(at);
+      const reason = node("div", "reason", f.reason);
+      reason.dataset.testid = "failure-reason";
+      item.append(head, reason);
+      return item;
+    }),
+  );
+  $("failures-empty").hidden = failures.length > 0;
+  $("failures-count").textContent = failures.length ? `${failures.length} shown` : "";
+}
+
+function renderHeld(held) {
+  const body = $("held-table").querySelector("tbody");
+  body.replaceChildren(
+    ...held.map((c) => {
+      const row = node("tr");
+      row.dataset.testid = "held-row";
+      row.append(
+        node("td", "num", String(c.id)),
+        node("td", "", c.tenant || ""),
+        node("td", "", c.kind),
+        node("td", "", c.entity),
+        node("td", "", ago(c.created_at)),
+      );
+      return row;
+    }),
+  );
+  $("held-table").hidden = held.length === 0;
+  $("held-empty").hidden = held.length > 0;
+  $("held-count").textContent = held.length ? `${held.length} waiting` : "";
+}
+
+function renderLag(status) {
+  const rows = status.consumer_lag;
+  const body = $("lag-table").querySelector("tbody");
+  body.replaceChildren(
+    ...(rows || []).map((r) => {
+      const row = node("tr");
+      row.append(node("td", "", r.topic), node("td", "num", String(r.partition)),
+        node("td", "num", fmt(r.lag)));
+      return row;
+    }),
+  );
+  $("lag-table").hidden = !rows || rows.length === 0;
+  const empty = $("lag-empty");
+  empty.hidden = Boolean(rows && rows.length);
+  empty.textContent = rows ? "No partitions assigned yet." : `Unknown: ${status.lag_error || "no broker"}`;
+  $("lag-total").textContent = rows ? `${fmt(status.consumer_lag_total)} behind` : "";
+}
+
+function renderChart(buckets) {
+  lastBuckets = buckets;
+  const recent = buckets.slice(-6, -1);
+  $("legend").replaceChildren(
+    ...SERIES.map((s) => {
+      const item = node("span", s.key);
+      item.dataset.testid = `legend-${s.key}`;
+      const avg = recent.length ? sum(recent.map(s.value)) / recent.length : 0;
+      item.append(node("i"), document.createTextNode(`${s.label} `), node("b", "", avg.toFixed(1)));
+      return item;
+    }),
+  );
+  drawChart($("chart"), buckets);
+}
+
+// -- the loop -------------------------------------------------------------------------------------
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    const [status, calls, buckets, failures, held] = await Promise.all([
+      get("api/status"),
+      get("api/calls?minutes=60"),
+      get("api/throughput?minutes=60"),
+      get("api/failures?limit=20"),
+      get("api/held"),
+    ]);
+    $("token-prompt").hidden = true;
+    $("dashboard").hidden = false;
+    renderTopics(status);
+    renderFeeds(status);
+    renderOutbox(status);
+    renderCalls(calls, buckets);
+    renderFailures(failures);
+    renderHeld(held);
+    renderLag(status);
+    renderChart(buckets);
+    lastOk = Date.now();
+    setState("live", "live");
+    $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    document.body.dataset.loaded = String(lastOk);
+  } catch (error) {
+    if (error instanceof Refused) {
+      const hadToken = Boolean(sessionStorage.getItem(KEY));
+      sessionStorage.removeItem(KEY);
+      showPrompt(hadToken);
+      return;
+    }
+    setState(Date.now() - lastOk > STALE_MS ? "error" : "stale", "not answering");
+  }
+  timer = setTimeout(refresh, EVERY_MS);
+}
+
+function start() {
+  takeTokenFromAddress();
+  $("interval").textContent = String(EVERY_MS / 1000);
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("token-input");
+    sessionStorage.setItem(KEY, input.value.trim());
+    input.value = "";
+    $("token-prompt").hidden = true;
+    refresh();
+  });
+  window.addEventListener("hashchange", () => {
+    if (location.hash.includes("token=")) {
+      takeTokenFromAddress();
+      refresh();
+    }
+  });
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => lastBuckets.length && drawChart($("chart"), lastBuckets), 150);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && Date.now() - lastOk > EVERY_MS) refresh();
+  });
+  refresh();
+}
+
+start();

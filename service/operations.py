@@ -1,0 +1,432 @@
+"""What the operator asks: what the service owes, what failed and why, one entity's story.
+
+Read from the database (and the broker, for the consumer lag) so any process can answer:
+the CLI (`status`, `dead`, `history`, `approve`), the admin API and the status page use
+this one module. Actions (retry, drop, approve, deny) go through the outbox store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connectors.events.lag import LagUnknownError, consumer_lag
+from service.config import Settings
+from service.domain.commands import APPROVAL
+from service.outbox.store import OutboxStore, table_of
+from service.outbox.tables import (
+    TERMINAL,
+    CalendarFeed,
+    CallLog,
+    DeadLetterRow,
+    IdMapping,
+    InboxEntry,
+    OutboxRow,
+    utcnow,
+)
+from service.outbox.tables import (
+    Status as CommandStatus,
+)
+
+OUTBOX = table_of(OutboxRow)
+INBOX = table_of(InboxEntry)
+CALLS = table_of(CallLog)
+LETTERS = table_of(DeadLetterRow)
+FEEDS = table_of(CalendarFeed)
+MAPPING = table_of(IdMapping)
+LAG_CACHE_S = 5.0  # a scrape every second must not open two Kafka connections each time
+
+
+@dataclass(frozen=True)
+class Status:
+    at: datetime
+    outbox: dict[str, int]  # commands by status
+    oldest_open_age_s: float | None  # the oldest command not done or dropped
+    held_for_approval: int
+    dead: int
+    dead_letters: dict[str, int]  # records dead-lettered, by source topic
+    events: dict[str, int]  # inbox rows by outcome
+    feeds: dict[str, int]  # calendar feeds by last fetch status
+    consumer_lag: dict[tuple[str, int], int] | None  # None: not asked or broker away
+    lag_error: str | None = None
+
+    @property
+    def open_commands(self) -> int:
+        return sum(n for status, n in self.outbox.items() if status not in TERMINAL)
+
+    def as_json(self) -> dict[str, Any]:
+        lag = self.consumer_lag
+        return {
+            "at": self.at.isoformat(),
+            "outbox": self.outbox,
+            "open_commands": self.open_commands,
+            "oldest_open_age_s": self.oldest_open_age_s,
+            "held_for_approval": self.held_for_approval,
+            "dead": self.dead,
+            "dead_letters": self.dead_letters,
+            "events": self.events,
+            "feeds": self.feeds,
+            "consumer_lag": None
+            if lag is None
+            else [{"topic": t, "partition": p, "lag": n} for (t, p), n in sorted(lag.items())],
+            "consumer_lag_total": None if lag is None else sum(lag.values()),
+            "lag_error": self.lag_error,
+        }
+
+
+class CommandView(BaseModel):
+    id: int
+    entity: str
+    kind: str
+    tenant: str | None
+    status: str
+    attempts: int
+    in_doubt: bool
+    last_error_code: str | None
+    last_error: str | None
+    hold_reason: str | None
+    event_id: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime
+    done_at: datetime | None
+
+
+class EventView(BaseModel):
+    source: str
+    event_id: str
+    type: str
+    subject: str | None
+    tenant: str | None
+    outcome: str
+    commands: int
+    received_at: datetime
+
+
+class CallView(BaseModel):
+    command_id: int | None
+    method: str
+    route: str
+    status: int | None
+    api_code: int | None
+    latency_ms: float
+    error: str | None
+    at: datetime
+
+
+class DeadLetterView(BaseModel):
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    event_id: str | None
+    error: str
+    reason: str
+    at: datetime
+
+
+class FeedView(BaseModel):
+    feed_id: str
+    url: str
+    organizer_email: str
+    tenant: str
+    removed: bool
+    last_status: str | None
+    last_error: str | None
+    failures: int
+    occurrences: int
+    last_fetch_at: datetime | None
+    next_fetch_at: datetime
+
+
+class MappingView(BaseModel):
+    kind: str
+    tenant: str
+    external_id: str
+    ucaas_id: str
+    state: dict[str, Any]
+    updated_at: datetime
+
+
+class History(BaseModel):
+    entity: str
+    events: list[EventView]
+    commands: list[CommandView]
+    calls: list[CallView]
+    mappings: list[MappingView]
+
+
+class Bucket(BaseModel):
+    """One minute of work."""
+
+    minute: datetime
+    events: int = 0
+    commands_done: int = 0
+    commands_failed: int = 0
+    calls: int = 0
+
+
+class Failure(BaseModel):
+    what: str  # command, dead_letter, feed
+    id: str
+    reason: str
+    at: datetime | None
+
+
+async def _count_by(
+    conn: AsyncConnection, column: sa.ColumnElement[Any], *where: sa.ColumnElement[bool]
+) -> dict[str, int]:
+    query = sa.select(column, sa.func.count()).where(*where).group_by(column)
+    return {str(key): int(count) for key, count in (await conn.execute(query)).all()}
+
+
+def _views(model: type[Any], rows: Any) -> list[Any]:
+    return [model.model_validate(dict(r._mapping)) for r in rows]
+
+
+def external_of(entity: str) -> tuple[str, str | None, str] | None:
+    """(kind, tenant, external id) of `user:T:E`, `customer:C`, `subscription:C:P`."""
+    kind, _, rest = entity.partition(":")
+    if kind == "user" and rest.count(":") >= 1:
+        tenant, _, external = rest.partition(":")
+        return "user", tenant, external
+    if kind == "customer" and rest:
+        return "customer", None, rest
+    if kind == "subscription" and ":" in rest:
+        crm, _, purchase = rest.partition(":")
+        return "subscription", crm, purchase
+    return None
+
+
+@dataclass
+class Operations:
+    engine: AsyncEngine
+    store: OutboxStore
+    settings: Settings
+    _lag: tuple[float, dict[tuple[str, int], int] | None, str | None] | None = field(
+        default=None, repr=False
+    )
+
+    # -- the whole picture ------------------------------------------------------------------
+    async def status(self, *, with_lag: bool = True) -> Status:
+        now = utcnow()
+        async with self.engine.connect() as conn:
+            by_status = await _count_by(conn, OUTBOX.c.status)
+            oldest = await conn.scalar(
+                sa.select(sa.func.min(OUTBOX.c.created_at)).where(OUTBOX.c.status.not_in(TERMINAL))
+            )
+            held = await conn.scalar(
+                sa.select(sa.func.count()).where(
+                    OUTBOX.c.status == CommandStatus.HELD.value,
+                    OUTBOX.c.hold_reason.like(f"{APPROVAL}%"),
+                )
+            )
+            letters = await _count_by(conn, LETTERS.c.topic)
+            events = await _count_by(conn, INBOX.c.outcome)
+            feeds = await _count_by(conn, FEEDS.c.last_status, FEEDS.c.removed.is_(False))
+        lag, lag_error = await self.lag() if with_lag else (None, None)
+        return Status(
+            at=now,
+            outbox=by_status,
+            oldest_open_age_s=(now - oldest).total_seconds() if oldest is not None else None,
+            held_for_approval=int(held or 0),
+            dead=int(by_status.get(CommandStatus.DEAD.value, 0)),
+            dead_letters=letters,
+            events=events,
+            feeds={("not fetched" if k == "None" else k): v for k, v in feeds.items()},
+            consumer_lag=lag,
+            lag_error=lag_error,
+        )
+
+    async def lag(self) -> tuple[dict[tuple[str, int], int] | None, str | None]:
+        kafka = self.settings.kafka
+        if kafka.bootstrap_servers is None:
+            return None, "no broker configured (KAFKA_BOOTSTRAP_SERVERS)"
+        cached = self._lag
+        if cached is not None and time.monotonic() - cached[0] < LAG_CACHE_S:
+            return cached[1], cached[2]
+        try:
+            lag: dict[tuple[str, int], int] | None = await consumer_lag(
+                kafka.bootstrap_servers, kafka.group_id, kafka.topics
+            )
+            error = None
+        except LagUnknownError as exc:
+            lag, error = None, str(exc)
+        self._lag = (time.monotonic(), lag, error)
+        return lag, error
+
+    # -- commands ----------------------------------------------------------------------------
+    async def commands(
+        self, *, status: str | None = None, entity: str | None = None, limit: int = 100
+    ) -> list[CommandView]:
+        query = sa.select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
+        if status:
+            query = query.where(OUTBOX.c.status == status)
+        if entity:
+            query = query.where(OUTBOX.c.entity == entity)
+        async with self.engine.connect() as conn:
+            return _views(CommandView, (await conn.execute(query)).all())
+
+    async def retry(self, command_id: int) -> bool:
+        return await self.store.retry(command_id)
+
+    async def drop(self, command_id: int) -> bool:
+        return await self.store.drop(command_id)
+
+    async def held(self) -> list[CommandView]:
+        held = await self.store.held_for_approval()
+        return [CommandView.model_validate(row.model_dump()) for row in held]
+
+    async def approve(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
+        return await self.store.approve(command_id=command_id, tenant=tenant)
+
+    async def deny(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
+        return await self.store.deny(command_id=command_id, tenant=tenant)
+
+    # -- intake and feeds --------------------------------------------------------------------
+    async def dead_letters(
+        self, *, topic: str | None = None, limit: int = 100
+    ) -> list[DeadLetterView]:
+        query = sa.select(LETTERS).order_by(LETTERS.c.id.desc()).limit(limit)
+        if topic:
+            query = query.where(LETTERS.c.topic == topic)
+        async with self.engine.connect() as conn:
+            return _views(DeadLetterView, (await conn.execute(query)).all())
+
+    async def feeds(self) -> list[FeedView]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(FEEDS).order_by(FEEDS.c.feed_id))).all()
+        return _views(FeedView, rows)
+
+    # -- one entity ----------------------------------------------------------------------------
+    async def history(self, entity: str) -> History:
+        """Every event, command and UCaaS call of one entity, oldest first."""
+        async with self.engine.connect() as conn:
+            commands = _views(
+                CommandView,
+                (
+                    await conn.execute(
+                        sa.select(OUTBOX).where(OUTBOX.c.entity == entity).order_by(OUTBOX.c.id)
+                    )
+                ).all(),
+            )
+            calls = _views(
+                CallView,
+                (
+                    await conn.execute(
+                        sa.select(CALLS).where(CALLS.c.entity == entity).order_by(CALLS.c.id)
+                    )
+                ).all(),
+            )
+            event_ids = {c.event_id for c in commands if c.event_id}
+            found = external_of(entity)
+            about: list[sa.ColumnElement[bool]] = (
+                [INBOX.c.event_id.in_(event_ids)] if event_ids else []
+            )
+            if found is not None and found[0] in ("user", "customer"):
+                _, tenant, external = found
+                about.append(
+                    sa.and_(INBOX.c.subject == external, INBOX.c.tenant == (tenant or external))
+                )
+            events = (
+                _views(
+                    EventView,
+                    (
+                        await conn.execute(
+                            sa.select(INBOX).where(sa.or_(*about)).order_by(INBOX.c.received_at)
+                        )
+                    ).all(),
+                )
+                if about
+                else []
+            )
+            mappings: list[MappingView] = []
+            if found is not None:
+                kind, tenant, external = found
+                query = sa.select(MAPPING).where(
+                    MAPPING.c.external_id == external, MAPPING.c.kind.like(f"{kind}%")
+                )
+                if tenant is not None:
+                    query = query.where(MAPPING.c.tenant == tenant)
+                mappings = _views(MappingView, (await conn.execute(query)).all())
+        return History(
+            entity=entity, events=events, commands=commands, calls=calls, mappings=mappings
+        )
+
+    # -- over time -------------------------------------------------------------------------------
+    async def throughput(self, *, minutes: int = 60) -> list[Bucket]:
+        """Per minute over the last `minutes`: events taken, commands done or parked dead,
+        UCaaS calls. Counted in Python: one bucketing for SQLite and PostgreSQL."""
+        now = utcnow()
+        since = now - timedelta(minutes=minutes)
+        start = since.replace(second=0, microsecond=0)
+        buckets = {
+            start + timedelta(minutes=i): Bucket(minute=start + timedelta(minutes=i))
+            for i in range(minutes + 1)
+        }
+
+        def bucket(at: datetime) -> Bucket | None:
+            return buckets.get(at.replace(second=0, microsecond=0))
+
+        async with self.engine.connect() as conn:
+            for (at,) in await conn.execute(
+                sa.select(INBOX.c.received_at).where(INBOX.c.received_at >= since)
+            ):
+                if (b := bucket(at)) is not None:
+                    b.events += 1
+            for at, status in await conn.execute(
+                sa.select(OUTBOX.c.updated_at, OUTBOX.c.status).where(
+                    OUTBOX.c.updated_at >= since,
+                    OUTBOX.c.status.in_((CommandStatus.DONE.value, CommandStatus.DEAD.value)),
+                )
+            ):
+                if (b := bucket(at)) is not None:
+                    if status == CommandStatus.DONE.value:
+                        b.commands_done += 1
+                    else:
+                        b.commands_failed += 1
+            for (at,) in await conn.execute(sa.select(CALLS.c.at).where(CALLS.c.at >= since)):
+                if (b := bucket(at)) is not None:
+                    b.calls += 1
+        return [buckets[k] for k in sorted(buckets)]
+
+    async def recent_failures(self, *, limit: int = 20) -> list[Failure]:
+        """Dead commands, dead letters and failing feeds, newest first, with their reasons."""
+        failures = [
+            Failure(
+                what="command",
+                id=f"#{c.id} {c.kind} {c.entity}",
+                reason=f"{c.last_error_code or ''} {c.last_error or ''}".strip() or "dead",
+                at=c.updated_at,
+            )
+            for c in await self.commands(status=CommandStatus.DEAD.value, limit=limit)
+        ]
+        failures += [
+            Failure(
+                what="dead_letter",
+                id=f"{d.topic}[{d.partition}]@{d.offset}",
+                reason=f"{d.error}: {d.reason}",
+                at=d.at,
+            )
+            for d in await self.dead_letters(limit=limit)
+        ]
+        failures += [
+            Failure(
+                what="feed",
+                id=f.feed_id,
+                reason=f.last_error or "failed",
+                at=f.last_fetch_at,
+            )
+            for f in await self.feeds()
+            if f.last_status == "failed" and not f.removed
+        ]
+        failures.sort(key=lambda f: f.at or utcnow(), reverse=True)
+        return failures[:limit]

@@ -1,0 +1,186 @@
+"""Run the service's parts in one process until told to stop.
+
+The parts (consumers, dispatcher, feed poller, admin API) can each be switched off so
+they scale apart. A broker that does not answer does not stop the others: the consumers
+keep trying to connect with a growing pause, commands already accepted still go out,
+and `/readyz` says what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from service.bootstrap import Service
+from service.config import AdminSettings
+from service.entrypoints.consumers import EventConsumer
+
+if TYPE_CHECKING:
+    from service.entrypoints.admin import AdminServer
+
+log = logging.getLogger("ucaas_sync")
+
+CONNECT_PAUSE_S = 1.0
+CONNECT_PAUSE_CAP_S = 30.0
+
+
+class AdminRefusedError(RuntimeError):
+    """The admin API would be open to the network without a token: set one, or bind it
+    to loopback."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: whatever it resolves to, treat it as the network
+
+
+def refuse_open_admin(admin: AdminSettings) -> None:
+    token = admin.token.get_secret_value() if admin.token is not None else ""
+    if not is_loopback(admin.host) and not token:
+        raise AdminRefusedError(
+            f"the admin API on {admin.host} needs a token: set UCAAS_SYNC_ADMIN_TOKEN "
+            "or UCAAS_SYNC_ADMIN_HOST=127.0.0.1"
+        )
+
+
+@dataclass(frozen=True)
+class Parts:
+    consumers: bool = True
+    dispatcher: bool = True
+    poller: bool = True
+    admin: bool = True
+
+    def named(self) -> str:
+        on = [
+            name for name in ("consumers", "dispatcher", "poller", "admin") if getattr(self, name)
+        ]
+        return ", ".join(on) or "nothing"
+
+
+@dataclass
+class Running:
+    """What is running, for the admin API, the demo and the tests."""
+
+    service: Service
+    parts: Parts
+    consumer: EventConsumer | None = None
+    consumer_started: asyncio.Event = field(default_factory=asyncio.Event)
+    admin: AdminServer | None = None
+
+    @property
+    def admin_url(self) -> str | None:
+        return self.admin.url if self.admin is not None else None
+
+
+async def _connect(consumer: EventConsumer, started: asyncio.Event) -> None:
+    pause = CONNECT_PAUSE_S
+    while True:
+        try:
+            await consumer.start()
+        except Exception as exc:  # any failure to connect is retried
+            log.error(
+                "Kafka not reachable (%s: %s); consumers retry in %.0f s",
+                type(exc).__name__,
+                exc,
+                pause,
+            )
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            await asyncio.sleep(pause)
+            pause = min(CONNECT_PAUSE_CAP_S, pause * 2)
+            continue
+        started.set()
+        log.info("consumers joined group %s", consumer.settings.group_id)
+        return
+
+
+async def serve(
+    service: Service,
+    parts: Parts,
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[Running], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run `parts` of `service` until `stop` is set or a part fails; then stop in order:
+    intake first (no new commands), then the poller, then the dispatcher drains. A part
+    that failed is re-raised once everything has stopped."""
+    running = Running(service, parts)
+    failure: BaseException | None = None
+    tasks: list[asyncio.Task[None]] = []
+    connecting: asyncio.Task[None] | None = None
+    try:
+        if parts.admin:
+            refuse_open_admin(service.settings.admin)
+            from service.entrypoints.admin import AdminServer  # noqa: PLC0415 - optional part
+
+            running.admin = AdminServer(running)
+            await running.admin.start()
+        # The dispatcher first: commands already accepted go out even while Kafka is away.
+        if parts.dispatcher:
+            tasks.append(asyncio.create_task(service.dispatcher.run(), name="dispatcher"))
+        if parts.consumers:
+            running.consumer = service.consumer()
+            connecting = asyncio.create_task(
+                _connect(running.consumer, running.consumer_started), name="connect"
+            )
+        if parts.poller:
+            tasks.append(asyncio.create_task(service.poller.run(), name="poller"))
+        log.info(
+            "ucaas-sync started: %s (%s, %d workers), database %s, admin %s",
+            parts.named(),
+            service.dispatcher.owner,
+            service.settings.dispatch.workers,
+            service.engine.url.render_as_string(hide_password=True),
+            running.admin_url or "off",
+        )
+        if on_ready is not None:
+            ready = on_ready(running)
+            if ready is not None:
+                await ready
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        for task in done - {waiter}:
+            failure = failure or task.exception()
+            if task.exception() is not None:
+                log.error("%s stopped: %r", task.get_name(), task.exception())
+    finally:
+        await _shut_down(running, tasks, connecting)
+    if failure is not None:
+        raise failure
+
+
+async def _shut_down(
+    running: Running, tasks: list[asyncio.Task[None]], connecting: asyncio.Task[None] | None
+) -> None:
+    service = running.service
+    try:
+        if connecting is not None:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+        if running.consumer is not None:
+            with contextlib.suppress(Exception):
+                await running.consumer.stop()  # first: no new commands while the rest drains
+        if running.parts.poller:
+            await service.poller.stop()
+        if running.parts.dispatcher:
+            await service.dispatcher.stop()
+        for task in tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+    finally:
+        try:
+            if running.admin is not None:
+                await running.admin.stop()
+        finally:
+            await service.aclose()
