@@ -21,7 +21,6 @@ from service.calendar.registry import FeedFileError
 from service.cli_operations import config as show_config
 from service.cli_operations import dead_app, history, status
 from service.config import CONFIG_FILE_VARIABLE, Settings
-from service.demo import main as run_demo
 from service.entrypoints.asyncapi import as_json, as_yaml
 from service.local_broker import LocalBroker, with_dead_letters
 from service.logs import configure as configure_logging
@@ -65,6 +64,8 @@ def demo(
     port: Annotated[int | None, typer.Option(help="sandbox port (default: a free one)")] = None,
 ) -> None:
     """The main job on embedded defaults: broker, sandbox and service, a scenario, a summary."""
+    from service.demo import main as run_demo  # noqa: PLC0415 - rich's progress: only here
+
     raise typer.Exit(run_demo(serve=serve, port=port))
 
 
@@ -82,11 +83,11 @@ def _logging(settings: Settings | None = None) -> None:
 
 
 async def _serve(parts: Parts) -> None:
-    service = await bootstrap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)  # first: a SIGTERM while starting ends it cleanly
+    service = await bootstrap()
     await serve(service, parts, stop)
 
 

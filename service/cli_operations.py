@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.config import Settings
+from service.config_reference import as_markdown
 from service.operations import Operations, Status
 from service.outbox import db
 from service.outbox.store import OutboxStore
@@ -177,8 +178,15 @@ def history(
         typer.echo(f"mapped  {m.kind} {m.external_id} -> UCaaS {m.ucaas_id}")
 
 
-def config() -> None:
+def config(
+    reference: Annotated[
+        bool, typer.Option("--reference", help="every setting, its variables and default")
+    ] = False,
+) -> None:
     """Print the effective configuration as JSON, secrets masked.
 
     Read from the environment, `.env`, the configuration file and the defaults."""
+    if reference:
+        typer.echo(as_markdown())
+        return
     typer.echo(orjson.dumps(Settings().effective(), option=orjson.OPT_INDENT_2).decode())

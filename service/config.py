@@ -57,16 +57,18 @@ class DispatcherSettings(BaseSettings):
     batch: int = Field(64, ge=1, description="rows claimed per query at most")
     poll_s: float = Field(0.2, gt=0, description="idle wait between claims")
     lease_s: float = Field(60.0, gt=0, description="a claim expires after this long")
-    max_attempts: int = Field(10, ge=1)
+    max_attempts: int = Field(10, ge=1, description="failed attempts before a command is dead")
     max_age_s: float = Field(24 * 3600.0, gt=0, description="a command older than this is parked")
-    backoff_base_s: float = Field(0.5, gt=0)
-    backoff_cap_s: float = Field(300.0, gt=0)
+    backoff_base_s: float = Field(0.5, gt=0, description="first retry delay (full jitter)")
+    backoff_cap_s: float = Field(300.0, gt=0, description="longest retry delay")
     wait_cap_s: float = Field(60.0, gt=0, description="re-check of a missing prerequisite")
     max_wait_s: float = Field(7 * 24 * 3600.0, gt=0, description="prerequisite wait limit")
     outage_failures: int = Field(5, ge=1, description="API failures in a row that pause dispatch")
     probe_every_s: float = Field(2.0, gt=0, description="first probe delay during an outage")
-    probe_cap_s: float = Field(30.0, gt=0)
-    shutdown_grace_s: float = Field(10.0, ge=0)
+    probe_cap_s: float = Field(30.0, gt=0, description="longest probe delay during an outage")
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="on SIGTERM, time for commands in flight to finish"
+    )
 
 
 class IntakeSettings(BaseSettings):
@@ -74,7 +76,7 @@ class IntakeSettings(BaseSettings):
 
     licence_policy: Path | None = Field(None, description="TOML file; default: vc for all")
     guard_threshold: int = Field(20, ge=0, description="deprovisioning per tenant and window")
-    guard_window_s: float = Field(3600.0, gt=0)
+    guard_window_s: float = Field(3600.0, gt=0, description="the guard's counting window")
     close_status: Literal["C", "S"] = Field(
         "C", description="crm.company.closed: C close, S suspend"
     )
@@ -92,13 +94,15 @@ class KafkaSettings(BaseSettings):
         ),
         description="host:port,...; unset: the local broker (`ucaas-sync broker`)",
     )
-    group_id: str = "ucaas-sync"
-    hr_topic: str = "hr.events"
-    crm_topic: str = "crm.events"
-    calendar_topic: str = "calendar.feeds"
-    dlq_suffix: str = ".dlq"
+    group_id: str = Field("ucaas-sync", description="the consumer group")
+    hr_topic: str = Field("hr.events", description="HR events (SCIM users)")
+    crm_topic: str = Field("crm.events", description="CRM events (companies, purchases)")
+    calendar_topic: str = Field("calendar.feeds", description="feed registrations")
+    dlq_suffix: str = Field(".dlq", description="dead-letter topic: <topic><suffix>")
     max_records: int = Field(500, ge=1, description="records taken per batch")
-    session_timeout_ms: int = Field(10_000, ge=6_000)
+    session_timeout_ms: int = Field(
+        10_000, ge=6_000, description="a silent consumer leaves the group after this"
+    )
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -111,13 +115,13 @@ class CalendarSettings(BaseSettings):
     feeds_file: Path | None = Field(None, description="TOML: [[feeds]] id, url, organizer, tenant")
     interval_s: float = Field(300.0, gt=0, description="between fetches of a feed")
     jitter: float = Field(0.1, ge=0, le=1, description="share of the interval added at random")
-    horizon_days: float = Field(30.0, gt=0)
+    horizon_days: float = Field(30.0, gt=0, description="meetings scheduled this far ahead")
     concurrency: int = Field(4, ge=1, description="feeds fetched at once")
     timeout_s: float = Field(20.0, gt=0, description="total time for one fetch")
-    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    max_redirects: int = Field(5, ge=0)
-    max_events: int = Field(20_000, ge=1)
-    max_occurrences: int = Field(10_000, ge=1)
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest feed fetched")
+    max_redirects: int = Field(5, ge=0, description="redirects followed per fetch")
+    max_events: int = Field(20_000, ge=1, description="events in one feed at most")
+    max_occurrences: int = Field(10_000, ge=1, description="occurrences within the horizon at most")
     max_rule_steps: int = Field(
         1_000_000, ge=1, description="instants one RRULE may step through from its DTSTART"
     )
@@ -125,9 +129,9 @@ class CalendarSettings(BaseSettings):
     allow_private_addresses: bool = Field(
         False, description="fetch from loopback/private ranges (tests, trusted intranets)"
     )
-    include_all_day: bool = False
-    max_participants: int = Field(100, ge=1)
-    max_duration_min: int = Field(240, ge=10)
+    include_all_day: bool = Field(False, description="schedule all-day events as meetings")
+    max_participants: int = Field(100, ge=1, description="room size cap from ATTENDEEs")
+    max_duration_min: int = Field(240, ge=10, description="longest meeting scheduled")
     retry_cap_s: float = Field(3600.0, gt=0, description="longest wait after failures")
 
 
@@ -163,14 +167,20 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, description="Fernet key for tenant credentials at rest (generated for SQLite)"
     )
-    ucaas_base_url: str = "http://127.0.0.1:8900/ucaas/v1"
-    ucaas_api_id: str = "sandbox-app"
-    ucaas_admin_email: str = "admin@sandbox.test"
-    ucaas_admin_password: SecretStr = SecretStr("sandbox-admin")
-    ucaas_auth: Literal["token", "basic"] = "token"
-    ucaas_token_lifetime_s: float = 15 * 60
-    ucaas_timeout_s: float = 10.0
-    ucaas_max_connections: int = 100
+    ucaas_base_url: str = Field(
+        "http://127.0.0.1:8900/ucaas/v1", description="the UCaaS API (default: the sandbox)"
+    )
+    ucaas_api_id: str = Field("sandbox-app", description="the API id sent with every call")
+    ucaas_admin_email: str = Field("admin@sandbox.test", description="the platform account")
+    ucaas_admin_password: SecretStr = Field(
+        SecretStr("sandbox-admin"), description="the platform account's password"
+    )
+    ucaas_auth: Literal["token", "basic"] = Field("token", description="token or basic")
+    ucaas_token_lifetime_s: float = Field(
+        15 * 60, description="tokens are renewed 60 s before this"
+    )
+    ucaas_timeout_s: float = Field(10.0, description="one UCaaS call, connect to answer")
+    ucaas_max_connections: int = Field(100, description="UCaaS connections kept open")
     tenant_logins: dict[str, TenantLogin] = Field(
         default_factory=dict,
         description='per-tenant UCaaS logins, JSON: {"CRM-1": {"username": ..., "password": ...}}',
@@ -179,7 +189,9 @@ class Settings(BaseSettings):
         True, description="without a tenant's login, act for it as the platform account"
     )
     log_format: Literal["json", "console"] = Field("json", description="log lines on stderr")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="least level logged"
+    )
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

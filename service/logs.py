@@ -102,15 +102,17 @@ def _first_keys_first(_: WrappedLogger, __: str, event_dict: EventDict) -> Event
     return {**{k: event_dict[k] for k in FIRST if k in event_dict}, **event_dict}
 
 
-def _renderer(format_: Literal["json", "console"]) -> Processor:
+def _renderer(format_: Literal["json", "console"], colors: bool) -> Processor:
     if format_ == "console":
         return structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
         )
     return structlog.processors.JSONRenderer(default=str, sort_keys=False)
 
 
-def formatter(format_: Literal["json", "console"] = "json") -> logging.Formatter:
+def formatter(
+    format_: Literal["json", "console"] = "json", *, colors: bool = False
+) -> logging.Formatter:
     """The formatter of the root handler (also for handlers others set up, e.g. uvicorn)."""
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared(foreign=True),
@@ -121,7 +123,7 @@ def formatter(format_: Literal["json", "console"] = "json") -> logging.Formatter
             _drop_color_message,
             mask_secrets,
             _first_keys_first,
-            _renderer(format_),
+            _renderer(format_, colors),
         ],
     )
 
@@ -141,9 +143,10 @@ def configure(
 
     Calling it again replaces the handler it installed (and only that one: a test's
     capture handler stays)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter(format))
+    handler.setFormatter(formatter(format, colors=stream.isatty()))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)

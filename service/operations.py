@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.lag import LagUnknownError, consumer_lag
@@ -133,9 +134,20 @@ class DeadLetterView(BaseModel):
     at: datetime
 
 
+def shown_url(url: str) -> str:
+    """A feed URL without what may be a secret: private calendar addresses carry their
+    key in the path (Google's `private-<key>/basic.ics`) or in the query."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    path = f"/{segments[0]}/…" if len(segments) > 1 else parts.path
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{path}{'?…' if parts.query else ''}"
+
+
 class FeedView(BaseModel):
     feed_id: str
-    url: str
+    url: Annotated[str, AfterValidator(shown_url)]
     organizer_email: str
     tenant: str
     removed: bool

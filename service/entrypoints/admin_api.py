@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, SecretStr
+from swagger_ui_bundle import swagger_ui_path
 
 from service import metrics
 from service.entrypoints.asyncapi import as_json as asyncapi_json
@@ -209,10 +210,12 @@ def create_app(running: Running) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> FileResponse:
-        # Swagger UI from its CDN; the page sends the token it is given (see docs.js).
+        # Swagger UI from the swagger-ui-bundle package, served here: no CDN, works
+        # offline. The page sends the token it is given (see docs.js).
         return FileResponse(PAGE / "docs.html", headers=DOCS_HEADERS)
 
     app.mount("/static", StaticFiles(directory=PAGE), name="static")
+    app.mount("/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
     # -- behind the token --------------------------------------------------------------------------
     api = APIRouter(dependencies=[guard])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -52,7 +52,6 @@ from tests.support.feeds import FeedServer, vcalendar, vevent
 from tests.support.kafka import EventProducer, Topics, cloudevent, structured
 from tests.support.sandbox_server import SandboxAdmin
 from tests.support.service_processes import (
-    BIN,
     MOVING,
     DispatchProcess,
     Outbox,
@@ -680,19 +679,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def start_run(processes: Processes, env: dict[str, str]) -> DispatchProcess:
-    log = processes.folder / "run.log"
-    with log.open("wb") as out:
-        child = subprocess.Popen(
-            [str(BIN / "ucaas-sync"), "run"],
-            env=env,
-            cwd=processes.folder,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    process = DispatchProcess("run", child, log)
-    processes.started.append(process)
-    return process
+    return processes.start("feeds", env, ("run",))
 
 
 async def test_ucaas_sync_run_polls_a_feeds_file(
@@ -745,7 +732,7 @@ async def test_ucaas_sync_run_polls_a_feeds_file(
         outbox_counts = outbox.counts()
         outbox.close()
     log = process.log.read_text()
-    assert "poller=True" in log, log
+    assert re.search(r"ucaas-sync started: [a-z, ]*poller", log), log
     assert outbox_counts == {"done": 2 + 2 * 2 + 9 + 6}, outbox_counts
     print(
         f"\ncompared: `ucaas-sync run` scheduled {len(expected_1())} meetings in {took_1:.1f} s "

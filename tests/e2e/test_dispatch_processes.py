@@ -180,6 +180,7 @@ def test_a_killed_dispatcher_is_replaced_and_nothing_runs_twice(
     orphans = leased_by(outbox, a)
     killed_at = outbox.counts().get("done", 0)
     restarted = processes.start("a2", env)
+    restarted.wait_started()  # a SIGTERM before it runs would end it with -15, not 0
 
     outbox.wait_settled([b, restarted], timeout_s=60)
     assert (b.stop(), restarted.stop()) == (0, 0), processes.tails()

@@ -627,19 +627,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 def start_run(processes: Processes, name: str, env: dict[str, str]) -> DispatchProcess:
     """`ucaas-sync run` (consumers and dispatcher), logging to a file in the test's folder."""
-    log = processes.folder / f"run-{name}.log"
-    with log.open("wb") as out:
-        child = subprocess.Popen(
-            [str(BIN / "ucaas-sync"), "run"],
-            env=env,
-            cwd=processes.folder,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    process = DispatchProcess(name, child, log)
-    processes.started.append(process)
-    return process
+    return processes.start(name, env, ("run",))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

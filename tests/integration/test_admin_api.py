@@ -231,6 +231,13 @@ async def test_health_is_open_and_everything_else_needs_the_token(admin: Admin) 
     assert "default-src 'self'" in page.headers["content-security-policy"]
     for asset in ("/static/app.js", "/static/chart.js", "/static/style.css", "/docs"):
         assert (await admin.get(asset, token=None)).status_code == 200, asset
+    # Swagger UI comes from this server (no CDN: the machines may be offline)
+    docs = await admin.get("/docs", token=None)
+    assert "cdn." not in docs.text
+    for asset in ("/swagger-ui/swagger-ui-bundle.js", "/swagger-ui/swagger-ui.css"):
+        answer = await admin.get(asset, token=None)
+        assert answer.status_code == 200, asset
+        assert len(answer.content) > 10_000, asset
 
 
 async def test_without_a_token_the_api_is_open_on_loopback_only(

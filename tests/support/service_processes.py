@@ -121,6 +121,14 @@ class DispatchProcess:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return f"--- {self.name} (pid {self.pid}) ---\n" + "\n".join(text.splitlines()[-lines:])
 
+    def wait_started(self, timeout_s: float = 30.0) -> None:
+        """Until the process says it runs (its signal handlers are in place from then on)."""
+        deadline = time.monotonic() + timeout_s
+        while "ucaas-sync started" not in self.log.read_text(errors="replace"):
+            if self.returncode is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} did not start\n{self.tail()}")
+            time.sleep(0.05)
+
     def owns(self, lease_owner: str | None) -> bool:
         """Whether a row's lease owner (host:pid:nonce) names this process."""
         return lease_owner is not None and lease_owner.split(":")[1:2] == [str(self.pid)]

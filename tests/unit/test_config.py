@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from service import config_reference
 from service.cli import app
 from service.config import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
 
@@ -143,3 +144,16 @@ def test_config_command_prints_the_effective_configuration(
     assert "tenant-pw-from-file" not in result.output
     missing = CliRunner().invoke(app, ["--config", str(tmp_path / "x.toml"), "config"])
     assert missing.exit_code == 2
+
+
+def test_the_readme_carries_the_current_configuration_reference() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start, end = readme.index(config_reference.START), readme.index(config_reference.END)
+    shown = readme[start : end + len(config_reference.END)]
+    assert shown == config_reference.as_markdown(), (
+        "README's configuration reference is stale: paste `ucaas-sync config --reference`"
+    )
+    for option in config_reference.reference():
+        assert option.description, f"{option.key} has no description"
+    names = {v for option in config_reference.reference() for v in option.variables}
+    assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "UCAAS_SYNC_ADMIN_TOKEN"} <= names

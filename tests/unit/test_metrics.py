@@ -4,7 +4,6 @@ The registry is process-wide, so every test compares values before and after."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import prometheus_client
@@ -12,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.ucaas import CallRecord
-from service import metrics
+from service import metrics, operations
 from service.outbox.dispatcher import record_call
 
 
@@ -20,15 +19,25 @@ def value(name: str, **labels: str) -> float:
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-@dataclass(frozen=True)
-class Status:
-    """The fields of `service.operations.Status` that `observe_status` reads."""
-
-    outbox: dict[str, int] = field(default_factory=dict)
-    oldest_open_age_s: float | None = None
-    held_for_approval: int = 0
-    dead: int = 0
-    consumer_lag: dict[tuple[str, int], int] | None = None
+def status_of(
+    outbox: dict[str, int] | None = None,
+    oldest_open_age_s: float | None = None,
+    held_for_approval: int = 0,
+    dead: int = 0,
+    consumer_lag: dict[tuple[str, int], int] | None = None,
+) -> operations.Status:
+    """The lead's status with the fields `observe_status` does not read left empty."""
+    return operations.Status(
+        at=datetime.now(UTC),
+        outbox=outbox or {},
+        oldest_open_age_s=oldest_open_age_s,
+        held_for_approval=held_for_approval,
+        dead=dead,
+        dead_letters={},
+        events={},
+        feeds={},
+        consumer_lag=consumer_lag,
+    )
 
 
 @pytest.mark.parametrize(
@@ -116,7 +125,7 @@ def test_commands_dead_letters_and_feed_polls() -> None:
 
 def test_observe_status_sets_the_gauges() -> None:
     metrics.observe_status(
-        Status(
+        status_of(
             outbox={"pending": 5, "done": 40, "held": 2, "dead": 1},
             oldest_open_age_s=93.5,
             held_for_approval=2,
@@ -134,7 +143,7 @@ def test_observe_status_sets_the_gauges() -> None:
     assert value("ucaas_sync_consumer_lag_total") == 7
 
     # The queue empties, a partition is revoked.
-    metrics.observe_status(Status(outbox={"done": 45}, consumer_lag={("hr.events", 0): 1}))
+    metrics.observe_status(status_of(outbox={"done": 45}, consumer_lag={("hr.events", 0): 1}))
     assert value("ucaas_sync_outbox_depth", status="pending") == 0
     assert value("ucaas_sync_outbox_oldest_age_seconds") == 0
     assert value("ucaas_sync_held_commands") == value("ucaas_sync_dead_commands") == 0
@@ -143,7 +152,7 @@ def test_observe_status_sets_the_gauges() -> None:
     assert value("ucaas_sync_consumer_lag_total") == 1
 
     # The broker does not answer: no partition series, the total keeps its last value.
-    metrics.observe_status(Status(consumer_lag=None))
+    metrics.observe_status(status_of(consumer_lag=None))
     assert (
         metrics.REGISTRY.get_sample_value("ucaas_sync_consumer_lag", lag | {"partition": "0"})
         is None
@@ -153,7 +162,7 @@ def test_observe_status_sets_the_gauges() -> None:
 
 def test_render_parses_and_names_every_metric() -> None:
     metrics.ucaas_call("GET", "/plans", 200, 0.01)
-    metrics.observe_status(Status(consumer_lag={("crm.events", 0): 2}))
+    metrics.observe_status(status_of(consumer_lag={("crm.events", 0): 2}))
     body, content_type = metrics.render()
     assert content_type.startswith("text/plain; version=")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}

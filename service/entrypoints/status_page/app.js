@@ -84,16 +84,22 @@ const slug = (text) => String(text).replace(/[^A-Za-z0-9_-]+/g, "-");
 const sum = (values) => values.reduce((a, b) => a + b, 0);
 
 // -- the pipeline ------------------------------------------------------------------------------------
+// Inbox outcomes are "accepted" or a note on why an event needed no command ("no change",
+// "feed registered: fetched soon"): the notes are summed into one row, named in its tooltip.
 function renderTopics(status) {
   const events = status.events || {};
   $("events-total").textContent = fmt(sum(Object.values(events)));
-  const order = ["accepted", "duplicate", "invalid"];
-  const outcomes = [...new Set([...order, ...Object.keys(events).sort()])];
-  $("events").replaceChildren(
-    ...outcomes.map((o) =>
-      metric(`events-${slug(o)}`, o, events[o] || 0, slug(o), { alert: o === "invalid" }),
-    ),
+  const named = ["accepted", "duplicate", "invalid"];
+  const notes = Object.keys(events).filter((o) => !named.includes(o)).sort();
+  const rows = named
+    .filter((o) => o === "accepted" || events[o])
+    .map((o) => metric(`events-${o}`, o, events[o] || 0, o, { alert: o === "invalid" }));
+  rows.push(
+    metric("events-no-change", "no command needed", sum(notes.map((o) => events[o])), "dropped", {
+      title: notes.map((o) => `${o}: ${events[o]}`).join("\n"),
+    }),
   );
+  $("events").replaceChildren(...rows);
   const letters = status.dead_letters || {};
   const total = sum(Object.values(letters));
   $("dead-letters").replaceChildren(
@@ -148,23 +154,34 @@ function renderOutbox(status) {
     status.oldest_open_age_s === null ? "nothing open" : `oldest open: ${age(status.oldest_open_age_s)}`;
 }
 
+// The last five minutes, the current one included (a fresh service has only that one).
+const recentOf = (buckets) => buckets.slice(-5);
+
 function renderCalls(calls, buckets) {
   const byStatus = calls.by_status || {};
-  const classes = { "2xx": 0, "429": 0, "4xx": 0, "5xx": 0, error: 0 };
+  // An array, not an object: JavaScript puts integer-like keys ("429") first.
+  const classes = [
+    ["2xx", "2xx ok"],
+    ["4xx", "4xx refused"],
+    ["429", "429 rate limited"],
+    ["5xx", "5xx server error"],
+    ["error", "no answer"],
+  ];
+  const counts = Object.fromEntries(classes.map(([c]) => [c, 0]));
   for (const [code, n] of Object.entries(byStatus)) {
-    if (code === "error") classes.error += n;
-    else if (code === "429") classes["429"] += n;
-    else classes[`${code[0]}xx`] = (classes[`${code[0]}xx`] || 0) + n;
+    const cls = code === "error" || code === "429" ? code : `${code[0]}xx`;
+    counts[cls] = (counts[cls] || 0) + n;
+  }
+  for (const cls of Object.keys(counts)) {
+    if (!classes.some(([c]) => c === cls)) classes.push([cls, cls]);
   }
   $("calls-total").textContent = fmt(sum(Object.values(byStatus)));
-  const labels = { "2xx": "2xx ok", "429": "429 rate limited", "4xx": "4xx refused",
-    "5xx": "5xx server error", error: "no answer" };
   $("calls").replaceChildren(
-    ...Object.keys(classes).map((c) =>
-      metric(`calls-${c}`, labels[c] || c, classes[c], c, { alert: c === "5xx" || c === "error" }),
+    ...classes.map(([c, label]) =>
+      metric(`calls-${c}`, label, counts[c], c, { alert: c === "5xx" || c === "error" }),
     ),
   );
-  const recent = buckets.slice(-6, -1); // the last five whole minutes
+  const recent = recentOf(buckets);
   const rate = recent.length ? sum(recent.map((b) => b.calls)) / recent.length : 0;
   $("calls-rate").textContent = `${rate.toFixed(rate < 10 ? 1 : 0)} calls/min over the last 5 min`;
 }
@@ -234,7 +251,7 @@ function renderLag(status) {
 
 function renderChart(buckets) {
   lastBuckets = buckets;
-  const recent = buckets.slice(-6, -1);
+  const recent = recentOf(buckets);
   $("legend").replaceChildren(
     ...SERIES.map((s) => {
       const item = node("span", s.key);

@@ -67,7 +67,8 @@ export function drawChart(container, buckets) {
     label.textContent = hhmm(new Date(t));
   }
 
-  for (const series of SERIES) {
+  // Failures last in the legend but drawn first: on the shared zero line the others show.
+  for (const series of [...SERIES].reverse()) {
     const g = el("g", { class: `series ${series.key}`, "data-testid": `series-${series.key}` }, svg);
     const points = buckets.map((b, i) => [x(times[i]), y(series.value(b))]);
     if (points.length === 0) continue;

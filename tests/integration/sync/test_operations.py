@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from connectors.events.cloudevents import Record
 from service.bootstrap import Service
 from service.entrypoints.consumers import DeadLetter, record_dead_letters
-from service.operations import Operations, external_of
+from service.operations import Operations, external_of, shown_url
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
@@ -134,3 +135,21 @@ def test_entities_name_their_external_ids() -> None:
     assert external_of("customer:CRM-1") == ("customer", None, "CRM-1")
     assert external_of("subscription:CRM-1:P-2") == ("subscription", "CRM-1", "P-2")
     assert external_of("meeting:abc") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://calendar.google.com/calendar/ical/a%40x.com/private-9f8e7d/basic.ics",
+            "https://calendar.google.com/calendar/…",
+        ),
+        (
+            "https://u:pw@cal.example.com:8443/feed.ics?key=abc",
+            "https://cal.example.com:8443/feed.ics?…",
+        ),
+        ("http://127.0.0.1:8080/calendar.ics", "http://127.0.0.1:8080/calendar.ics"),
+    ],
+)
+def test_feed_urls_are_shown_without_their_secrets(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
