@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,7 +106,11 @@ async def _check(probe: Callable[[], Awaitable[object]]) -> Check:
     return Check(ok=True)
 
 
-async def readiness(running: Running) -> Readiness:
+UCAAS_CHECK_TTL_S = 10.0  # probes of every replica must not spend the API's rate limit
+
+
+async def readiness(running: Running, cache: dict[str, tuple[float, Check]]) -> Readiness:
+    """`cache` keeps the last UCaaS check of this server for UCAAS_CHECK_TTL_S."""
     service = running.service
 
     async def database() -> None:
@@ -115,7 +120,16 @@ async def readiness(running: Running) -> Readiness:
     async def ucaas() -> None:
         await service.ucaas.datapool.timezones()  # authenticated, small, changes nothing
 
-    db_check, ucaas_check = await asyncio.gather(_check(database), _check(ucaas))
+    async def ucaas_cached() -> Check:
+        now = time.monotonic()
+        cached = cache.get("ucaas")
+        if cached is not None and now - cached[0] < UCAAS_CHECK_TTL_S:
+            return cached[1]
+        checked = await _check(ucaas)
+        cache["ucaas"] = (now, checked)
+        return checked
+
+    db_check, ucaas_check = await asyncio.gather(_check(database), ucaas_cached())
     if not running.parts.consumers:
         broker = Check(ok=True, skipped="the consumers do not run in this process")
     elif running.consumer_started.is_set():
@@ -198,10 +212,12 @@ def create_app(running: Running) -> FastAPI:
         """The process answers (liveness)."""
         return {"status": "ok"}
 
+    checked: dict[str, tuple[float, Check]] = {}
+
     @app.get("/readyz", tags=["health"], responses={503: {"model": Readiness}})
     async def readyz() -> JSONResponse:
         """Database, broker (when the consumers run here) and UCaaS all answer."""
-        ready = await readiness(running)
+        ready = await readiness(running, checked)
         return JSONResponse(ready.model_dump(exclude_none=True), 200 if ready.ready else 503)
 
     @app.get("/", include_in_schema=False)
