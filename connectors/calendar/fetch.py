@@ -66,12 +66,34 @@ def normalise(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
+# IPv6 prefixes a router translates to the IPv4 address in their last 32 bits: NAT64's
+# well-known and local-use prefixes (RFC 6052, RFC 8215).
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, 6to4 (2002::/16) or
+    NAT64; a gateway on the way would connect to it."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in prefix for prefix in NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def forbidden(address: str) -> bool:
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None and forbidden(str(inner)):
+            return True
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     # is_reserved too: Python counts some reserved ranges as global (::/8, where the
-    # IPv4-compatible ::127.0.0.1 lies).
+    # IPv4-compatible ::127.0.0.1 and NAT64's 64:ff9b::/96 lie).
     return not ip.is_global or ip.is_multicast or ip.is_reserved
 
 

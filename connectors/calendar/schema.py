@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+MAX_INTERVAL_S = 7 * 24 * 3600.0
+
 
 class FeedData(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
@@ -12,4 +14,8 @@ class FeedData(BaseModel):
     url: str | None = Field(None, max_length=2000, description="https://, http:// or webcal://")
     organizer_email: EmailStr | None = Field(None, description="the organiser's UCaaS user")
     tenant: str | None = Field(None, min_length=1, max_length=50)
-    interval_s: float | None = Field(None, ge=60, description="between fetches; default 5 min")
+    # At most a week: a feed polled less often is stale, and an interval of centuries made
+    # the next fetch time overflow the calendar, failing every poll of the feed.
+    interval_s: float | None = Field(
+        None, ge=60, le=MAX_INTERVAL_S, description="between fetches; default 5 min"
+    )

@@ -19,6 +19,10 @@ from cloudevents.core.v1.event import CloudEvent
 
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_ATTRIBUTE_CHARS = 255
+# Events are a few levels deep. orjson reads up to 1024 levels but writes at most 254, and
+# the intake writes the data again (its fingerprint): a record nested between the two
+# failed its whole batch, again and again. Refused here, before anything is written.
+MAX_DEPTH = 64
 STRUCTURED_CONTENT_TYPE = "application/cloudevents"
 _KEPT = ("id", "source", "subject")
 _FORMAT = JSONFormat()
@@ -157,9 +161,26 @@ def _binary(headers: dict[str, bytes], value: bytes) -> tuple[CloudEvent, bool]:
 
 def _json(value: bytes) -> Any:
     try:
-        return orjson.loads(value)  # refuses nesting deeper than 1024
+        document = orjson.loads(value)  # refuses nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
         raise InvalidRecordError("not_json", _first_line(exc)) from None
+    if too_deep(document, MAX_DEPTH):
+        raise InvalidRecordError("not_json", f"nested deeper than {MAX_DEPTH} levels")
+    return document
+
+
+def too_deep(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (a loop, not recursion)."""
+    if not isinstance(document, dict | list):
+        return False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def has_control(text: str) -> bool:

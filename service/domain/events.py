@@ -120,6 +120,8 @@ def _feed(envelope: Envelope, kind: Literal["registered", "removed"]) -> FeedEve
         missing = [n for n in ("url", "organizer_email", "tenant") if getattr(data, n) is None]
         if missing:
             raise InvalidEventError("invalid_data", f"a feed needs {', '.join(missing)}")
+        if has_control(data.tenant or ""):  # as for HR events: not a CRM id, and a NUL
+            raise InvalidEventError("invalid_data", "tenant holds control characters")
         try:
             normalise(data.url or "")
         except FeedError as exc:

@@ -10,13 +10,15 @@ batch comes again after a pause (the inbox makes the second time harmless).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from sqlalchemy.dialects import postgresql, sqlite
@@ -130,6 +132,25 @@ async def _raw(message: Any, original: Any = None) -> Any:
     return message.body
 
 
+def _readable(value: bytes | None) -> bytes:
+    return (value or b"").decode("utf-8", "replace").encode()
+
+
+async def _parse(raw: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """faststream's parser decodes every header as UTF-8: one header that is not (or a
+    null one) failed the whole batch before the handler saw it, again and again. It is
+    given readable copies; the handler gets the records as they came (a binary-mode
+    `ce_id` of invalid UTF-8 must be refused, not read as U+FFFD)."""
+    records = raw if isinstance(raw, tuple) else (raw,)
+    readable = tuple(
+        dataclasses.replace(r, headers=[(k, _readable(v)) for k, v in (r.headers or ())])
+        for r in records
+    )
+    message = await original(readable if isinstance(raw, tuple) else readable[0])
+    message.raw_message = raw
+    return message
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -165,6 +186,7 @@ class EventConsumer:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
             decoder=_raw,
+            parser=_parse,
             title="HR, CRM and calendar feed events",
         )(self._on_batch)
 
@@ -255,12 +277,19 @@ class EventConsumer:
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record
-        await self.broker.publish(
-            record.value or b"",
-            topic=record.topic + self.settings.dlq_suffix,
-            key=record.key,
-            headers=letter.headers(),
-        )
+        topic = record.topic + self.settings.dlq_suffix
+        headers = letter.headers()
+        try:
+            await self.broker.publish(
+                record.value or b"", topic=topic, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # A record over the size limit, with the dead-letter headers, may not fit the
+            # producer or the topic: sent without its value (dlq.topic, dlq.partition and
+            # dlq.offset say where it is), or its batch would fail for ever.
+            size = len(record.value or b"")
+            headers["dlq.value_dropped"] = f"{size} bytes: too large for {topic}"
+            await self.broker.publish(b"", topic=topic, key=record.key, headers=headers)
         self.stats.dead_letters[letter.error] += 1
         metrics.dead_lettered(record.topic, letter.error)
         log.warning(
