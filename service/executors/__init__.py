@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.domain.commands import PAYLOADS, Kind
 from service.executors import customers, meetings, users
-from service.executors.base import Executor, Registry
+from service.executors.base import Executor, Registry, healing
 
 EXECUTORS: dict[Kind, Executor] = {
     Kind.CREATE_USER: users.create_user,
@@ -22,4 +22,4 @@ EXECUTORS: dict[Kind, Executor] = {
     Kind.CANCEL_MEETING: meetings.cancel_meeting,
 }
 
-REGISTRY: Registry = {kind.value: (PAYLOADS[kind], EXECUTORS[kind]) for kind in Kind}
+REGISTRY: Registry = {kind.value: (PAYLOADS[kind], healing(EXECUTORS[kind])) for kind in Kind}

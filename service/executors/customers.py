@@ -37,7 +37,7 @@ def _customer_mapping(crm_id: str, ucaas_id: str, state: dict[str, Any]) -> Mapp
 
 
 async def create_customer(x: Exec, p: CreateCustomer) -> Outcome:
-    if await x.mapping("customer", "", p.crm_id):
+    if await x.mapping("customer", "", p.crm_id, fresh=True):
         return Done(note="already mapped")
     state = p.profile.model_dump(mode="json", exclude_none=True)
     existing = await x.platform.customers.find_by_code(p.crm_id) if x.lookup_first else None
@@ -84,6 +84,7 @@ async def update_customer(x: Exec, p: UpdateCustomer) -> Outcome:
     try:
         await x.platform.customers.edit(customer_id, changes)
     except NotFoundError:
+        await x.recheck()
         found = await x.platform.customers.find_by_code(p.crm_id)
         if found is None:
             return Dead("404", f"customer {p.crm_id} no longer exists in UCaaS")
@@ -99,6 +100,7 @@ async def close_customer(x: Exec, p: CloseCustomer) -> Outcome:
     try:
         await x.platform.customers.edit(customer_id, CustomerChanges(status=p.status))
     except NotFoundError:
+        await x.recheck()
         return Done(note="customer already gone")
     mapping = await x.mapping("customer", "", p.crm_id)
     state = {**(mapping.state if mapping else {}), "status": p.status}

@@ -28,7 +28,7 @@ def _key(p: MeetingRef) -> MappingKey:
 
 
 async def _organiser(x: Exec, access: TenantAccess, email: str) -> str:
-    mapping = await x.store.mapping_by_natural("user", access.tenant, email.lower())
+    mapping = await x.mapping_by_natural("user", access.tenant, email.lower())
     if mapping is not None:
         return mapping.ucaas_id
     found = await access.api.users.find_by_email(email)
@@ -71,12 +71,12 @@ async def _schedule(x: Exec, access: TenantAccess, p: MeetingRef, spec: MeetingS
 async def schedule_meeting(x: Exec, p: ScheduleMeeting) -> Outcome:
     if await x.store.mapping(_key(p)):
         return Done(note="already mapped")
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     return await _schedule(x, access, p, p.meeting)
 
 
 async def update_meeting(x: Exec, p: UpdateMeeting) -> Outcome:
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     mapping = await x.store.mapping(_key(p))
     if mapping is None:
         return await _schedule(x, access, p, p.meeting)
@@ -101,7 +101,7 @@ async def cancel_meeting(x: Exec, p: CancelMeeting) -> Outcome:
     mapping = await x.store.mapping(_key(p))
     if mapping is None:
         return Done(note="never scheduled: nothing to cancel")
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     note = None
     try:
         await access.api.meetings.cancel(mapping.ucaas_id, p.app)

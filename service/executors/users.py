@@ -25,6 +25,7 @@ from service.domain.commands import (
 )
 from service.executors.base import Exec, TenantAccess, WaitForError
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome
+from service.outbox.store import IdMappingView
 
 
 def _key(p: UserRef) -> MappingKey:
@@ -48,9 +49,9 @@ async def _find(access: TenantAccess, email: str) -> User | None:
 
 
 async def create_user(x: Exec, p: CreateUser) -> Outcome:
-    if await x.store.mapping(_key(p)):
+    if await _mapping(x, p, fresh=True):
         return Done(note="already mapped")
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     state = p.profile.model_dump(mode="json", exclude_none=True) | {"status": "A"}
     existing = await _find(access, p.profile.email) if x.lookup_first else None
     if existing is None:
@@ -70,6 +71,7 @@ async def create_user(x: Exec, p: CreateUser) -> Outcome:
         except AlreadyExistsError as exc:
             existing = await _find(access, p.profile.email)
             if existing is None:
+                await x.recheck()  # "another customer" may be our replaced one
                 return Dead(str(exc.code), f"{exc.api_message} (in another customer)")
         else:
             return Done(mappings=(_user_mapping(p, saved.user.user_id, p.profile.email, state),))
@@ -79,14 +81,18 @@ async def create_user(x: Exec, p: CreateUser) -> Outcome:
     )
 
 
+async def _mapping(x: Exec, p: UserRef, *, fresh: bool = False) -> IdMappingView | None:
+    return await x.mapping("user", p.tenant, p.employee_id, fresh=fresh)
+
+
 async def _user_id(x: Exec, p: UserRef) -> str | None:
-    mapping = await x.store.mapping(_key(p))
+    mapping = await _mapping(x, p)
     return mapping.ucaas_id if mapping else None
 
 
 async def update_user(x: Exec, p: UpdateUser) -> Outcome:
-    access = await x.accounts.tenant(p.tenant)
-    mapping = await x.store.mapping(_key(p))
+    access = await x.tenant(p.tenant)
+    mapping = await _mapping(x, p)
     user_id = mapping.ucaas_id if mapping else None
     if user_id is None:
         found = await _find(access, p.email)
@@ -97,6 +103,7 @@ async def update_user(x: Exec, p: UpdateUser) -> Outcome:
     try:
         await access.api.users.edit(user_id, changes)
     except NotFoundError:
+        await x.recheck()
         found = await _find(access, p.email)
         if found is None:
             return Dead("404", f"user {p.email} no longer exists in UCaaS")
@@ -107,13 +114,14 @@ async def update_user(x: Exec, p: UpdateUser) -> Outcome:
 
 
 async def _set_status(x: Exec, p: UserRef, status: str) -> Outcome:
-    mapping = await x.store.mapping(_key(p))
+    mapping = await _mapping(x, p)
     if mapping is None:
         return Done(note="no such user: nothing to change")
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     try:
         await access.api.users.edit(mapping.ucaas_id, UserChanges(status=status))
     except NotFoundError:
+        await x.recheck()
         return Done(note="user gone from UCaaS")
     state = {**mapping.state, "status": status}
     return Done(mappings=(MappingWrite(mapping.key, mapping.ucaas_id, mapping.natural_key, state),))
@@ -138,7 +146,7 @@ async def assign_licence(x: Exec, p: AssignLicence) -> Outcome:
     subscription = await x.store.mapping_by_natural("subscription", p.tenant, p.app)
     if subscription is None:
         raise WaitForError(f"tenant {p.tenant} has no {p.app} subscription yet")
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     note = None
     try:
         await access.api.users.assign_licence(
@@ -154,12 +162,13 @@ async def revoke_licence(x: Exec, p: RevokeLicence) -> Outcome:
     user_id = await _user_id(x, p)
     if user_id is None:
         return Done(note="no such user: no licence to revoke")
-    access = await x.accounts.tenant(p.tenant)
+    access = await x.tenant(p.tenant)
     note = None
     try:
         await access.api.users.revoke_licence(user_id, p.app)
     except NotAssignedError:
         note = "not assigned"
     except NotFoundError:
+        await x.recheck()
         note = "user gone from UCaaS"
     return Done(forget=(_licence_key(p),), note=note)

@@ -42,10 +42,13 @@ MAPPING = table_of(IdMapping)
 CALLS = table_of(CallLog)
 LOGINS = table_of(TenantCredential)
 BLOCKED = "blocked by #{}"
-# Mappings this process keeps copies of. Customers and users are only ever added or
-# replaced (after a NotFound, which the executors heal by looking up the natural key), so a
-# copy can only lag another process's replacement. Licences, subscriptions and meetings are
-# forgotten or superseded (revoke, cancel, a new purchase): always read from the database.
+# Mappings this process keeps copies of. Customers and users are added, and replaced only
+# after their UCaaS object vanished (reconcile forgets the mapping and queues a create, in
+# this or another process). So a copy can only point at an object that is gone: creates
+# check the database itself, and an answer a gone id explains (404, an unknown customer, a
+# refused login) makes the executor re-read what it used (executors/base.py, `healing`).
+# Licences, subscriptions and meetings are forgotten or superseded (revoke, cancel, a new
+# purchase): always read from the database.
 CACHED_KINDS = frozenset({"customer", "user"})
 # Built once: an alias builds its column collection, which a claim must not pay each time.
 _CANDIDATE = OUTBOX.alias("o")
@@ -224,6 +227,8 @@ class OutboxStore:
             for claim, outcome, _ in mine:
                 if isinstance(outcome, Dead):
                     await self._block_followers(conn, claim.entity, claim.id, now)
+            if done:
+                await self._release_held(conn, [claim.id for claim, _ in done], now)
             await self._log_calls(conn, mine)
         for _, outcome in done:
             for m in outcome.mappings:
@@ -287,6 +292,21 @@ class OutboxStore:
             OUTBOX.update()
             .where(OUTBOX.c.entity == entity, OUTBOX.c.id > dead_id, OUTBOX.c.status.in_(RUNNABLE))
             .values(status=Status.HELD.value, hold_reason=BLOCKED.format(dead_id), updated_at=now)
+        )
+
+    @staticmethod
+    async def _release_held(conn: AsyncConnection, done_ids: Sequence[int], now: datetime) -> None:
+        """Rows queued held behind a command (reconcile holds a tenant's repairs behind the
+        customer's reactivation) run once it is done. One statement per batch, on the
+        status index: held rows are few."""
+        await conn.execute(
+            OUTBOX.update()
+            .where(
+                OUTBOX.c.status == Status.HELD.value,
+                OUTBOX.c.hold_reason.in_([BLOCKED.format(i) for i in done_ids]),
+            )
+            # next_attempt_at stays: a follower may be effective-dated
+            .values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
         )
 
     async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
@@ -372,7 +392,7 @@ class OutboxStore:
     ) -> bool:
         now = utcnow()
         async with self.engine.begin() as conn:
-            result = await conn.execute(
+            entity = await conn.scalar(
                 OUTBOX.update()
                 .where(OUTBOX.c.id == command_id, OUTBOX.c.status.in_(from_statuses))
                 .values(
@@ -383,23 +403,29 @@ class OutboxStore:
                     updated_at=now,
                     done_at=now if to_status == Status.DROPPED.value else None,
                 )
+                .returning(OUTBOX.c.entity)
             )
-            if result.rowcount != 1:
+            if entity is None:
                 return False
+            release = OUTBOX.update().where(
+                OUTBOX.c.status == Status.HELD.value,
+                OUTBOX.c.hold_reason == BLOCKED.format(command_id),
+            )
+            if to_status != Status.DROPPED.value:
+                # Its entity's followers stay behind it anyway (FIFO); rows of other
+                # entities held behind it wait until it is done (_release_held).
+                release = release.where(OUTBOX.c.entity == entity)
+            # next_attempt_at stays: a follower may be effective-dated
             await conn.execute(
-                OUTBOX.update()
-                .where(
-                    OUTBOX.c.status == Status.HELD.value,
-                    OUTBOX.c.hold_reason == BLOCKED.format(command_id),
-                )
-                # next_attempt_at stays: a follower may be effective-dated
-                .values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
+                release.values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
             )
         return True
 
     # -- reads ----------------------------------------------------------------------------
-    async def mapping(self, key: MappingKey) -> IdMappingView | None:
-        cached = self._by_key.get(key)
+    async def mapping(self, key: MappingKey, *, fresh: bool = False) -> IdMappingView | None:
+        """The mapping of `key`; `fresh` reads the database even when a copy is kept, and
+        brings the copy up to date (drops it when the database has none)."""
+        cached = None if fresh else self._by_key.get(key)
         if cached is not None:
             return cached
         async with self.engine.connect() as conn:
@@ -415,12 +441,14 @@ class OutboxStore:
         found = IdMappingView.of(row) if row else None
         if found is not None:
             self._remember(found)
+        elif fresh:
+            self._drop(self._by_key.get(key))
         return found
 
     async def mapping_by_natural(
-        self, kind: str, tenant: str, natural_key: str
+        self, kind: str, tenant: str, natural_key: str, *, fresh: bool = False
     ) -> IdMappingView | None:
-        cached = self._by_natural.get((kind, tenant, natural_key))
+        cached = None if fresh else self._by_natural.get((kind, tenant, natural_key))
         if cached is not None:
             return cached
         async with self.engine.connect() as conn:
@@ -439,15 +467,25 @@ class OutboxStore:
         found = IdMappingView.of(row) if row else None
         if found is not None:
             self._remember(found)
+        elif fresh:
+            self._drop(self._by_natural.get((kind, tenant, natural_key)))
         return found
 
     def _remember(self, mapping: IdMappingView) -> None:
         if mapping.key.kind not in CACHED_KINDS:
             return
+        self._drop(self._by_key.get(mapping.key))  # its old natural key may differ
         self._by_key[mapping.key] = mapping
         if mapping.natural_key is not None:
-            natural = (mapping.key.kind, mapping.key.tenant, mapping.natural_key)
-            self._by_natural[natural] = mapping
+            self._by_natural[_natural(mapping)] = mapping
+
+    def _drop(self, mapping: IdMappingView | None) -> None:
+        if mapping is None:
+            return
+        if self._by_key.get(mapping.key) is mapping:
+            del self._by_key[mapping.key]
+        if mapping.natural_key is not None and self._by_natural.get(_natural(mapping)) is mapping:
+            del self._by_natural[_natural(mapping)]
 
     async def mappings_of(self, kind: str, tenant: str) -> list[IdMappingView]:
         async with self.engine.connect() as conn:
@@ -481,6 +519,10 @@ class OutboxStore:
 
 
 _KEYS = ("kind", "tenant", "external_id")
+
+
+def _natural(mapping: IdMappingView) -> tuple[str, str, str]:
+    return (mapping.key.kind, mapping.key.tenant, mapping.natural_key or "")
 
 
 def _mapping_values(mapping: MappingWrite, now: datetime) -> dict[str, Any]:
@@ -552,7 +594,10 @@ _STATUS_UPDATES: dict[str, Any] = {
         status=Status.WAITING.value,
         next_attempt_at=_bp("next"),
         hold_reason=_bp("reason"),
-        attempts=OUTBOX.c.attempts - 1,  # waiting is not failing
+        # Waiting is not failing, and the API answered: the failures before it were
+        # transient. The budget is for failures in a row: counted across a long wait, the
+        # odd 5xx of each re-check (a lookup) adds up until a flaky API kills the command.
+        attempts=0,
         lease_expires_at=None,
         updated_at=_bp("now"),
     ),

@@ -13,6 +13,10 @@
     meeting gone/differs    update_meeting with the pushed spec (re-schedules a cancelled
                             one), only while it has not started
 
+A customer whose status is repaired back to active refuses its tenant's login until then
+(403, 4014): the tenant's other repairs of the same run are queued held behind that
+command and run once it is done (shell.py).
+
 An entity with unfinished commands gets no new ones: they were accepted after the state
 the mapping holds, and a repair behind them would undo them. Its drift is compared again
 once they have run (an earlier reconcile's repair among them is reported as queued).
@@ -46,7 +50,7 @@ from service.reconcile.drift import employee_of, meeting_spec
 from service.reconcile.model import SOURCE, Drift, MeetingRef, OpenCommand, RepairStatus, What
 
 Plan = tuple[tuple[Command, ...] | None, str | None]
-RECREATED = "re-created with a new UCaaS id: restart dispatchers that were running"
+RECREATED = "re-created with a new UCaaS id"
 
 
 def with_repairs(
@@ -91,6 +95,16 @@ def repair_commands(drift: Drift, *, refs: Mapping[str, MeetingRef], now: dateti
     except ValidationError as exc:
         return None, f"the pushed state is incomplete ({exc.error_count()} field(s))"
     return None, f"no repair for {drift.kind}"
+
+
+def reopens(drift: Drift) -> bool:
+    """The repair makes the customer active again (it was suspended, closed, ...)."""
+    return (
+        drift.kind == "customer"
+        and drift.what is What.DIFFERS
+        and "status" in drift.fields
+        and drift.state.get("status") not in ("C", "S")
+    )
 
 
 def _pushed(drift: Drift, *names: str) -> dict[str, Any]:

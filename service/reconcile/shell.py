@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import Meeting, MeetingQuery
 from service.bootstrap import Service
-from service.domain.commands import App, Command, Kind
-from service.outbox.store import MAPPING, OUTBOX
-from service.outbox.tables import TERMINAL, utcnow
+from service.domain.commands import App, Command, Kind, customer_entity
+from service.outbox.store import BLOCKED, MAPPING, OUTBOX
+from service.outbox.tables import TERMINAL, Status, utcnow
 from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
 from service.reconcile.drift import detect, meeting_over
 from service.reconcile.model import (
@@ -38,7 +38,7 @@ from service.reconcile.model import (
     RepairStatus,
     Report,
 )
-from service.reconcile.repair import with_repairs
+from service.reconcile.repair import reopens, with_repairs
 
 T = TypeVar("T")
 FEW = 16  # up to this many objects of a kind: one GET each; more: the list route
@@ -194,8 +194,50 @@ async def queue_repairs(
             outcome = f"reconcile: {len(commands)} repair command(s)"
             await insert_inbox(conn, run, len(commands), outcome, now)
             await insert_commands(conn, run, commands, {}, now)
+            gates = {d.tenant for d in out if d.status is RepairStatus.QUEUED and reopens(d)}
+            held = await _hold_behind_reactivation(conn, run, gates, now)
+            out = [_behind(d, held) for d in out]
     service.uow.committed(len(commands))
     return out, len(commands)
+
+
+async def _hold_behind_reactivation(
+    conn: AsyncConnection, run: EventRecord, tenants: set[str], now: datetime
+) -> dict[str, str]:
+    """A suspended or closed customer refuses its tenant's login (4014): the tenant's other
+    repairs of this run are held behind the customer's repair, and the outbox releases them
+    when it is done (kept held, like any follower, while it is dead). Tenant -> reason."""
+    reasons: dict[str, str] = {}
+    mine = sa.and_(OUTBOX.c.event_source == run.source, OUTBOX.c.event_id == run.event_id)
+    for tenant in sorted(tenants):
+        entity = customer_entity(tenant)
+        gate = await conn.scalar(
+            sa.select(sa.func.max(OUTBOX.c.id)).where(
+                mine, OUTBOX.c.entity == entity, OUTBOX.c.kind == Kind.UPDATE_CUSTOMER.value
+            )
+        )
+        if gate is None:
+            continue
+        await conn.execute(
+            OUTBOX.update()
+            .where(
+                mine,
+                OUTBOX.c.tenant == tenant,
+                OUTBOX.c.entity != entity,
+                OUTBOX.c.status == Status.PENDING.value,
+            )
+            .values(status=Status.HELD.value, hold_reason=BLOCKED.format(gate), updated_at=now)
+        )
+        reasons[tenant] = f"after #{gate}, the customer's reactivation"
+    return reasons
+
+
+def _behind(drift: Drift, held: dict[str, str]) -> Drift:
+    """The drift, saying so when its repair waits for the customer's."""
+    if drift.status is not RepairStatus.QUEUED or drift.kind == "customer":
+        return drift
+    why = held.get(drift.tenant)
+    return replace(drift, reason="; ".join(filter(None, (drift.reason, why)))) if why else drift
 
 
 def _with(drift: Drift, status: RepairStatus, reason: str | None) -> Drift:

@@ -29,6 +29,7 @@ from service.reconcile import (
     detect,
     with_repairs,
 )
+from service.reconcile.repair import reopens
 from service.reconcile.shell import UnknownKindError, kinds_of
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -256,12 +257,14 @@ def test_a_renamed_and_suspended_customer_is_updated_and_reactivated() -> None:
     [command] = drift.repair or ()
     assert command.kind is Kind.UPDATE_CUSTOMER
     assert command.as_json()["payload"]["changes"] == {"customer_name": "Acme", "status": "A"}
+    assert reopens(drift)  # the tenant's other repairs are held behind this one
 
 
 def test_a_closed_customer_reopened_behind_our_back_is_closed_again() -> None:
     mappings = pushed_all(customer={**CUSTOMER_STATE, "status": "C"})
     drift = only(repaired(detect(mappings, observed(), NOW).drifts), "customer")
     assert dict(drift.fields) == {"status": ("C", "A")}
+    assert not reopens(drift)  # closing: nothing waits for it
     [command] = drift.repair or ()
     assert command.as_json()["payload"] == {"crm_id": TENANT, "status": "C"}
 
@@ -283,7 +286,7 @@ def test_a_missing_customer_is_created_again() -> None:
     [command] = drift.repair or ()
     assert command.kind is Kind.CREATE_CUSTOMER
     assert command.as_json()["payload"] == {"crm_id": TENANT, "profile": CUSTOMER_STATE}
-    assert drift.reason is not None and "restart" in drift.reason
+    assert drift.reason == "re-created with a new UCaaS id"
 
 
 def test_a_missing_subscription_is_bought_again_from_today() -> None:

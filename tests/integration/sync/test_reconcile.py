@@ -14,7 +14,7 @@ from connectors.ucaas.models.subscriptions import SubscriptionChanges, Subscript
 from connectors.ucaas.models.users import UserChanges
 from service.bootstrap import Service, bootstrap
 from service.outbox.outcomes import MappingKey
-from service.outbox.store import OUTBOX
+from service.outbox.store import CALLS, OUTBOX
 from service.reconcile import SOURCE, RepairStatus, Report, What, reconcile, shell
 from tests.integration.conftest import service_settings
 from tests.support import commands as c
@@ -61,8 +61,11 @@ def table(report: Report) -> list[tuple[Any, ...]]:
     ]
 
 
+# S (suspended) and C (closed) customers refuse the tenant's login (403, 4014): the user,
+# licence and meeting repairs must run after the customer's reactivation, not beside it.
+@pytest.mark.parametrize("status", ["S", "C"])
 async def test_drift_is_found_repaired_once_and_gone(
-    service: Service, api: UCaaSClient, sandbox: SandboxAdmin
+    service: Service, api: UCaaSClient, sandbox: SandboxAdmin, status: str
 ) -> None:
     await provision(service)
     clean = await reconcile(service)
@@ -71,7 +74,9 @@ async def test_drift_is_found_repaired_once_and_gone(
 
     customer_id = await ucaas_id(service, "customer", "", TENANT)
     subscription_id = await ucaas_id(service, "subscription", TENANT, f"{TENANT}-p1")
-    await api.customers.edit(customer_id, CustomerChanges(customer_name="Renamed Co", status="U"))
+    await api.customers.edit(
+        customer_id, CustomerChanges(customer_name="Renamed Co", status=status)
+    )
     await api.subscriptions.update(
         subscription_id, SubscriptionChanges(subscription=SubscriptionTermChanges(no_of_license=12))
     )
@@ -88,7 +93,7 @@ async def test_drift_is_found_repaired_once_and_gone(
             "customer",
             TENANT,
             What.DIFFERS,
-            {"customer_name": ("Company CRM-1", "Renamed Co"), "status": ("A", "U")},
+            {"customer_name": ("Company CRM-1", "Renamed Co"), "status": ("A", status)},
             planned,
             ["update_customer"],
         ),
@@ -121,12 +126,17 @@ async def test_drift_is_found_repaired_once_and_gone(
     ] * 3
     async with service.engine.connect() as conn:
         rows = (await conn.execute(OUTBOX.select().where(OUTBOX.c.event_source == SOURCE))).all()
-    assert sorted((r.kind, r.entity, r.status) for r in rows) == [
-        ("assign_licence", "user:CRM-1:E0002", "pending"),
-        ("update_customer", "customer:CRM-1", "pending"),
-        ("update_meeting", f"meeting:{KEY}", "pending"),
-        ("update_user", "user:CRM-1:E0001", "pending"),
+    [gate] = [r.id for r in rows if r.kind == "update_customer"]
+    behind = f"blocked by #{gate}"
+    assert sorted((r.kind, r.entity, r.status, r.hold_reason) for r in rows) == [
+        ("assign_licence", "user:CRM-1:E0002", "held", behind),
+        ("update_customer", "customer:CRM-1", "pending", None),
+        ("update_meeting", f"meeting:{KEY}", "held", behind),
+        ("update_user", "user:CRM-1:E0001", "held", behind),
     ]
+    assert [d.reason for d in queued.drifts if d.kind in ("user", "licence", "meeting")] == [
+        f"after #{gate}, the customer's reactivation"
+    ] * 3
 
     # Before dispatch, a second run queues nothing more: the repairs are already open.
     again = await reconcile(service, repair=True)
@@ -136,9 +146,22 @@ async def test_drift_is_found_repaired_once_and_gone(
     ] * 3
     assert [d.kind for d in again.unresolved] == ["subscription"]
 
+    before = sandbox.calls()
+    # A slow reactivation: repairs beside it rather than behind it would be refused (4014).
+    sandbox.faults(latency_ms=300, only=["PATCH /customers"])
     await service.dispatcher.run_until_idle()
+    sandbox.faults(latency_ms=0)
     counts = await service.store.counts()
     assert counts == {"done": 9 + 4}, await service.store.rows(status="dead")
+    # The others' calls all came after the reactivation, and none was refused.
+    async with service.engine.connect() as conn:
+        log = (await conn.execute(CALLS.select().where(CALLS.c.command_id >= gate))).all()
+    [reactivation] = [c for c in log if c.command_id == gate]
+    assert reactivation.status == 200
+    others = [c for c in log if c.command_id != gate]
+    assert {c.command_id for c in others} == {r.id for r in rows} - {gate}
+    assert all(c.at >= reactivation.at and c.status != 403 for c in others), others
+    assert "PATCH /customers/{customer_id}" in delta(before, sandbox.calls())
 
     # What no command changes, a person puts back; then nothing is left.
     await api.subscriptions.update(
@@ -219,3 +242,32 @@ async def test_many_objects_are_read_with_list_routes(
         "GET /meetings",
     }, calls
     assert all(count == 1 for count in calls.values()), calls  # one page each
+
+
+async def test_repairs_stay_held_while_the_reactivation_is_dead_and_run_after_its_retry(
+    service: Service, api: UCaaSClient, sandbox: SandboxAdmin
+) -> None:
+    await provision(service)
+    customer_id = await ucaas_id(service, "customer", "", TENANT)
+    await api.customers.edit(customer_id, CustomerChanges(status="S"))
+    await api.users.edit(
+        await ucaas_id(service, "user", TENANT, "E0001"), UserChanges(first_name="Someone")
+    )
+    assert (await reconcile(service, repair=True)).queued == 2
+    [gate] = await service.store.rows(entity=f"customer:{TENANT}", status="pending")
+    [user] = await service.store.rows(entity=f"user:{TENANT}:E0001", status="held")
+
+    sandbox.faults(error_rate=1.0, error_status=400, only=["PATCH /customers"])
+    await service.dispatcher.run_until_idle()
+    assert await service.store.counts() == {"done": 9, "dead": 1, "held": 1}
+    [held] = await service.store.rows(status="held")
+    assert (held.id, held.hold_reason) == (user.id, f"blocked by #{gate.id}")
+
+    # Retried, the reactivation runs first again: the user's repair waits until it is done.
+    sandbox.faults(error_rate=0.0, latency_ms=300)
+    assert await service.store.retry(gate.id)
+    assert [r.status for r in await service.store.rows(entity=user.entity)][-1] == "held"
+    await service.dispatcher.run_until_idle()
+    assert await service.store.counts() == {"done": 11}, await service.store.rows(status="dead")
+    after = await reconcile(service)
+    assert (after.checked, after.drifts) == (9, [])
