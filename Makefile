@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sandbox_capacity.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/calendar.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

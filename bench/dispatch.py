@@ -17,22 +17,26 @@ Prints one JSON line of figures last.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder would come first on sys.path, and bench/calendar.py
+# would hide the standard library's `calendar`: the project's root takes its place.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
 import argparse
 import asyncio
 import itertools
 import json
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bench.support import SandboxControl, database
 from connectors.ucaas.transport import AiohttpTransport
 from service.bootstrap import bootstrap
 from service.config import DispatcherSettings, Settings
@@ -55,7 +59,8 @@ def event() -> EventRecord:
 async def dispatch_run(
     sandbox: LocalSandbox, database_url: str, employees: int, workers: int, latency_ms: float
 ) -> dict[str, Any]:
-    httpx.post(f"{sandbox.root}/_sandbox/reset", auth=DEFAULT_ADMIN).raise_for_status()
+    control = SandboxControl(sandbox)
+    control.reset()
     settings = Settings(
         database_url=database_url,
         secret_key=new_key(),
@@ -73,12 +78,8 @@ async def dispatch_run(
         ]
         await service.uow.accept(event(), setup)
         await service.dispatcher.run_until_idle(idle_s=0.1)
-        httpx.post(
-            f"{sandbox.root}/_sandbox/faults", json={"latency_ms": latency_ms}, auth=DEFAULT_ADMIN
-        ).raise_for_status()
-        calls_before = httpx.get(f"{sandbox.root}/_sandbox/calls", auth=DEFAULT_ADMIN).json()[
-            "total"
-        ]
+        control.latency(latency_ms)
+        calls_before = control.calls_total()
         batch = []
         for n in range(employees):
             tenant = tenants[n % TENANTS]
@@ -89,7 +90,7 @@ async def dispatch_run(
         await service.dispatcher.run_until_idle(idle_s=0.05, timeout_s=1800)
         elapsed = time.perf_counter() - started
         counts = await service.store.counts()
-        calls = httpx.get(f"{sandbox.root}/_sandbox/calls", auth=DEFAULT_ADMIN).json()["total"]
+        calls = control.calls_total()
     finally:
         await service.aclose()
     done = counts.get("done", 0) - len(setup)
@@ -106,7 +107,8 @@ async def sandbox_capacity(
     sandbox: LocalSandbox, employees: int, workers: int, latency_ms: float
 ) -> float:
     """The same calls (add a user, assign its licence) with no outbox: calls per second."""
-    httpx.post(f"{sandbox.root}/_sandbox/reset", auth=DEFAULT_ADMIN).raise_for_status()
+    control = SandboxControl(sandbox)
+    control.reset()
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
     async with httpx.AsyncClient(
         base_url=sandbox.base_url,
@@ -144,9 +146,7 @@ async def sandbox_capacity(
             "/login", json={"email": portal["username"], "password": portal["password"]}
         )
         auth = {"Authorization": f"Token {login.json()['token']}"}
-        httpx.post(
-            f"{sandbox.root}/_sandbox/faults", json={"latency_ms": latency_ms}, auth=DEFAULT_ADMIN
-        ).raise_for_status()
+        control.latency(latency_ms)
         queue = iter(range(employees))
         calls = 0
 
@@ -210,15 +210,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     sandbox = LocalSandbox.start()
     try:
         for latency in (0, 50):
-            with tempfile.TemporaryDirectory() as folder:
-                if use_pg:
-                    with fresh_postgres() as url:
-                        run = await dispatch_run(
-                            sandbox, url, args.employees, args.workers, latency
-                        )
-                else:
-                    url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-                    run = await dispatch_run(sandbox, url, args.employees, args.workers, latency)
+            with database(args.database) as url:
+                run = await dispatch_run(sandbox, url, args.employees, args.workers, latency)
             capacity = await sandbox_capacity(sandbox, args.employees, args.workers, latency)
             calls_per_s = run["commands_per_s"] * run["calls_per_command"]
             figures[f"latency_{latency}ms"] = {
