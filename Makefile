@@ -42,7 +42,7 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_capacity.py
 	$(BIN)/python bench/dispatch.py
-	$(BIN)/python bench/calendar.py
+	$(BIN)/python bench/calendar_feeds.py
 	$(BIN)/python bench/e2e.py
 
 clean:

@@ -45,10 +45,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder would come first on sys.path, and bench/calendar.py
-# would hide the standard library's `calendar`: the project's root takes its place.
+# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path.insert(0, str(ROOT))
 
 import argparse
 import asyncio

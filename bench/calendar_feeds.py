@@ -20,7 +20,7 @@ Parsing is timed without the expansion deadline (`ParseLimits.max_seconds`), so 
 figure is the work's; whether the service's own limits take the feed is reported apart.
 The best of `--repeat` diff runs is reported. Prints one JSON line of figures last.
 
-    .venv/bin/python bench/calendar.py [--events 10000] [--repeat 3] [--parse-repeat 1]
+    .venv/bin/python bench/calendar_feeds.py [--events 10000] [--repeat 3] [--parse-repeat 1]
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and this file's name would
-# hide the standard library's `calendar` (which http.client and email import): the
-# project's root takes the folder's place.
+# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path.insert(0, str(ROOT))
 
 import argparse
 import gc
