@@ -25,6 +25,16 @@ def kafka() -> Iterator[str]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run the larger, slow runs")
+    # Here, not in tests/chaos/conftest.py: a sub-folder's options exist only when pytest
+    # starts from that folder, and `pytest --chaos-scale 5 tests/chaos` must know this one.
+    chaos = parser.getgroup("chaos")
+    chaos.addoption(
+        "--chaos-scale",
+        type=float,
+        default=1.0,
+        help="size of the chaos scenarios (tests/chaos): 1 is the CI size, 5 five times larger",
+    )
+    chaos.addoption("--chaos-seed", type=int, default=None, help="replay a chaos run's seed")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,8 +8,15 @@ other feeds go on. Parsing runs in a worker thread, bounded by the size and coun
 The window moves on with time: a feed is fetched without its validators (so in full, and
 expanded again) when this process has not expanded it for `REEXPAND_S`, else the
 occurrences that come into the window while its server answers 304 are never scheduled.
-A fetch's result is dropped when the feed was removed or redefined while it was in flight
-(checked, and the row locked, in the transaction that would write it).
+A fetch's result is dropped when the feed was removed or redefined while it was in flight,
+or when its claim was lost (checked, and the row locked, in the transaction that would
+write it).
+
+A claim is leased for `LEASE_S` and renewed every `RENEW_S` while its poll runs, so a
+process killed mid-poll holds its feeds back for seconds, not for a fetch timeout. Any
+error in a poll, the writing of its result included (a deadlock, a lost connection), is
+recorded on the feed like a fetch failure and retried on the same schedule: a poll task
+never ends with an exception nobody sees while its feed waits for its lease to run out.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from structlog.contextvars import bound_contextvars
 
@@ -30,8 +38,8 @@ from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
 from service import metrics
 from service.calendar import registry
-from service.calendar.registry import FeedRegistry
-from service.calendar.translate import Feed, FeedState, MeetingRules, diff_feed
+from service.calendar.registry import Claim, FeedRegistry
+from service.calendar.translate import FeedState, MeetingRules, diff_feed
 from service.config import CalendarSettings
 from service.entity_state import load_state, save_state
 from service.outbox.tables import utcnow
@@ -42,6 +50,10 @@ log = logging.getLogger("ucaas_sync.calendar")
 # How long an expansion stands in for the feed while its server answers 304: the window
 # has moved on by then, and occurrences have come into it.
 REEXPAND_S = 6 * 3600.0
+# A claim's lease and how often a running poll renews it: the lease outlives a few missed
+# renewals (a busy event loop, a slow database), and is all a dead poller holds a feed for.
+LEASE_S = 15.0
+RENEW_S = 4.0
 
 
 @dataclass
@@ -73,6 +85,9 @@ def feed_entity(feed_id: str) -> str:
 
 
 class FeedPoller:
+    lease_s = LEASE_S
+    renew_s = RENEW_S
+
     def __init__(
         self,
         registry_: FeedRegistry,
@@ -134,14 +149,13 @@ class FeedPoller:
         free = self.settings.concurrency - len(self._running)
         if free <= 0:
             return 0
-        lease = self.settings.timeout_s * 2 + 60
         try:
-            claimed = await self.registry.claim_due(free, lease)
+            claimed = await self.registry.claim_due(free, self.lease_s)
         except Exception:
             log.exception("could not claim due feeds")
             return 0
-        for feed, etag, last_modified in claimed:
-            task = asyncio.create_task(self.poll(feed, etag, last_modified))
+        for claim in claimed:
+            task = asyncio.create_task(self.poll(claim))
             self._running.add(task)
             task.add_done_callback(self._done)
         return len(claimed)
@@ -149,6 +163,9 @@ class FeedPoller:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._wake.set()
+        # `poll` reports its own errors; anything else is said here, not lost with the task.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("a feed poll ended with %s", _reason(exc), exc_info=exc)
 
     async def poll_all_now(self) -> None:
         """Poll every due feed and wait for them (tests, `ucaas-sync poll`)."""
@@ -165,15 +182,51 @@ class FeedPoller:
             return 5.0
         return min(5.0, max(0.05, (due - utcnow()).total_seconds()))
 
-    async def poll(self, feed: Feed, etag: str | None, last_modified: str | None) -> None:
+    async def poll(self, claim: Claim) -> None:
+        """Poll one claimed feed, its lease renewed meanwhile; every error is recorded on
+        the feed (retried after the failure backoff) and logged."""
+        feed = claim.feed
+        writing = asyncio.Lock()  # renewals and the poll's own writes, one at a time
         with bound_contextvars(feed_id=feed.feed_id):
-            await self._poll(feed, etag, last_modified)
+            keeping = asyncio.create_task(self._keep(claim, writing))
+            try:
+                await self._poll(claim, writing)
+            except Exception as exc:
+                reason = _reason(exc)
+                # A database error's text holds the statement's parameters (a feed's URL
+                # may carry its secret): its traceback is not logged.
+                database = isinstance(exc, sa.exc.StatementError)
+                log.error(
+                    "feed %s: poll failed: %s",
+                    feed.feed_id,
+                    reason,
+                    exc_info=None if database else exc,
+                )
+                async with writing:
+                    await self._failed(claim, reason)
+            finally:
+                async with writing:  # never cancelled inside a database call
+                    keeping.cancel()
+
+    async def _keep(self, claim: Claim, writing: asyncio.Lock) -> None:
+        while True:
+            await asyncio.sleep(self.renew_s)
+            async with writing:
+                try:
+                    kept = await self.registry.renew(claim, self.lease_s)
+                except Exception as exc:  # the next renewal may get through
+                    log.warning("feed %s: lease not renewed: %s", claim.feed.feed_id, _reason(exc))
+                    continue
+            if not kept:
+                log.info("feed %s: claim lost; this poll writes nothing", claim.feed.feed_id)
+                return
 
     def _count(self, outcome: str) -> None:
         self.stats.fetches[outcome] += 1
         metrics.feed_polled(outcome)
 
-    async def _poll(self, feed: Feed, etag: str | None, last_modified: str | None) -> None:
+    async def _poll(self, claim: Claim, writing: asyncio.Lock) -> None:
+        feed, etag, last_modified = claim.feed, claim.etag, claim.last_modified
         now = utcnow()
         interval = feed.interval_s or self.settings.interval_s
         next_in = interval * (1 + self.settings.jitter * random.random())
@@ -192,15 +245,12 @@ class FeedPoller:
                     limits=self.limits,
                 )
         except FeedError as exc:
-            await self._failed(feed, exc.reason, interval)
-            return
-        except Exception as exc:  # a bug must not stop the other feeds
-            log.exception("feed %s: unexpected failure", feed.feed_id)
-            await self._failed(feed, f"{type(exc).__name__}: {exc}", interval)
+            async with writing:
+                await self._failed(claim, exc.reason)
             return
         if occurrences is None:
-            async with self.registry.engine.begin() as conn:
-                if not await _still_current(conn, feed, now):
+            async with writing, self.registry.engine.begin() as conn:
+                if not await _still_current(conn, claim, now):
                     self._count("superseded")
                     return
                 await registry.fetched(
@@ -215,9 +265,10 @@ class FeedPoller:
                 )
             self._count("unchanged")
             return
-        commands = await self._apply(
-            feed, occurrences, got.body, got.etag, got.last_modified, next_in
-        )
+        async with writing:
+            commands = await self._apply(
+                claim, occurrences, got.body, got.etag, got.last_modified, next_in
+            )
         if commands is None:
             log.info("feed %s was removed or changed while it was fetched", feed.feed_id)
             self._count("superseded")
@@ -231,7 +282,7 @@ class FeedPoller:
 
     async def _apply(
         self,
-        feed: Feed,
+        claim: Claim,
         occurrences: list[Occurrence],
         body: bytes,
         etag: str | None,
@@ -239,11 +290,12 @@ class FeedPoller:
         next_in: float,
     ) -> int | None:
         """Queue the meeting changes; the number of commands, None if the feed has been
-        removed or redefined meanwhile (nothing is written then)."""
+        removed or redefined meanwhile, or the claim lost (nothing is written then)."""
+        feed = claim.feed
         now = utcnow()
         entity = feed_entity(feed.feed_id)
         async with self.registry.engine.begin() as conn:
-            if not await _still_current(conn, feed, now):
+            if not await _still_current(conn, claim, now):
                 return None
             state = await load_state(conn, entity, "feed")
             translation = diff_feed(
@@ -276,25 +328,45 @@ class FeedPoller:
             )
         return len(translation.commands)
 
-    async def _failed(self, feed: Feed, reason: str, interval: float) -> None:
+    async def _failed(self, claim: Claim, reason: str) -> None:
+        feed = claim.feed
+        interval = feed.interval_s or self.settings.interval_s
         self._count("failed")
         self.stats.last_errors[feed.feed_id] = reason
         try:
-            wait = await self.registry.failed(feed, reason, self.settings.retry_cap_s, interval)
-        except Exception:
-            log.exception("feed %s: could not record its failure", feed.feed_id)
+            wait = await self.registry.failed(
+                feed, reason, self.settings.retry_cap_s, interval, claim
+            )
+        except Exception as exc:  # its lease runs out soon: the feed is polled again then
+            log.error("feed %s: could not record its failure: %s", feed.feed_id, _reason(exc))
+            return
+        if wait is None:
+            log.warning("feed %s failed (%s); its claim was lost meanwhile", feed.feed_id, reason)
             return
         log.warning("feed %s failed: %s; again in %.0f s", feed.feed_id, reason, wait)
 
 
-async def _still_current(conn: AsyncConnection, feed: Feed, now: datetime) -> bool:
-    """Whether the feed is still registered as it was claimed, locking its row for the rest
-    of the transaction (the first write: SQLite takes its write lock here too), so a
-    removal waits for this transaction, or this one sees it and writes nothing."""
+def _reason(exc: BaseException) -> str:
+    """One line for the feed's last_error: a database error without its statement and
+    parameters, which could carry a feed URL's secret."""
+    if isinstance(exc, sa.exc.StatementError):
+        cause = exc.orig if exc.orig is not None else exc
+        lines = str(cause).strip().splitlines() or [""]
+        return f"database error: {type(cause).__name__}: {lines[0]}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+async def _still_current(conn: AsyncConnection, claim: Claim, now: datetime) -> bool:
+    """Whether the feed is still registered as it was claimed, and the claim still this
+    poll's, locking its row for the rest of the transaction (the first write: SQLite takes
+    its write lock here too), so a removal waits for this transaction, or this one sees it
+    and writes nothing."""
+    feed = claim.feed
     done = await conn.execute(
         registry.FEEDS.update()
         .where(
             registry.FEEDS.c.feed_id == feed.feed_id,
+            registry.FEEDS.c.next_fetch_at == claim.until,
             registry.FEEDS.c.removed.is_(False),
             registry.FEEDS.c.url == feed.url,
             registry.FEEDS.c.organizer_email == feed.organizer_email,

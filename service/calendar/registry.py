@@ -2,13 +2,17 @@
 
 Claims move a feed's `next_fetch_at` forward by a lease before it is fetched, so two
 pollers (two service processes) never fetch one feed at once (`FOR UPDATE SKIP LOCKED`
-on PostgreSQL); a poller that dies leaves the feed due again when the lease runs out.
+on PostgreSQL); a poller that dies leaves the feed due again when the lease runs out. The
+lease is short and renewed while the poll runs, and its end is the claim's token: a
+poller whose lease ran out (or whose feed was registered again meanwhile) finds
+`next_fetch_at` changed and writes nothing.
 """
 
 from __future__ import annotations
 
 import random
 import tomllib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,17 @@ from service.outbox.store import table_of, upsert
 from service.outbox.tables import CalendarFeed, utcnow
 
 FEEDS = table_of(CalendarFeed)
+
+
+@dataclass
+class Claim:
+    """A feed leased to one poll, with its validators; `until` is the lease's end as the
+    table holds it (moved on by each renewal)."""
+
+    feed: Feed
+    etag: str | None
+    last_modified: str | None
+    until: datetime
 
 
 class FeedFileError(ValueError):
@@ -112,9 +127,7 @@ class FeedRegistry:
             for feed in feeds:
                 await register(conn, feed, source=source, now=now)
 
-    async def claim_due(
-        self, limit: int, lease_s: float
-    ) -> list[tuple[Feed, str | None, str | None]]:
+    async def claim_due(self, limit: int, lease_s: float) -> list[Claim]:
         """Due feeds with their validators (etag, last-modified), leased for `lease_s`."""
         now = utcnow()
         due = (
@@ -134,7 +147,22 @@ class FeedRegistry:
                     .returning(*FEEDS.c)
                 )
             ).all()
-        return [(feed_of(r), r.etag, r.last_modified) for r in rows]
+        return [Claim(feed_of(r), r.etag, r.last_modified, r.next_fetch_at) for r in rows]
+
+    async def renew(self, claim: Claim, lease_s: float) -> bool:
+        """Move the lease on; False when the claim is no longer this poll's (its lease ran
+        out and another poller took the feed, or it was registered again)."""
+        until = utcnow() + timedelta(seconds=lease_s)
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                FEEDS.update()
+                .where(FEEDS.c.feed_id == claim.feed.feed_id, FEEDS.c.next_fetch_at == claim.until)
+                .values(next_fetch_at=until)
+            )
+        if not done.rowcount:
+            return False
+        claim.until = until
+        return True
 
     async def next_due(self) -> datetime | None:
         async with self.engine.connect() as conn:
@@ -143,9 +171,20 @@ class FeedRegistry:
             )
         return found if isinstance(found, datetime) else None
 
-    async def failed(self, feed: Feed, reason: str, retry_cap_s: float, interval_s: float) -> float:
-        """Record a failure; the feed is tried again after a growing wait (returned)."""
+    async def failed(
+        self,
+        feed: Feed,
+        reason: str,
+        retry_cap_s: float,
+        interval_s: float,
+        claim: Claim | None = None,
+    ) -> float | None:
+        """Record a failure; the feed is tried again after a growing wait (returned). With
+        the poll's `claim`: only while it holds (None, nothing written, once it is lost)."""
         now = utcnow()
+        mine = FEEDS.c.feed_id == feed.feed_id
+        if claim is not None:
+            mine &= FEEDS.c.next_fetch_at == claim.until
         async with self.engine.begin() as conn:
             failures = (
                 int(
@@ -158,9 +197,9 @@ class FeedRegistry:
             )
             wait: float = min(retry_cap_s, interval_s * 2.0 ** min(failures - 1, 30))
             wait *= 0.5 + random.random() / 2
-            await conn.execute(
+            done = await conn.execute(
                 FEEDS.update()
-                .where(FEEDS.c.feed_id == feed.feed_id)
+                .where(mine)
                 .values(
                     last_status="failed",
                     last_error=reason[:500],
@@ -170,7 +209,7 @@ class FeedRegistry:
                     updated_at=now,
                 )
             )
-        return wait
+        return wait if done.rowcount else None
 
     async def rows(self) -> list[CalendarFeed]:
         async with self.engine.connect() as conn:

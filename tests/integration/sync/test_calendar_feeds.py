@@ -318,7 +318,7 @@ async def test_register_change_and_remove(engine: AsyncEngine, clock: Clock) -> 
 
     await registry.register_all([changed], source="event")  # registered again
     assert not (await registry.rows())[0].removed
-    assert [f.feed_id for f, _, _ in await registry.claim_due(10, 60)] == ["team-cal"]
+    assert [c.feed.feed_id for c in await registry.claim_due(10, 60)] == ["team-cal"]
 
 
 async def test_claims_are_leased(engine: AsyncEngine, clock: Clock) -> None:
@@ -339,7 +339,7 @@ async def test_claims_are_leased(engine: AsyncEngine, clock: Clock) -> None:
     first = await registry.claim_due(2, lease_s=60)
     second = await registry.claim_due(2, lease_s=60)
     assert len(first) == 2 and len(second) == 1  # the limit, then what is left
-    claimed = {feed.feed_id: (etag, modified) for feed, etag, modified in first + second}
+    claimed = {c.feed.feed_id: (c.etag, c.last_modified) for c in first + second}
     assert claimed == {
         "feed-0": ('"e0"', "Wed, 30 Sep 2026 00:00:00 GMT"),
         "feed-1": (None, None),
@@ -359,10 +359,10 @@ async def test_two_claimers_get_disjoint_feeds(engine: AsyncEngine, clock: Clock
     await registry.register_all(feeds, source="config")
     others = [FeedRegistry(engine) for _ in range(6)]  # six pollers at once
     rounds = await asyncio.gather(*(r.claim_due(3, lease_s=60) for r in [registry, *others]))
-    claimed = [feed.feed_id for found in rounds for feed, _, _ in found]
+    claimed = [c.feed.feed_id for found in rounds for c in found]
     assert len(claimed) == len(set(claimed)) == 21  # nobody got a feed another got
     rest = await registry.claim_due(10, lease_s=60)
-    assert sorted(claimed + [f.feed_id for f, _, _ in rest]) == [f.feed_id for f in feeds]
+    assert sorted(claimed + [c.feed.feed_id for c in rest]) == [f.feed_id for f in feeds]
 
 
 async def test_failures_back_off_and_success_resets(engine: AsyncEngine, clock: Clock) -> None:
