@@ -100,6 +100,12 @@ class KafkaSettings(BaseSettings):
     calendar_topic: str = Field("calendar.feeds", description="feed registrations")
     dlq_suffix: str = Field(".dlq", description="dead-letter topic: <topic><suffix>")
     max_records: int = Field(500, ge=1, description="records taken per batch")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=5_000,
+        description="longest wait for new records, at the broker and in the client",
+    )
     session_timeout_ms: int = Field(
         10_000, ge=6_000, description="a silent consumer leaves the group after this"
     )

@@ -3,16 +3,20 @@ the transaction that accepts the commands: employees, companies and calendar fee
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.calendar.translate import FeedState
-from service.outbox.store import table_of, upsert
+from service.outbox.store import table_of
 from service.outbox.tables import EntityState
+from service.outbox.unit_of_work import chunks
 from service.translate.crm import CompanyState
 from service.translate.hr import UserState
 
@@ -20,12 +24,35 @@ STATES = table_of(EntityState)
 MODELS: dict[str, type[BaseModel]] = {"user": UserState, "company": CompanyState, "feed": FeedState}
 
 
+@dataclass(frozen=True)
+class Saved:
+    """An entity's new state, and the event that made it."""
+
+    entity: str
+    kind: str
+    tenant: str
+    state: BaseModel
+    event_id: str
+    now: datetime
+
+
 async def load_state(conn: AsyncConnection, entity: str, kind: str) -> BaseModel | None:
-    query = sa.select(STATES.c.state).where(STATES.c.entity == entity)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # two writers must not both read-then-write it
-    row = (await conn.execute(query)).first()
-    return MODELS[kind].model_validate(row.state) if row is not None else None
+    return (await load_states(conn, {entity: kind})).get(entity)
+
+
+async def load_states(conn: AsyncConnection, kinds: Mapping[str, str]) -> dict[str, BaseModel]:
+    """The states of these entities (entity -> kind of state) that have one, in one query
+    per few hundred entities."""
+    found: dict[str, BaseModel] = {}
+    for entities in chunks(sorted(kinds)):
+        query = sa.select(STATES.c.entity, STATES.c.state).where(STATES.c.entity.in_(entities))
+        if conn.dialect.name == "postgresql":
+            # two writers must not both read-then-write a state; locked in one order, two
+            # batches that share entities wait for each other instead of deadlocking
+            query = query.order_by(STATES.c.entity).with_for_update()
+        for entity, state in await conn.execute(query):
+            found[entity] = MODELS[kinds[entity]].model_validate(state)
+    return found
 
 
 async def save_state(
@@ -37,12 +64,29 @@ async def save_state(
     event_id: str,
     now: datetime,
 ) -> None:
-    values: dict[str, Any] = {
-        "entity": entity,
-        "kind": kind,
-        "tenant": tenant,
-        "state": state.model_dump(mode="json"),
-        "last_event": event_id,
-        "updated_at": now,
-    }
-    await conn.execute(upsert(conn.dialect.name, STATES, values, ("entity",)))
+    await save_states(conn, [Saved(entity, kind, tenant, state, event_id, now)])
+
+
+async def save_states(conn: AsyncConnection, saved: Sequence[Saved]) -> None:
+    """Insert or replace the states in one statement; for an entity named more than once,
+    the last one counts."""
+    last = {s.entity: s for s in saved}
+    if not last:
+        return
+    rows: list[dict[str, Any]] = [
+        {
+            "entity": s.entity,
+            "kind": s.kind,
+            "tenant": s.tenant,
+            "state": s.state.model_dump(mode="json"),
+            "last_event": s.event_id,
+            "updated_at": s.now,
+        }
+        for s in last.values()
+    ]
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(STATES)
+    changes = {k: statement.excluded[k] for k in rows[0] if k != "entity"}
+    await conn.execute(
+        statement.on_conflict_do_update(index_elements=["entity"], set_=changes), rows
+    )

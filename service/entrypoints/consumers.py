@@ -181,6 +181,10 @@ class EventConsumer:
             group_id=settings.group_id,
             batch=True,
             max_records=settings.max_records,
+            # A broker that answers an empty fetch only when the wait is over (Tansu), and
+            # the client's pause after an empty poll, are both latency for the next record.
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            batch_timeout_ms=settings.fetch_max_wait_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=settings.session_timeout_ms,

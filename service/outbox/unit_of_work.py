@@ -3,13 +3,17 @@
 The inbox row is the idempotency key: inserting an event id that is already there does
 nothing and reports a duplicate, so a redelivered Kafka record takes effect once. Only
 after this transaction commits may the consumer commit its offset.
+
+The `*_rows` functions write a whole batch of events with one statement per table: each
+statement is a round trip, and round trips, not Python, were what limited the intake.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +24,7 @@ from service.outbox.store import BLOCKED, OUTBOX, table_of
 from service.outbox.tables import InboxEntry, Status, utcnow
 
 INBOX = table_of(InboxEntry)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,29 +79,85 @@ class UnitOfWork:
         return bool(found)
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """One accepted event's writes: its inbox row and its commands."""
+
+    event: EventRecord
+    commands: Sequence[Command]
+    outcome: str
+    now: datetime
+    holds: Mapping[int, str] = field(default_factory=dict)  # command index -> reason
+
+
+# Keeps IN lists well under every driver's limit on bound parameters.
+CHUNK = 500
+
+
+def chunks(values: Iterable[T]) -> Iterator[list[T]]:
+    items = list(values)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
 async def insert_inbox(
     conn: AsyncConnection, event: EventRecord, count: int, outcome: str, now: datetime
 ) -> bool:
     """Record the event id; False when it is already there (a duplicate)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(INBOX)
-        .values(
-            source=event.source,
-            event_id=event.event_id,
-            type=event.type,
-            subject=event.subject,
-            tenant=event.tenant,
-            fingerprint=event.fingerprint,
-            outcome=outcome[:255],
-            commands=count,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(INBOX.c.event_id)
-    )
-    # RETURNING rather than rowcount: drivers disagree on rowcount after ON CONFLICT.
+    statement = _insert_inbox(conn).values(**_inbox_row(event, count, outcome, now))
     return (await conn.execute(statement)).first() is not None
+
+
+async def taken_ids(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, event id) the inbox already has."""
+    wanted = set(keys)
+    found: set[tuple[str, str]] = set()
+    sources = sorted({source for source, _ in wanted})
+    for ids in chunks(sorted({event_id for _, event_id in wanted})):
+        # by the primary key's columns, each an IN list: the pairs are picked out here
+        rows = await conn.execute(
+            sa.select(INBOX.c.source, INBOX.c.event_id).where(
+                INBOX.c.source.in_(sources), INBOX.c.event_id.in_(ids)
+            )
+        )
+        found.update(key for key in ((s, e) for s, e in rows) if key in wanted)
+    return found
+
+
+async def insert_inbox_rows(
+    conn: AsyncConnection, accepted: Sequence[Accepted]
+) -> set[tuple[str, str]]:
+    """Record the events' ids in one statement; the (source, event id) pairs written, so
+    those left out were already there (duplicates)."""
+    if not accepted:
+        return set()
+    rows = [_inbox_row(a.event, len(a.commands), a.outcome, a.now) for a in accepted]
+    written = await conn.execute(_insert_inbox(conn), rows)
+    return {(source, event_id) for source, event_id in written}
+
+
+def _insert_inbox(conn: AsyncConnection) -> Any:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # RETURNING rather than rowcount: drivers disagree on rowcount after ON CONFLICT.
+    return (
+        insert(INBOX)
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(INBOX.c.source, INBOX.c.event_id)
+    )
+
+
+def _inbox_row(event: EventRecord, count: int, outcome: str, now: datetime) -> dict[str, object]:
+    return {
+        "source": event.source,
+        "event_id": event.event_id,
+        "type": event.type,
+        "subject": event.subject,
+        "tenant": event.tenant,
+        "fingerprint": event.fingerprint,
+        "outcome": outcome[:255],
+        "commands": count,
+        "received_at": now,
+    }
 
 
 async def insert_commands(
@@ -106,19 +167,33 @@ async def insert_commands(
     holds: Mapping[int, str],
     now: datetime,
 ) -> None:
-    for index, command in enumerate(commands):
-        reason = holds.get(index) or await _blocker(conn, command.entity)
-        await conn.execute(OUTBOX.insert().values(**_row(command, event, reason, now)))
+    await insert_command_rows(conn, [Accepted(event, commands, "accepted", now, holds)])
 
 
-async def _blocker(conn: AsyncConnection, entity: str) -> str | None:
-    """A new command behind a dead one of its entity is held with that reason."""
-    dead = await conn.scalar(
-        sa.select(sa.func.min(OUTBOX.c.id)).where(
-            OUTBOX.c.entity == entity, OUTBOX.c.status == Status.DEAD.value
+async def insert_command_rows(conn: AsyncConnection, accepted: Sequence[Accepted]) -> None:
+    """All the events' commands in one statement, in order (ids follow it: FIFO per
+    entity); a command not held for approval is held behind a dead one of its entity."""
+    blockers = await dead_blockers(conn, {c.entity for a in accepted for c in a.commands})
+    rows = [
+        _row(command, a.event, a.holds.get(index) or blockers.get(command.entity), a.now)
+        for a in accepted
+        for index, command in enumerate(a.commands)
+    ]
+    if rows:
+        await conn.execute(OUTBOX.insert(), rows)
+
+
+async def dead_blockers(conn: AsyncConnection, entities: Iterable[str]) -> dict[str, str]:
+    """The hold reason naming each entity's first dead command, for those that have one."""
+    found: dict[str, str] = {}
+    for some in chunks(sorted(set(entities))):
+        rows = await conn.execute(
+            sa.select(OUTBOX.c.entity, sa.func.min(OUTBOX.c.id))
+            .where(OUTBOX.c.entity.in_(some), OUTBOX.c.status == Status.DEAD.value)
+            .group_by(OUTBOX.c.entity)
         )
-    )
-    return BLOCKED.format(dead) if dead is not None else None
+        found.update((entity, BLOCKED.format(dead)) for entity, dead in rows)
+    return found
 
 
 def _row(
