@@ -143,7 +143,7 @@ def dead_drop(command_id: Annotated[int, typer.Argument(help="a command's id")])
 
 def history(
     entity: Annotated[
-        str, typer.Argument(help="user:TENANT:EMPLOYEE, customer:CRM, subscription:CRM:ID, ...")
+        str, typer.Argument(help="user:TENANT:EMPLOYEE, customer:CRM, subscriptions:CRM, ...")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
 ) -> None:

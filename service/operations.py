@@ -204,14 +204,18 @@ def _views(model: type[Any], rows: Any) -> list[Any]:
     return [model.model_validate(dict(r._mapping)) for r in rows]
 
 
-def external_of(entity: str) -> tuple[str, str | None, str] | None:
-    """(kind, tenant, external id) of `user:T:E`, `customer:C`, `subscription:C:P`."""
+def external_of(entity: str) -> tuple[str, str | None, str | None] | None:
+    """(kind, tenant, external id) of `user:T:E`, `customer:C`, `subscriptions:C` (every
+    purchase of C: no one external id) and `subscription:C:P` (commands queued before a
+    company's purchases became one entity)."""
     kind, _, rest = entity.partition(":")
     if kind == "user" and rest.count(":") >= 1:
         tenant, _, external = rest.partition(":")
         return "user", tenant, external
     if kind == "customer" and rest:
         return "customer", None, rest
+    if kind == "subscriptions" and rest:
+        return "subscription", rest, None
     if kind == "subscription" and ":" in rest:
         crm, _, purchase = rest.partition(":")
         return "subscription", crm, purchase
@@ -363,9 +367,9 @@ class Operations:
             mappings: list[MappingView] = []
             if found is not None:
                 kind, tenant, external = found
-                query = sa.select(MAPPING).where(
-                    MAPPING.c.external_id == external, MAPPING.c.kind.like(f"{kind}%")
-                )
+                query = sa.select(MAPPING).where(MAPPING.c.kind.like(f"{kind}%"))
+                if external is not None:
+                    query = query.where(MAPPING.c.external_id == external)
                 if tenant is not None:
                     query = query.where(MAPPING.c.tenant == tenant)
                 mappings = _views(MappingView, (await conn.execute(query)).all())

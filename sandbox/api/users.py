@@ -137,7 +137,9 @@ def edit_user(ctx: Ctx) -> dict[str, Any]:
             user.activated_at = now
     for key, value in values.items():
         if value is not None:
-            setattr(user, key, value)
+            # "" empties an optional field (a blank first name was refused above); it
+            # reads back as null, like a field never set.
+            setattr(user, key, value or None)
     user.updated_at = now
     return {
         "result": 1,

@@ -185,8 +185,13 @@ def customer_entity(crm_id: str) -> str:
     return f"customer:{crm_id}"
 
 
-def subscription_entity(crm_id: str, purchase_id: str) -> str:
-    return f"subscription:{crm_id}:{purchase_id}"
+def subscription_entity(crm_id: str) -> str:
+    """All of one company's purchases: one FIFO entity, so they run one at a time. After a
+    lost answer a purchase adopts "the customer's subscription of its plan that no other
+    purchase maps to"; two purchases adopting at once could both pick the same one. The
+    claim runs one command of an entity at a time across every dispatcher process, and a
+    purchase's mapping is committed with its status, so the next one sees it taken."""
+    return f"subscriptions:{crm_id}"
 
 
 def meeting_entity(meeting_key: str) -> str:
@@ -225,8 +230,7 @@ class Command:
         if isinstance(payload, CreateSubscription):
             # Not the customer's entity: a purchase may come before the company, and it
             # waits for the customer instead of blocking the customer's creation.
-            entity = subscription_entity(payload.crm_id, payload.purchase_id)
-            return cls(found, entity, payload, payload.crm_id)
+            return cls(found, subscription_entity(payload.crm_id), payload, payload.crm_id)
         crm_id = getattr(payload, "crm_id", None)
         if isinstance(crm_id, str):
             return cls(found, customer_entity(crm_id), payload, crm_id)

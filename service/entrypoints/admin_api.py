@@ -324,7 +324,7 @@ def create_app(running: Running) -> FastAPI:
     @api.get("/api/history/{entity:path}", tags=["entities"])
     async def history(entity: str) -> History:
         """One entity's events, commands, UCaaS calls and id mappings (`user:T:E`,
-        `customer:C`, `subscription:C:P`, `meeting:...`)."""
+        `customer:C`, `subscriptions:C` (every purchase of C), `meeting:...`)."""
         return await ops.history(entity)
 
     @api.get("/api/feeds", tags=["intake"])

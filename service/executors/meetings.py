@@ -81,11 +81,11 @@ async def update_meeting(x: Exec, p: UpdateMeeting) -> Outcome:
     if mapping is None:
         return await _schedule(x, access, p, p.meeting)
     try:
-        await access.api.meetings.edit(
-            mapping.ucaas_id,
-            MeetingChanges(**await _fields(x, p.meeting)),
-            p.app,
-        )
+        fields = await _fields(x, p.meeting)
+        # An edit replaces the invitees it names: empty lists drop those the calendar
+        # dropped (None would leave them all invited).
+        fields["invitees"] = Invitees(emails=list(p.meeting.invitees))
+        await access.api.meetings.edit(mapping.ucaas_id, MeetingChanges(**fields), p.app)
     except NotFoundError:
         # Cancelled behind our back: the calendar still wants it, so it is made again.
         return await _schedule(x, access, p, p.meeting)

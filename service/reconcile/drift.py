@@ -149,7 +149,7 @@ def _address(name: str, pushed: Any, actual: ApiAddress | None) -> Fields:
 
 
 def _subscription(p: Pushed, actual: Subscription | None) -> Drift | None:
-    entity = subscription_entity(p.tenant, p.external_id)
+    entity = subscription_entity(p.tenant)
     if actual is None:
         return _drift(p, What.MISSING, entity)
     fields: Fields = {}

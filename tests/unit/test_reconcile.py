@@ -293,7 +293,7 @@ def test_a_missing_subscription_is_bought_again_from_today() -> None:
     drift = only(
         repaired(detect(pushed_all(), observed(subscriptions={}), NOW).drifts), "subscription"
     )
-    assert (drift.what, drift.entity) == (What.MISSING, "subscription:CRM-1:P1")
+    assert (drift.what, drift.entity) == (What.MISSING, "subscriptions:CRM-1")
     [command] = drift.repair or ()
     assert command.as_json()["payload"] == {**SUB_STATE, "start": "2026-03-02"}
 

@@ -196,11 +196,13 @@ def test_close_status_s_from_the_settings() -> None:
 
 
 # -- purchases ----------------------------------------------------------------------------
-def test_purchase_creates_a_subscription_on_its_own_entity() -> None:
+def test_purchase_creates_a_subscription_on_its_companys_purchases_entity() -> None:
     result = translate_purchase(purchase(seats=25, app="wb", plan="wb-pro"), created())
     [command] = result.commands
     assert command.kind == Kind.CREATE_SUBSCRIPTION
-    assert command.entity == subscription_entity("CRM-1", "P-1")
+    # all of a company's purchases are one entity (they adopt after lost answers one at a
+    # time), not the customer's (a purchase before its company must not block it)
+    assert command.entity == subscription_entity("CRM-1") == "subscriptions:CRM-1"
     assert command.tenant == "CRM-1"
     assert command.payload == CreateSubscription(
         crm_id="CRM-1",

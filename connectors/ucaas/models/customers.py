@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from connectors.ucaas.models.base import ApiModel, ListQuery, RequestModel, Secret
+from connectors.ucaas.models.base import ApiModel, ChangesModel, ListQuery, RequestModel, Secret
 
 CustomerStatus = Literal["A", "S", "C", "U"]
 
@@ -70,7 +70,11 @@ class NewCustomer(RequestModel):
     customer_type: Literal["P", "R"] | None = None
 
 
-class CustomerChanges(RequestModel):
+class CustomerChanges(ChangesModel):
+    """Fields left out are kept. None of these can be emptied: name, legal name, contact and
+    office address are required by the API, `customer_code` is our natural key, and an
+    address is replaced whole (a line left out of it is gone)."""
+
     customer_name: str | None = None
     customer_legal_name: str | None = None
     customer_code: str | None = None

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 
-from connectors.ucaas.models.base import ApiModel, ListQuery, RequestModel
+from connectors.ucaas.models.base import ApiModel, ChangesModel, ListQuery, RequestModel
 
 API_TIME = "%Y-%m-%d %H:%M:%S"
 Stage = Literal["upcoming", "current", "past"]
@@ -139,8 +139,10 @@ class NewMeeting(RequestModel):
     invitees: Invitees | None = None
 
 
-class MeetingChanges(RequestModel):
-    """Every field optional: send only what changes. Only upcoming meetings change."""
+class MeetingChanges(ChangesModel):
+    """Every field optional: send only what changes. Only upcoming meetings change.
+    `desc` cannot be emptied (it is required when scheduling); `invitees` replaces the
+    lists it carries, so empty lists remove every invitee."""
 
     room_name: str | None = None
     desc: str | None = None

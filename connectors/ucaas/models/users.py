@@ -8,7 +8,15 @@ from typing import Literal
 from pydantic import Field
 
 from connectors.ucaas.models.access import AppAccess
-from connectors.ucaas.models.base import ApiModel, App, ListQuery, RequestModel, Secret
+from connectors.ucaas.models.base import (
+    ApiModel,
+    App,
+    ChangesModel,
+    Clearable,
+    ListQuery,
+    RequestModel,
+    Secret,
+)
 
 UserType = Literal["AP", "CA"]  # application user, customer admin
 UserStatus = Literal["A", "S"]
@@ -51,14 +59,16 @@ class NewUser(RequestModel):
     customer_id: str | None = Field(None, description="TA/RA only: the user's customer")
 
 
-class UserChanges(RequestModel):
+class UserChanges(ChangesModel):
+    """Fields left out are kept; the optional ones given as None are emptied."""
+
     user_type: UserType | None = None
-    first_name: str | None = None
-    middle_name: str | None = None
-    last_name: str | None = None
+    first_name: str | None = Field(None, description="required by the API: cannot be emptied")
+    middle_name: Clearable = None
+    last_name: Clearable = None
     status: UserStatus | None = None
-    department: str | None = None
-    designation: str | None = None
+    department: Clearable = None
+    designation: Clearable = None
 
 
 class UserRef(ApiModel):

@@ -133,7 +133,8 @@ async def test_throughput_buckets_the_last_hour(service: Service, sandbox: Sandb
 def test_entities_name_their_external_ids() -> None:
     assert external_of("user:CRM-1:E-7") == ("user", "CRM-1", "E-7")
     assert external_of("customer:CRM-1") == ("customer", None, "CRM-1")
-    assert external_of("subscription:CRM-1:P-2") == ("subscription", "CRM-1", "P-2")
+    assert external_of("subscriptions:CRM-1") == ("subscription", "CRM-1", None)
+    assert external_of("subscription:CRM-1:P-2") == ("subscription", "CRM-1", "P-2")  # older
     assert external_of("meeting:abc") is None
 
 
