@@ -42,6 +42,7 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_capacity.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/backlog.py
 	$(BIN)/python bench/calendar_feeds.py
 	$(BIN)/python bench/e2e.py
 

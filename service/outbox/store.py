@@ -1,9 +1,12 @@
 """The outbox's database operations: claim under a lease, record an outcome, repair.
 
-Claims take runnable rows in id order whose entity has no earlier unfinished row (FIFO
-per entity). On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`,
-so several dispatcher processes can share one database; on SQLite one process claims
-and the single UPDATE is atomic.
+Claims take due runnable rows whose entity has no earlier unfinished row (FIFO per
+entity), the row due longest first: a command re-checked every few seconds while it
+waits is due again each time, and taken in id order such rows ahead of a new command
+could fill every claim for ever (employees waiting for the customer queued after them).
+On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so several
+dispatcher processes can share one database; on SQLite one process claims and the single
+UPDATE is atomic.
 """
 
 from __future__ import annotations
@@ -50,9 +53,18 @@ BLOCKED = "blocked by #{}"
 # Licences, subscriptions and meetings are forgotten or superseded (revoke, cancel, a new
 # purchase): always read from the database.
 CACHED_KINDS = frozenset({"customer", "user"})
+# At most this many copies (about 1 KB each): a large initial load makes a user per
+# employee, and unbounded copies grew the dispatcher by ~1 GB per million. A copy let go
+# is read from the database when next needed.
+CACHE_LIMIT = 50_000
 # Built once: an alias builds its column collection, which a claim must not pay each time.
 _CANDIDATE = OUTBOX.alias("o")
 _EARLIER = OUTBOX.alias("earlier")
+# Inlined, not bound: a prepared statement's generic plan cannot match bound values to the
+# partial index's `status IN ('pending', 'waiting')`.
+_RUNNABLE_LITERALS: list[sa.ColumnElement[str]] = [
+    sa.literal_column(f"'{s}'", sa.String) for s in RUNNABLE
+]
 # Kinds whose success can satisfy another command's prerequisite (a customer, a
 # subscription, a user to organise meetings, a freed seat): they wake the tenant's waiters.
 PRODUCERS = frozenset({"create_customer", "create_subscription", "create_user", "revoke_licence"})
@@ -93,49 +105,42 @@ def upsert(dialect: str, table: sa.Table, values: dict[str, Any], keys: Sequence
 
 
 class OutboxStore:
-    def __init__(self, engine: AsyncEngine, vault: CredentialVault | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: CredentialVault | None = None,
+        *,
+        cache_limit: int = CACHE_LIMIT,
+    ) -> None:
         self.engine = engine
+        self.cache_limit = cache_limit
         self.dialect = engine.dialect.name
         self.vault = vault
+        # Statements of the hot path are built once: building one costs more CPU than
+        # PostgreSQL spends running it.
+        self._claim = _claim_statement(self.dialect)
+        # Single-statement reads need no transaction: on PostgreSQL, no BEGIN and ROLLBACK
+        # round trips around each lookup (asyncpg's autocommit is a client-side flag).
+        # SQLite's driver opens no transaction for a read anyway.
+        self._reads = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
         self._by_key: dict[MappingKey, IdMappingView] = {}
         self._by_natural: dict[tuple[str, str, str], IdMappingView] = {}
 
     # -- claims ---------------------------------------------------------------------------
     async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
         now = utcnow()
-        o, earlier = _CANDIDATE, _EARLIER
-        blocked = (
-            sa.select(sa.literal(1))
-            .where(
-                earlier.c.entity == o.c.entity,
-                earlier.c.id < o.c.id,
-                earlier.c.status.not_in(TERMINAL),
-            )
-            .exists()
-        )
-        candidates = (
-            sa.select(o.c.id)
-            .where(o.c.status.in_(RUNNABLE), o.c.next_attempt_at <= now, ~blocked)
-            .order_by(o.c.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True, of=o)
-        statement = (
-            OUTBOX.update()
-            .where(OUTBOX.c.id.in_(candidates.scalar_subquery()))
-            .values(
-                status=Status.IN_FLIGHT.value,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_s),
-                attempts=OUTBOX.c.attempts + 1,
-                hold_reason=None,
-                updated_at=now,
-            )
-            .returning(*OUTBOX.c)
-        )
+        values = {
+            "b_now": now,
+            "b_limit": limit,
+            "b_owner": owner,
+            "b_expires": now + timedelta(seconds=lease_s),
+        }
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(self._claim, values)).all()
         return sorted((_claim_of(r, owner) for r in rows), key=lambda c: c.id)
 
     async def reclaim_expired(self) -> int:
@@ -159,14 +164,22 @@ class OutboxStore:
     async def extend(self, owner: str, ids: Sequence[int], lease_s: float) -> int:
         """Renew the leases this owner still holds on `ids`."""
         now = utcnow()
+        mine = sa.and_(
+            self._among(OUTBOX.c.id, ids, sa.Integer),
+            OUTBOX.c.lease_owner == owner,
+            OUTBOX.c.status == Status.IN_FLIGHT.value,
+        )
+        if self.dialect == "postgresql":
+            # Rows being finished right now are locked by the outcome writer, which updates
+            # them in its own order: waiting for them could deadlock, and they need no
+            # renewal. Skip them.
+            mine = OUTBOX.c.id.in_(
+                sa.select(OUTBOX.c.id).where(mine).with_for_update(skip_locked=True)
+            )
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 OUTBOX.update()
-                .where(
-                    OUTBOX.c.id.in_(ids),
-                    OUTBOX.c.lease_owner == owner,
-                    OUTBOX.c.status == Status.IN_FLIGHT.value,
-                )
+                .where(mine)
                 .values(lease_expires_at=now + timedelta(seconds=lease_s))
             )
         return result.rowcount
@@ -235,12 +248,19 @@ class OutboxStore:
                 self._remember(IdMappingView(m.key, m.ucaas_id, m.natural_key, m.state))
         return [claim.id in owned for claim, _, _ in items]
 
-    @staticmethod
-    async def _owned(conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
+    def _among(self, column: Any, values: Sequence[Any], item: Any) -> Any:
+        """`column IN (values)`; on PostgreSQL `= ANY(array)`: one statement text whatever
+        the count, where IN lists of each length are one more statement for asyncpg to
+        prepare (its statement cache thrashed with group commits of 1..256 outcomes)."""
+        if self.dialect == "postgresql":
+            return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(item)))
+        return column.in_(values)
+
+    async def _owned(self, conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
         """Which of these rows are still in flight under their claim's lease."""
         rows = await conn.execute(
             sa.select(OUTBOX.c.id, OUTBOX.c.lease_owner).where(
-                OUTBOX.c.id.in_([c.id for c in claims]),
+                self._among(OUTBOX.c.id, [c.id for c in claims], sa.Integer),
                 OUTBOX.c.status == Status.IN_FLIGHT.value,
             )
         )
@@ -279,7 +299,7 @@ class OutboxStore:
             OUTBOX.update()
             .where(
                 OUTBOX.c.status == Status.WAITING.value,
-                OUTBOX.c.tenant.in_(sorted(tenants)),
+                self._among(OUTBOX.c.tenant, sorted(tenants), sa.String),
                 OUTBOX.c.next_attempt_at > now,
             )
             .values(next_attempt_at=now)
@@ -294,8 +314,9 @@ class OutboxStore:
             .values(status=Status.HELD.value, hold_reason=BLOCKED.format(dead_id), updated_at=now)
         )
 
-    @staticmethod
-    async def _release_held(conn: AsyncConnection, done_ids: Sequence[int], now: datetime) -> None:
+    async def _release_held(
+        self, conn: AsyncConnection, done_ids: Sequence[int], now: datetime
+    ) -> None:
         """Rows queued held behind a command (reconcile holds a tenant's repairs behind the
         customer's reactivation) run once it is done. One statement per batch, on the
         status index: held rows are few."""
@@ -303,7 +324,7 @@ class OutboxStore:
             OUTBOX.update()
             .where(
                 OUTBOX.c.status == Status.HELD.value,
-                OUTBOX.c.hold_reason.in_([BLOCKED.format(i) for i in done_ids]),
+                self._among(OUTBOX.c.hold_reason, [BLOCKED.format(i) for i in done_ids], sa.String),
             )
             # next_attempt_at stays: a follower may be effective-dated
             .values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
@@ -428,16 +449,9 @@ class OutboxStore:
         cached = None if fresh else self._by_key.get(key)
         if cached is not None:
             return cached
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(MAPPING).where(
-                        MAPPING.c.kind == key.kind,
-                        MAPPING.c.tenant == key.tenant,
-                        MAPPING.c.external_id == key.external_id,
-                    )
-                )
-            ).first()
+        async with self._reads.connect() as conn:
+            values = {"b_kind": key.kind, "b_tenant": key.tenant, "b_external": key.external_id}
+            row = (await conn.execute(_BY_KEY, values)).first()
         found = IdMappingView.of(row) if row else None
         if found is not None:
             self._remember(found)
@@ -451,19 +465,9 @@ class OutboxStore:
         cached = None if fresh else self._by_natural.get((kind, tenant, natural_key))
         if cached is not None:
             return cached
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(MAPPING)
-                    .where(
-                        MAPPING.c.kind == kind,
-                        MAPPING.c.tenant == tenant,
-                        MAPPING.c.natural_key == natural_key,
-                    )
-                    .order_by(MAPPING.c.updated_at.desc())
-                    .limit(1)
-                )
-            ).first()
+        async with self._reads.connect() as conn:
+            values = {"b_kind": kind, "b_tenant": tenant, "b_natural": natural_key}
+            row = (await conn.execute(_BY_NATURAL, values)).first()
         found = IdMappingView.of(row) if row else None
         if found is not None:
             self._remember(found)
@@ -476,6 +480,9 @@ class OutboxStore:
             return
         self._drop(self._by_key.get(mapping.key))  # its old natural key may differ
         self._by_key[mapping.key] = mapping
+        if len(self._by_key) > self.cache_limit:
+            # the copy kept longest goes: insertion order, a dict's own
+            self._drop(next(iter(self._by_key.values())))
         if mapping.natural_key is not None:
             self._by_natural[_natural(mapping)] = mapping
 
@@ -561,6 +568,42 @@ def _bp(name: str) -> Any:
     return sa.bindparam(f"b_{name}")
 
 
+def _claim_statement(dialect: str) -> Any:
+    """Due runnable rows, due longest first (ix_outbox_due), whose entity has no earlier
+    unfinished row, leased to `b_owner` until `b_expires`."""
+    o, earlier = _CANDIDATE, _EARLIER
+    blocked = (
+        sa.select(sa.literal(1))
+        .where(
+            earlier.c.entity == o.c.entity,
+            earlier.c.id < o.c.id,
+            earlier.c.status.not_in(TERMINAL),
+        )
+        .exists()
+    )
+    candidates = (
+        sa.select(o.c.id)
+        .where(o.c.status.in_(_RUNNABLE_LITERALS), o.c.next_attempt_at <= _bp("now"), ~blocked)
+        .order_by(o.c.next_attempt_at, o.c.id)
+        .limit(_bp("limit"))
+    )
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True, of=o)
+    return (
+        OUTBOX.update()
+        .where(OUTBOX.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=Status.IN_FLIGHT.value,
+            lease_owner=_bp("owner"),
+            lease_expires_at=_bp("expires"),
+            attempts=OUTBOX.c.attempts + 1,
+            hold_reason=None,
+            updated_at=_bp("now"),
+        )
+        .returning(*OUTBOX.c)
+    )
+
+
 def _owned_update() -> Any:
     # lease_owner stays: it tells which dispatcher ran the command last.
     return OUTBOX.update().where(
@@ -609,6 +652,22 @@ _STATUS_UPDATES: dict[str, Any] = {
         updated_at=_bp("now"),
     ),
 }
+
+_BY_KEY = sa.select(MAPPING).where(
+    MAPPING.c.kind == _bp("kind"),
+    MAPPING.c.tenant == _bp("tenant"),
+    MAPPING.c.external_id == _bp("external"),
+)
+_BY_NATURAL = (
+    sa.select(MAPPING)
+    .where(
+        MAPPING.c.kind == _bp("kind"),
+        MAPPING.c.tenant == _bp("tenant"),
+        MAPPING.c.natural_key == _bp("natural"),
+    )
+    .order_by(MAPPING.c.updated_at.desc())
+    .limit(1)
+)
 
 _FORGET = MAPPING.delete().where(
     MAPPING.c.kind == _bp("kind"),

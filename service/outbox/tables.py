@@ -76,10 +76,12 @@ class InboxEntry(SQLModel, table=True):
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
-        # Claims scan runnable rows in id order; FIFO checks look for earlier open rows of
-        # the same entity. Both indexes leave out the finished rows, which pile up.
+        # Claims take due runnable rows, longest due first; FIFO checks look for earlier
+        # open rows of the same entity. Both indexes leave out the finished rows, which
+        # pile up, and rows not due yet sort after the due ones and are never read.
         sa.Index(
-            "ix_outbox_runnable",
+            "ix_outbox_due",
+            "next_attempt_at",
             "id",
             postgresql_where=sa.text("status IN ('pending', 'waiting')"),
             sqlite_where=sa.text("status IN ('pending', 'waiting')"),
