@@ -10,11 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.calendar.translate import FeedState
-from service.outbox.store import table_of
+from service.outbox.store import table_of, upsert_many
 from service.outbox.tables import EntityState
 from service.outbox.unit_of_work import chunks
 from service.translate.crm import CompanyState
@@ -84,9 +83,4 @@ async def save_states(conn: AsyncConnection, saved: Sequence[Saved]) -> None:
         }
         for s in last.values()
     ]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(STATES)
-    changes = {k: statement.excluded[k] for k in rows[0] if k != "entity"}
-    await conn.execute(
-        statement.on_conflict_do_update(index_elements=["entity"], set_=changes), rows
-    )
+    await conn.execute(upsert_many(conn.dialect.name, STATES, ["entity"]), rows)

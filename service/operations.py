@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.lag import LagUnknownError, consumer_lag
@@ -184,6 +184,11 @@ class Bucket(BaseModel):
     commands_done: int = 0
     commands_failed: int = 0
     calls: int = 0
+
+
+class CallCounts(BaseModel):
+    since: datetime
+    by_status: dict[str, int] = Field(description="HTTP status, or 'error' for no answer")
 
 
 class Failure(BaseModel):
@@ -413,6 +418,16 @@ class Operations:
                 if (b := bucket(at)) is not None:
                     b.calls += 1
         return [buckets[k] for k in sorted(buckets)]
+
+    async def calls(self, *, minutes: int = 60) -> CallCounts:
+        """UCaaS calls of the last `minutes` by HTTP status ('error': no answer)."""
+        since = utcnow() - timedelta(minutes=minutes)
+        async with self.engine.connect() as conn:
+            counted = await _count_by(conn, CALLS.c.status, CALLS.c.at >= since)
+        return CallCounts(
+            since=since,
+            by_status={("error" if k == "None" else k): n for k, n in counted.items()},
+        )
 
     async def recent_failures(self, *, limit: int = 20) -> list[Failure]:
         """Dead commands, dead letters and failing feeds, newest first, with their reasons."""

@@ -12,7 +12,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,8 +27,8 @@ from service import metrics
 from service.entrypoints.asyncapi import as_json as asyncapi_json
 from service.logs import mask_text
 from service.operations import (
-    CALLS,
     Bucket,
+    CallCounts,
     CommandView,
     DeadLetterView,
     Failure,
@@ -37,7 +36,6 @@ from service.operations import (
     History,
     Operations,
 )
-from service.outbox.tables import utcnow
 
 if TYPE_CHECKING:
     from service.runner import Running
@@ -153,26 +151,6 @@ class Decided(BaseModel):
 class Acted(BaseModel):
     id: int
     status: str
-
-
-class CallCounts(BaseModel):
-    since: datetime
-    by_status: dict[str, int] = Field(description="HTTP status, or 'error' for no answer")
-
-
-async def calls_by_status(running: Running, minutes: int) -> CallCounts:
-    since = utcnow() - timedelta(minutes=minutes)
-    query = (
-        sa.select(CALLS.c.status, sa.func.count())
-        .where(CALLS.c.at >= since)
-        .group_by(CALLS.c.status)
-    )
-    async with running.service.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return CallCounts(
-        since=since,
-        by_status={("error" if s is None else str(s)): int(n) for s, n in rows},
-    )
 
 
 def _decision(body: Decision | None, command_id: int | None, tenant: str | None) -> Decision:
@@ -340,7 +318,7 @@ def create_app(running: Running) -> FastAPI:
     @api.get("/api/calls", tags=["status"])
     async def calls(minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60) -> CallCounts:
         """UCaaS calls of the last `minutes`, by HTTP status."""
-        return await calls_by_status(running, minutes)
+        return await ops.calls(minutes=minutes)
 
     @api.get("/api/failures", tags=["status"])
     async def failures(limit: Annotated[int, Query(ge=1, le=200)] = 20) -> list[Failure]:

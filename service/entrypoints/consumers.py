@@ -21,7 +21,6 @@ from typing import Any
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,7 +28,7 @@ from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, 
 from service import metrics
 from service.config import KafkaSettings
 from service.intake import Intake, Taken
-from service.outbox.store import table_of
+from service.outbox.store import insert_for, table_of
 from service.outbox.tables import DeadLetterRow
 
 log = logging.getLogger("ucaas_sync.consumers")
@@ -98,10 +97,9 @@ async def record_dead_letters(engine: AsyncEngine, letters: Sequence[DeadLetter]
         }
         for letter in letters
     ]
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     async with engine.begin() as conn:
         await conn.execute(
-            insert(DEAD_LETTERS).on_conflict_do_nothing(
+            insert_for(engine.dialect.name)(DEAD_LETTERS).on_conflict_do_nothing(
                 index_elements=["topic", "partition", "offset"]
             ),
             rows,

@@ -97,9 +97,13 @@ def _claim_of(row: sa.Row[Any], owner: str) -> Claim:
     )
 
 
+def insert_for(dialect: str) -> Any:
+    """The INSERT with ON CONFLICT of the database in use (PostgreSQL or SQLite)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def upsert(dialect: str, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(**values)
+    statement = insert_for(dialect)(table).values(**values)
     changes = {k: statement.excluded[k] for k in values if k not in keys}
     return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
@@ -272,7 +276,7 @@ class OutboxStore:
         writes = {m.key: _mapping_values(m, now) for d in done for m in d.mappings}
         forget = [k for d in done for k in d.forget if k not in writes]
         if writes:
-            await conn.execute(_upsert_many(self.dialect, MAPPING, _KEYS), list(writes.values()))
+            await conn.execute(upsert_many(self.dialect, MAPPING, _KEYS), list(writes.values()))
         if forget:
             await conn.execute(
                 _FORGET,
@@ -704,8 +708,8 @@ def _status_groups(items: Sequence[Finished], now: datetime) -> dict[str, list[d
     return groups
 
 
-def _upsert_many(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
+def upsert_many(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
+    """Insert rows (given at execution), or replace every other column on a key clash."""
+    statement = insert_for(dialect)(table)
     changes = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
     return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)

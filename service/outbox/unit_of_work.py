@@ -16,11 +16,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
-from service.outbox.store import BLOCKED, OUTBOX, table_of
+from service.outbox.store import BLOCKED, OUTBOX, insert_for, table_of
 from service.outbox.tables import InboxEntry, Status, utcnow
 
 INBOX = table_of(InboxEntry)
@@ -137,7 +136,7 @@ async def insert_inbox_rows(
 
 
 def _insert_inbox(conn: AsyncConnection) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(conn.dialect.name)
     # RETURNING rather than rowcount: drivers disagree on rowcount after ON CONFLICT.
     return (
         insert(INBOX)

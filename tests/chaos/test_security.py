@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -41,12 +40,12 @@ from tests.support.databases import sqlite_url
 from tests.support.kafka import EventProducer, Topics
 from tests.support.sandbox_server import ADMIN_AUTH, SandboxAdmin
 from tests.support.service_processes import (
-    BIN,
     MOVING,
     TEST_SECRET_KEY,
     Outbox,
     Processes,
     dispatch_env,
+    ucaas_sync,
 )
 
 pytestmark = pytest.mark.chaos
@@ -159,21 +158,13 @@ def error_texts(database: str) -> str:
     return "\n".join(texts)
 
 
-def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "ucaas-sync"), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
+# -- the admin API -------------------------------------------------------------------------
+def cli_output(env: dict[str, str], cwd: Path, *args: str) -> str:
+    """What a command printed on both streams: secrets are looked for in either."""
+    done = ucaas_sync(env, cwd, *args)
     return done.stdout + done.stderr
 
 
-# -- the admin API -------------------------------------------------------------------------
 def routes(document: dict[str, Any]) -> list[tuple[str, str]]:
     """(method, path) of every operation, path parameters filled in."""
     filled = []
@@ -336,7 +327,9 @@ async def test_no_token_no_secrets_no_internal_fetches(
         ("history", "user:CRM-SEC-2:CRM-SEC-2-E0"),
         ("config",),
     ):
-        outputs["ucaas-sync " + " ".join(args)] = await asyncio.to_thread(cli, env, tmp_path, *args)
+        outputs["ucaas-sync " + " ".join(args)] = await asyncio.to_thread(
+            cli_output, env, tmp_path, *args
+        )
     for where, text in outputs.items():
         for name, spellings in secrets.items():
             for spelling in spellings:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -48,13 +47,13 @@ from tests.support.kafka import (
 )
 from tests.support.sandbox_server import SandboxAdmin
 from tests.support.service_processes import (
-    BIN,
     MOVING,
     DispatchProcess,
     Outbox,
     Processes,
     TenantInSandbox,
     dispatch_env,
+    ucaas_sync,
 )
 
 TENANT = "CRM-1001"
@@ -560,20 +559,6 @@ async def test_a_record_postgresql_would_refuse_is_dead_lettered_not_retried_for
 
 
 # -- the deprovisioning guard ------------------------------------------------------------------
-def ucaas_sync(env: dict[str, str], cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "ucaas-sync"), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 async def test_a_burst_of_leavers_waits_for_approval(
     start_service: Start, sandbox: SandboxAdmin, tmp_path: Path
 ) -> None:
@@ -597,9 +582,11 @@ async def test_a_burst_of_leavers_waits_for_approval(
         assert (user["status"], apps_of(user)) == ("A", {"vc"}), employee
     held_calls = calls(sandbox)
 
-    listed = await asyncio.to_thread(ucaas_sync, run.env, tmp_path, "approve")
+    listed = (await asyncio.to_thread(ucaas_sync, run.env, tmp_path, "approve")).stdout
     assert "4 command(s) held for approval" in listed, listed
-    out = await asyncio.to_thread(ucaas_sync, run.env, tmp_path, "approve", "--tenant", TENANT)
+    out = (
+        await asyncio.to_thread(ucaas_sync, run.env, tmp_path, "approve", "--tenant", TENANT)
+    ).stdout
     assert "approved 4 command(s)" in out, out
     counts = await run.settle()
 

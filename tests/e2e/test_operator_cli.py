@@ -21,12 +21,12 @@ from tests.support import commands as c
 from tests.support.kafka import EventProducer, Topics
 from tests.support.sandbox_server import SandboxAdmin
 from tests.support.service_processes import (
-    BIN,
     Outbox,
     Processes,
     accept,
     db_upgrade,
     dispatch_env,
+    ucaas_sync,
 )
 
 
@@ -38,15 +38,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "ucaas-sync"), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return ucaas_sync(env, cwd, *args, check=False)
 
 
 def status(env: dict[str, str], cwd: Path) -> dict[str, Any]:

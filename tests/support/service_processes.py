@@ -68,10 +68,12 @@ def dispatch_env(
     return env
 
 
-def db_upgrade(env: dict[str, str], cwd: Path) -> None:
-    """`ucaas-sync db upgrade`, as a deployment runs it before starting dispatchers."""
+def ucaas_sync(
+    env: dict[str, str], cwd: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`ucaas-sync ARGS` as an operator types it; with `check`, it must exit 0."""
     done = subprocess.run(
-        [str(BIN / "ucaas-sync"), "db", "upgrade"],
+        [str(BIN / "ucaas-sync"), *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -79,7 +81,14 @@ def db_upgrade(env: dict[str, str], cwd: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    if check:
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done
+
+
+def db_upgrade(env: dict[str, str], cwd: Path) -> None:
+    """`ucaas-sync db upgrade`, as a deployment runs it before starting dispatchers."""
+    done = ucaas_sync(env, cwd, "db", "upgrade")
     assert "database at revision" in done.stdout
 
 
