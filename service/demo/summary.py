@@ -1,24 +1,24 @@
 """What the demo's events asked for, next to what UCaaS has now.
 
 `asked` folds the published events (and the calendar's versions) into the numbers they
-ask for, by the rules of docs/events.md, without the service's code: the check is then
-independent of what it checks. `found` reads UCaaS back through the client, as the
-platform account.
+ask for with service/expected_state.py, the rules of docs/events.md read without the
+service's translation code: the check is then independent of what it checks. `found` reads
+UCaaS back through the client, as the platform account.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import UTC
+from typing import Any
 
 from rich.table import Table
 
 from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import MeetingQuery
-from service.demo.scenario import Event, Scenario, Series
-
-Status = Literal["active", "on_leave", "left"]
+from service.demo.scenario import Scenario, Series
+from service.expected_state import ExpectedState, Meeting, Status, User
 
 
 @dataclass
@@ -43,65 +43,36 @@ class Asked:
         return sum(1 for u in self.users.values() if u.status in statuses)
 
 
-def _profile(data: dict[str, Any], status: Status) -> AskedUser:
-    name = data.get("name") or {}
-    enterprise: dict[str, Any] = next(
-        (v for k, v in data.items() if k.endswith(":enterprise:2.0:User")), {}
-    )
-    emails = data.get("emails") or []
-    primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
+def _asked_user(user: User) -> AskedUser:
+    # UCaaS answers "" for a name it does not have
     return AskedUser(
-        status=status,
-        email=str(primary.get("value") or data["userName"]).lower(),
-        given=name.get("givenName", ""),
-        family=name.get("familyName", ""),
-        department=enterprise.get("department"),
-        title=data.get("title"),
+        user.status, user.email, user.first, user.last or "", user.department, user.title
     )
 
 
-def _hr(users: dict[tuple[str, str], AskedUser], event: Event) -> None:
-    data = event.body["data"]
-    key = (data["tenant"], event.body["subject"])
-    known = users.get(key)
-    kind = event.type.removeprefix("hr.user.")
-    if kind in ("joined", "updated"):
-        if known is None or known.status == "left":
-            if kind == "joined" or data.get("active", True):
-                users[key] = _profile(data, "active")
-        else:
-            users[key] = _profile(data, known.status)
-    elif known is None:
-        return
-    elif kind == "leave_started" and known.status == "active":
-        known.status = "on_leave"
-    elif kind == "leave_ended" and known.status == "on_leave":
-        known.status = "active"
-    elif kind == "left":
-        known.status = "left"
-
-
-def _meeting_keys(version: Iterable[Series]) -> set[tuple[str, str]]:
-    return {(s.uid, start.isoformat()) for s in version for start in s.occurrences()}
+def _meetings(version: Iterable[Series]) -> dict[str, Meeting]:
+    return {
+        f"{s.uid} {start.isoformat()}": (start.astimezone(UTC), s.summary, s.minutes)
+        for s in version
+        for start in s.occurrences()
+    }
 
 
 def asked(scenario: Scenario) -> Asked:
-    result = Asked()
-    for event in scenario.events:
-        data = event.body["data"]
-        if event.type == "crm.company.created":
-            result.customers[data["company_id"]] = data["name"]
-        elif event.type == "crm.company.closed":
-            result.customers.pop(data.get("company_id") or event.body["subject"], None)
-        elif event.type == "crm.subscription.purchased":
-            result.purchases[data["purchase_id"]] = int(data["seats"])
-        elif event.stream == "hr":
-            _hr(result.users, event)
-    versions = [_meeting_keys(v) for v in scenario.calendar]
-    if versions:
-        result.meetings_upcoming = len(versions[-1])
-        result.meetings_cancelled = len(set().union(*versions) - versions[-1])
-    return result
+    expected = ExpectedState().fold(event.body for event in scenario.events)
+    expected.calendar(scenario.organiser.email, [_meetings(v) for v in scenario.calendar])
+    companies = expected.created()
+    return Asked(
+        customers={code: company.name or "" for code, company in companies.items()},
+        purchases={
+            purchase: seats
+            for company in companies.values()
+            for purchase, (_plan, seats) in company.purchases.items()
+        },
+        users={key: _asked_user(user) for key, user in expected.users.items()},
+        meetings_upcoming=sum(sum(m.values()) for m in expected.live.values()),
+        meetings_cancelled=sum(sum(m.values()) for m in expected.cancelled.values()),
+    )
 
 
 @dataclass

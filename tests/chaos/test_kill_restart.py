@@ -5,7 +5,7 @@ SIGKILLed at random points and restarted, and sometimes kills itself right after
 successful UCaaS write, before its commit (UCAAS_SYNC_CRASH_AFTER_CALLS).
 
 At the end UCaaS holds exactly what the events ask for, object by object (the oracle of
-tests/support/oracle.py folds the events without the service's code): no customer,
+service/expected_state.py folds the events without the translation code, tests/support/oracle.py compares): no customer,
 subscription, user, licence or meeting missing or duplicated, every status right; every
 event id is in the inbox once, every command done. The seed and the counts compared are
 printed; `--chaos-seed` replays a run, `--chaos-scale` makes it larger. The CI size

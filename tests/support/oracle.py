@@ -1,172 +1,24 @@
-"""What a stream of events asks of UCaaS, object by object, and the check of a sandbox's
-state against it.
+"""The check of a sandbox's state against what a stream of events asks of UCaaS.
 
-`Oracle.fold` takes CloudEvents (HR, CRM, calendar) and calendar versions and applies
-the rules of docs/events.md on its own — none of the service's translation code is used,
-so a bug there cannot hide itself. `compare` puts the result next to `/_sandbox/state`:
-every customer (status, name), subscription (plan, seats), user (e-mail, names,
-department, title, status, licences) and meeting (scheduled or cancelled) must be there
-exactly once, with nothing extra. It returns the counts it compared and every difference.
+The events are folded by service/expected_state.py (the rules of docs/events.md read on
+their own, without the service's translation code, so a bug there cannot hide itself);
+`Oracle` is that fold. `compare` puts the result next to `/_sandbox/state`: every customer
+(status, name), subscription (plan, seats), user (e-mail, names, department, title,
+status, licences) and meeting (scheduled or cancelled) must be there exactly once, with
+nothing extra. It returns the counts it compared and every difference.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.hr.scim import ENTERPRISE
+from service.expected_state import Company, Meeting, Policy, Rule, User
+from service.expected_state import ExpectedState as Oracle
 
-Meeting = tuple[datetime, str, int]  # start (UTC), title, minutes
-
-
-@dataclass(frozen=True)
-class Rule:
-    apps: tuple[str, ...]
-    department: str | None = None
-    title: str | None = None
-
-    def matches(self, department: str | None, title: str | None) -> bool:
-        return all(
-            pattern is None or fnmatch.fnmatchcase((value or "").casefold(), pattern.casefold())
-            for pattern, value in ((self.department, department), (self.title, title))
-        )
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The licence policy as docs/events.md states it (global rules and default only)."""
-
-    default: tuple[str, ...] = ("vc",)
-    rules: tuple[Rule, ...] = ()
-
-    def apps(self, department: str | None, title: str | None) -> frozenset[str]:
-        for rule in self.rules:
-            if rule.matches(department, title):
-                return frozenset(rule.apps)
-        return frozenset(self.default)
-
-
-@dataclass
-class User:
-    tenant: str
-    email: str
-    first: str
-    middle: str | None
-    last: str | None
-    department: str | None
-    title: str | None
-    status: str  # active, on_leave, left
-    apps: frozenset[str]
-
-    @property
-    def ucaas_status(self) -> str:
-        return "A" if self.status == "active" else "S"
-
-
-@dataclass
-class Company:
-    created: bool = False
-    name: str | None = None
-    closed: bool = False
-    purchases: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> plan, seats
-
-
-def _profile(data: dict[str, Any]) -> dict[str, Any]:
-    name = data.get("name") or {}
-    emails = data.get("emails") or []
-    primary = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
-    email = primary["value"] if primary else data["userName"]
-    given = name.get("givenName") or (data.get("displayName") or "").split(" ")[0]
-    enterprise = data.get(ENTERPRISE) or {}
-    return {
-        "email": email.lower(),
-        "first": given,
-        "middle": name.get("middleName"),
-        "last": name.get("familyName"),
-        "department": enterprise.get("department"),
-        "title": data.get("title"),
-    }
-
-
-def _complete(data: dict[str, Any]) -> bool:
-    return all(data.get(k) for k in ("name", "legal_name", "contact", "office_address"))
-
-
-@dataclass
-class Oracle:
-    policy: Policy = field(default_factory=Policy)
-    users: dict[tuple[str, str], User] = field(default_factory=dict)
-    companies: dict[str, Company] = field(default_factory=dict)
-    live: dict[str, Counter[Meeting]] = field(default_factory=dict)  # organiser -> meetings
-    cancelled: dict[str, Counter[Meeting]] = field(default_factory=dict)
-    seen: set[tuple[str, str]] = field(default_factory=set)
-
-    def fold(self, events: Iterable[dict[str, Any]]) -> Oracle:
-        for event in events:
-            key = (event["source"], event["id"])
-            if key in self.seen:
-                continue  # an id seen before is acknowledged and ignored
-            self.seen.add(key)
-            kind: str = event["type"]
-            if kind.startswith("hr.user."):
-                self._hr(kind.removeprefix("hr.user."), event["data"])
-            elif kind.startswith("crm."):
-                self._crm(kind, event["subject"], event["data"])
-        return self
-
-    def _hr(self, kind: str, data: dict[str, Any]) -> None:
-        profile = _profile(data)
-        employee = (data.get(ENTERPRISE) or {}).get("employeeNumber") or data["externalId"]
-        key = (data["tenant"], employee)
-        known = self.users.get(key)
-        wanted = self.policy.apps(profile["department"], profile["title"])
-        if kind in ("joined", "updated"):
-            if known is None:
-                if kind == "updated" and not data.get("active", True):
-                    return
-                self.users[key] = User(data["tenant"], status="active", apps=wanted, **profile)
-                return
-            if known.status == "left" and kind == "updated":
-                return
-            if known.status == "left":
-                known.status = "active"  # rehire: the same UCaaS user
-            for name in ("first", "middle", "last", "department", "title"):
-                setattr(known, name, profile[name])  # the e-mail cannot change
-            known.apps = wanted
-        elif known is None:
-            return
-        elif kind == "leave_started" and known.status == "active":
-            known.status = "on_leave"
-        elif kind == "leave_ended" and known.status == "on_leave":
-            known.status = "active"
-        elif kind == "left" and known.status != "left":
-            known.status, known.apps = "left", frozenset()
-
-    def _crm(self, kind: str, subject: str, data: dict[str, Any]) -> None:
-        company = self.companies.setdefault(data.get("company_id") or subject, Company())
-        if kind == "crm.subscription.purchased":
-            company.purchases.setdefault(data["purchase_id"], (data["plan"], int(data["seats"])))
-        elif kind == "crm.company.closed":
-            company.closed = True
-        elif company.created:
-            company.name = data.get("name") or company.name
-        elif kind == "crm.company.created" or _complete(data):
-            company.created, company.name = True, data["name"]
-
-    def calendar(self, organiser: str, versions: Sequence[dict[str, Meeting]]) -> Oracle:
-        """A feed's versions, each applied in turn: the last one's meetings live, one
-        cancelled meeting for each time an occurrence left the feed."""
-        live = self.live.setdefault(organiser.lower(), Counter())
-        cancelled = self.cancelled.setdefault(organiser.lower(), Counter())
-        for before, after in itertools.pairwise(versions):
-            cancelled.update(meeting for key, meeting in before.items() if key not in after)
-        live.update(versions[-1].values() if versions else ())
-        return self
+__all__ = ["Company", "Comparison", "Meeting", "Oracle", "Policy", "Rule", "User", "compare"]
 
 
 # -- the sandbox against it --------------------------------------------------------------------
@@ -197,7 +49,7 @@ def compare(want: Oracle, state: dict[str, Any]) -> Comparison:
     out.problems += [f"customer {code}: {n} in UCaaS" for code, n in by_code.items() if n > 1]
     code_of = {c["customer_id"]: c["customer_code"] for c in customers}
     found = {c["customer_code"]: c for c in customers}
-    wanted = {code: c for code, c in want.companies.items() if c.created}
+    wanted = want.created()
     for code in sorted(set(found) - set(wanted)):
         out.problems.append(f"customer {code}: in UCaaS, never asked for")
     subscriptions: dict[str, Counter[tuple[str, int]]] = {}
