@@ -334,7 +334,24 @@ async def test_no_token_no_secrets_no_internal_fetches(
         for name, spellings in secrets.items():
             for spelling in spellings:
                 assert spelling not in text, f"the {name} is in the {where} ({spelling[:4]}...)"
-    assert "401" in outputs["log"] or "auth" in outputs["log"].lower()  # the 401 path ran
+    # The refused tenant login ran and was logged, so the log searched above holds it: the
+    # login's 401 (the client's call line, logged at DEBUG) and the command parked for it.
+    logged = log_events(outputs["log"])
+    refused_logins = {
+        e.get("entity")
+        for e in logged
+        if e.get("logger") == "ucaas_sync.ucaas"
+        and str(e.get("event")).startswith("ucaas POST /login -> 401 ")
+    }
+    assert refused_logins, "no refused login in the log"
+    assert all(str(entity).startswith("user:CRM-SEC-2:") for entity in refused_logins)
+    parked_for_401 = {
+        e.get("entity")
+        for e in logged
+        if e.get("logger") == "ucaas_sync.dispatcher"
+        and " parked: 4010 POST /login: HTTP 401 " in str(e.get("event"))
+    }
+    assert parked_for_401 and parked_for_401 <= refused_logins, (parked_for_401, refused_logins)
     dead = scalar_dead(database)
     assert run.stop() == 0, run.tail()
     print(
@@ -343,8 +360,20 @@ async def test_no_token_no_secrets_no_internal_fetches(
         f"{sum(len(s) for s in secrets.values())} spellings of {len(secrets)} secrets "
         f"(incl. {len(passwords)} captured) absent from {len(outputs)} outputs "
         f"({sum(len(t) for t in outputs.values()):,} characters); {dead} dead commands; "
-        f"{len(INTERNAL)} internal feed URLs refused, canary requests: 0"
+        f"{len(INTERNAL)} internal feed URLs refused, canary requests: 0; "
+        f"{len(refused_logins)} refused tenant logins logged, {len(parked_for_401)} parked"
     )
+
+
+def log_events(text: str) -> list[dict[str, Any]]:
+    """The JSON log's lines, parsed (anything else on the stream is passed over)."""
+    found = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                found.append(event)
+    return found
 
 
 def scalar_dead(database: str) -> int:

@@ -1,10 +1,12 @@
-"""A local iCalendar feed for end-to-end tests, and iCalendar text to serve from it.
+"""Local iCalendar feeds for integration and end-to-end tests, and iCalendar text to serve.
 
-`FeedServer` serves one body over real HTTP on a loopback port with the validators a
-calendar host sends (a strong ETag and a Last-Modified), answers conditional requests
-(If-None-Match, else If-Modified-Since) with 304, and counts what it saw: requests,
-conditional ones, 304s, statuses. It can be made to fail (any status, an HTML page, a
-truncated file) and to hold requests until released (a fetch caught in flight).
+`FeedServer` serves feeds over real HTTP on a loopback port, one body per path (the
+`path` it is made with is the default one), with the validators a calendar host sends (a
+strong ETag and a Last-Modified), answers conditional requests (If-None-Match, else
+If-Modified-Since) with 304, and records what it saw: each request's path, validators and
+answer. A feed can be published without validators (a host that sends none), made to fail
+(any status, an HTML page, a truncated file), and requests held until released (a fetch
+caught in flight). A path nothing was published at answers 404.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Seen:
         return bool(self.if_none_match or self.if_modified_since)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Answer:
     status: int
     body: bytes
@@ -45,16 +47,26 @@ class _Answer:
     validators: bool  # ETag and Last-Modified, and 304s
 
 
+NOT_FOUND = _Answer(404, b"", "text/plain", False)
+
+
+@dataclass
+class _Feed:
+    """What one path answers now, and its last published version with its validators."""
+
+    answer: _Answer = NOT_FOUND
+    published: _Answer | None = None
+    etag: str | None = None
+    last_modified: datetime | None = None
+
+
 @dataclass
 class FeedServer:
-    """One feed at `url`, served from a thread of its own."""
+    """Feeds at `url` (the default `path`) and `url_of(path)`, served from a thread."""
 
     path: str = "/calendar.ics"
     seen: list[Seen] = field(default_factory=list)
-    _answer: _Answer = field(default_factory=lambda: _Answer(404, b"", "text/plain", False))
-    _published: _Answer | None = None
-    _etag: str | None = None
-    _last_modified: datetime | None = None
+    _feeds: dict[str, _Feed] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _open: threading.Event = field(default_factory=threading.Event)
     _held: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
@@ -68,7 +80,16 @@ class FeedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_port}{self.path}"
+        return self.url_of(self.path)
+
+    def url_of(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http.server_port}{path}"
+
+    @property
+    def _etag(self) -> str | None:
+        """The default feed's current ETag (the chaos harness compares it with the DB's)."""
+        with self._lock:
+            return self._feed(self.path).etag
 
     def close(self) -> None:
         self._open.set()
@@ -77,27 +98,40 @@ class FeedServer:
         self.thread.join(timeout=5)
 
     # -- what it serves --------------------------------------------------------------------
-    def publish(self, body: bytes) -> None:
-        """A new version of the feed: a new ETag and a later Last-Modified."""
+    def publish(self, body: bytes, *, path: str | None = None, validators: bool = True) -> str:
+        """A new version of the feed at `path` (default: the server's): a new ETag and a
+        later Last-Modified, sent only with `validators`. Returns the feed's URL."""
+        path = path or self.path
         with self._lock:
+            feed = self._feed(path)
             stamp = datetime.now(UTC).replace(microsecond=0)
-            if self._last_modified is not None and stamp <= self._last_modified:
-                stamp = self._last_modified + timedelta(seconds=1)
-            self._last_modified = stamp
-            self._etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-            self._published = _Answer(200, body, CALENDAR, True)
-            self._answer = self._published
+            if feed.last_modified is not None and stamp <= feed.last_modified:
+                stamp = feed.last_modified + timedelta(seconds=1)
+            feed.last_modified = stamp
+            feed.etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            feed.published = _Answer(200, body, CALENDAR, validators)
+            feed.answer = feed.published
+        return self.url_of(path)
 
-    def fail(self, status: int = 200, body: bytes = b"", content_type: str = CALENDAR) -> None:
-        """Answer this instead (no validators, never 304) until `restore` or `publish`."""
+    def fail(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str = CALENDAR,
+        *,
+        path: str | None = None,
+    ) -> None:
+        """Answer this at `path` instead (no validators, never 304) until `restore` or
+        `publish`."""
         with self._lock:
-            self._answer = _Answer(status, body, content_type, False)
+            self._feed(path or self.path).answer = _Answer(status, body, content_type, False)
 
-    def restore(self) -> None:
+    def restore(self, path: str | None = None) -> None:
         """Serve the last published version again."""
         with self._lock:
-            assert self._published is not None
-            self._answer = self._published
+            feed = self._feed(path or self.path)
+            assert feed.published is not None
+            feed.answer = feed.published
 
     def hold(self) -> None:
         """Requests from now on wait (each is counted in `held`) until `release`."""
@@ -131,17 +165,21 @@ class FeedServer:
             assert time.monotonic() < deadline, f"{self.requests()} requests, {at_least} awaited"
             time.sleep(0.02)
 
+    def _feed(self, path: str) -> _Feed:
+        return self._feeds.setdefault(path, _Feed())
+
     def _answer_for(self, path: str, headers: Any) -> tuple[_Answer, dict[str, str], int]:
         with self._lock:
-            answer = self._answer if path == self.path else _Answer(404, b"", "text/plain", False)
+            feed = self._feeds.get(path, _Feed())
+            answer = feed.answer
             extra: dict[str, str] = {}
             status = answer.status
-            if answer.validators and self._etag and self._last_modified:
+            if answer.validators and feed.etag and feed.last_modified:
                 extra = {
-                    "ETag": self._etag,
-                    "Last-Modified": format_datetime(self._last_modified, usegmt=True),
+                    "ETag": feed.etag,
+                    "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
                 }
-                if _not_modified(headers, self._etag, self._last_modified):
+                if _not_modified(headers, feed.etag, feed.last_modified):
                     status = 304
             self.seen.append(
                 Seen(

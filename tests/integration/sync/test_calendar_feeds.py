@@ -1,7 +1,11 @@
 """Calendar feeds on SQLite and PostgreSQL: the registry (feeds file, register and remove,
-leased claims, failure backoff) and the poller end to end without the UCaaS API (a real
-FeedFetcher over an httpx.MockTransport standing in for the calendar hosts), and intake
+leased claims, failure backoff) and the poller end to end without the UCaaS API, and intake
 of calendar.feed.registered / calendar.feed.removed CloudEvents.
+
+The poller fetches with its own FeedFetcher (built from its settings, loopback allowed)
+over real HTTP from a local calendar host (tests/support/feeds.py): one feed per path, with
+an ETag and Last-Modified and 304s unless published without them, failures on demand, and
+every request recorded.
 
 The clock is fixed (the poller's, the registry's and intake's `utcnow`), so the fixtures'
 October 2026 dates are always ahead.
@@ -10,22 +14,18 @@ October 2026 dates are always ahead.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.calendar.fetch import FeedFetcher, FetchLimits
 from connectors.events.cloudevents import Envelope, Record, parse
 from service import intake as intake_module
 from service.calendar import poller as poller_module
@@ -39,10 +39,11 @@ from service.intake import Intake
 from service.outbox.store import OUTBOX, OutboxStore
 from service.outbox.unit_of_work import INBOX
 from service.translate.policy import LicencePolicy
+from tests.support.feeds import CALENDAR, FeedServer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ics"
 START = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
-HOST = "https://calendar.example.com"
+HOST = "https://calendar.example.com"  # for the registry's tests, which never fetch
 ORGANIZER = "lena.fischer@team.example"
 _ids = itertools.count(1)
 
@@ -74,53 +75,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fixed
 
 
-# --- calendar hosts behind a MockTransport ------------------------------------------------
-
-
-@dataclass
-class Served:
-    body: bytes = b""
-    status: int = 200
-    content_type: str = "text/calendar; charset=utf-8"
-    validators: bool = True  # an ETag and Last-Modified, and 304 for a match
-
-
-@dataclass
-class Hosts:
-    """What each feed URL answers; every request is recorded."""
-
-    feeds: dict[str, Served] = field(default_factory=dict)
-    requests: list[httpx.Request] = field(default_factory=list)
-
-    def serve(self, path: str, body: bytes, **options: Any) -> str:
-        self.feeds[f"{HOST}{path}"] = Served(body, **options)
-        return f"{HOST}{path}"
-
-    def answer(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        served = self.feeds.get(str(request.url))
-        if served is None:
-            return httpx.Response(404)
-        if served.status != 200:
-            return httpx.Response(served.status, content=b"<h1>Server error</h1>")
-        headers = {"Content-Type": served.content_type}
-        if served.validators:
-            etag = '"' + hashlib.sha256(served.body).hexdigest()[:16] + '"'
-            headers |= {
-                "ETag": etag,
-                "Last-Modified": format_datetime(datetime(2026, 9, 30, tzinfo=UTC), usegmt=True),
-            }
-            if request.headers.get("If-None-Match") == etag:
-                return httpx.Response(304, headers={"ETag": etag})
-        return httpx.Response(200, content=served.body, headers=headers)
-
-    def conditional(self) -> list[bool]:
-        return ["if-none-match" in r.headers for r in self.requests]
+# --- a calendar host on loopback ----------------------------------------------------------
 
 
 @pytest.fixture
-def hosts() -> Hosts:
-    return Hosts()
+def feed_host() -> Iterator[FeedServer]:
+    server = FeedServer()
+    yield server
+    server.close()
 
 
 SETTINGS = CalendarSettings(
@@ -139,11 +101,10 @@ async def engine(store: OutboxStore) -> AsyncEngine:
 
 
 @pytest.fixture
-async def poller(engine: AsyncEngine, hosts: Hosts, clock: Clock) -> AsyncIterator[FeedPoller]:
-    # allow_private: no DNS for the made-up host behind the MockTransport
-    limits = FetchLimits(allow_private=True)
-    fetcher = FeedFetcher(limits, transport=httpx.MockTransport(hosts.answer))
-    polling = FeedPoller(FeedRegistry(engine), SETTINGS, fetcher)
+async def poller(engine: AsyncEngine, clock: Clock) -> AsyncIterator[FeedPoller]:
+    # its own fetcher, as the service builds it: allow_private_addresses lets it reach
+    # the calendar host on loopback
+    polling = FeedPoller(FeedRegistry(engine), SETTINGS)
     yield polling
     await polling.aclose()
 
@@ -406,14 +367,23 @@ async def test_failures_back_off_and_success_resets(engine: AsyncEngine, clock: 
 # --- the poller ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Served:
+    """What the calendar host answers instead of the feed."""
+
+    status: int
+    body: bytes
+    content_type: str = CALENDAR
+
+
 async def register(engine: AsyncEngine, *feeds: Feed) -> None:
     await FeedRegistry(engine).register_all(list(feeds), source="config")
 
 
 async def test_first_poll_schedules_and_saves_the_state(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
-    await register(engine, team_feed(hosts.serve("/team.ics", ics("team_v1.ics"))))
+    await register(engine, team_feed(feed_host.publish(ics("team_v1.ics"), path="/team.ics")))
     await poller.poll_all_now()
     assert await commands(engine) == [("schedule_meeting", key) for key in TEAM_V1]
     async with engine.connect() as conn:
@@ -434,30 +404,30 @@ async def test_first_poll_schedules_and_saves_the_state(
 
 
 async def test_unchanged_feed_queues_nothing(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
     """A host without validators sends the same body: parsed again, no change."""
-    url = hosts.serve("/team.ics", ics("team_v1.ics"), validators=False)
+    url = feed_host.publish(ics("team_v1.ics"), path="/team.ics", validators=False)
     await register(engine, team_feed(url))
     await poller.poll_all_now()
     before = await commands(engine)
     clock.advance(seconds=301)
     await poller.poll_all_now()
     assert await commands(engine) == before
-    assert len(hosts.requests) == 2
+    assert [r.status for r in feed_host.seen] == [200, 200]
     assert (await feed_row(engine)).last_status == "ok"
 
 
 async def test_not_modified_leaves_everything_as_it_was(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
-    await register(engine, team_feed(hosts.serve("/team.ics", ics("team_v1.ics"))))
+    await register(engine, team_feed(feed_host.publish(ics("team_v1.ics"), path="/team.ics")))
     await poller.poll_all_now()
     state = await feed_state(engine)
     etag = (await feed_row(engine)).etag
     clock.advance(seconds=301)
     await poller.poll_all_now()
-    assert hosts.conditional() == [False, True]
+    assert [(r.if_none_match, r.status) for r in feed_host.seen] == [(None, 200), (etag, 304)]
     assert poller.stats.fetches["unchanged"] == 1
     row = await feed_row(engine)
     assert (row.last_status, row.etag, row.occurrences) == ("unchanged", etag, 8)
@@ -467,12 +437,12 @@ async def test_not_modified_leaves_everything_as_it_was(
 
 
 async def test_a_changed_feed_updates_cancels_and_schedules(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
-    url = hosts.serve("/team.ics", ics("team_v1.ics"))
+    url = feed_host.publish(ics("team_v1.ics"), path="/team.ics")
     await register(engine, team_feed(url))
     await poller.poll_all_now()
-    hosts.serve("/team.ics", ics("team_v2.ics"))
+    feed_host.publish(ics("team_v2.ics"), path="/team.ics")
     clock.advance(seconds=301)
     await poller.poll_all_now()
     assert sorted((await commands(engine))[7:]) == TEAM_V1_TO_V2
@@ -485,34 +455,37 @@ async def test_a_changed_feed_updates_cancels_and_schedules(
 @pytest.mark.parametrize(
     ("served", "reason"),
     [
-        (Served(status=500), "HTTP 500 from calendar.example.com"),
         (
-            Served(ics("login_page.html"), content_type="text/html"),
+            Served(500, b"<h1>Server error</h1>", "text/html"),
+            "HTTP 500 from 127.0.0.1",  # the host, as the feed's URL names it
+        ),
+        (
+            Served(200, ics("login_page.html"), "text/html"),
             "not iCalendar: the body looks like HTML",
         ),
-        (Served(ics("truncated.ics")), "truncated: no END:VCALENDAR at the end"),
-        (Served(ics("invalid_date.ics")), "invalid dates or recurrence"),
-        (Served(ics("minutely.ics")), "RRULE FREQ=MINUTELY repeats too fast"),
+        (Served(200, ics("truncated.ics")), "truncated: no END:VCALENDAR at the end"),
+        (Served(200, ics("invalid_date.ics")), "invalid dates or recurrence"),
+        (Served(200, ics("minutely.ics")), "RRULE FREQ=MINUTELY repeats too fast"),
     ],
     ids=["http-500", "html", "truncated", "invalid-date", "minutely"],
 )
 async def test_a_failing_feed_cancels_nothing_and_recovers(
     engine: AsyncEngine,
     poller: FeedPoller,
-    hosts: Hosts,
+    feed_host: FeedServer,
     clock: Clock,
     served: Served,
     reason: str,
 ) -> None:
-    url = hosts.serve("/team.ics", ics("team_v1.ics"))
-    other = hosts.serve("/other.ics", ics("overrides_and_exceptions.ics"))
+    url = feed_host.publish(ics("team_v1.ics"), path="/team.ics")
+    other = feed_host.publish(ics("overrides_and_exceptions.ics"), path="/other.ics")
     await register(engine, team_feed(url), team_feed(other, feed_id="other-cal"))
     await poller.poll_all_now()
     queued = len(await commands(engine))
     state = await feed_state(engine)
 
-    hosts.feeds[url] = served
-    hosts.serve("/other.ics", ics("google_export.ics"))  # the other feed goes on
+    feed_host.fail(served.status, served.body, served.content_type, path="/team.ics")
+    feed_host.publish(ics("google_export.ics"), path="/other.ics")  # the other feed goes on
     clock.advance(seconds=301)
     await poller.poll_all_now()
     row = await feed_row(engine)
@@ -533,7 +506,7 @@ async def test_a_failing_feed_cancels_nothing_and_recovers(
     assert not any(e.startswith("team-cal:") for _, e in (await commands(engine))[queued:])
 
     # Recovered, with the next version: the diff is against the state saved before.
-    hosts.serve("/team.ics", ics("team_v2.ics"))
+    feed_host.publish(ics("team_v2.ics"), path="/team.ics")
     clock.now = as_utc((await feed_row(engine)).next_fetch_at) + timedelta(seconds=1)
     await poller.poll_all_now()
     row = await feed_row(engine)
@@ -543,7 +516,7 @@ async def test_a_failing_feed_cancels_nothing_and_recovers(
 
 
 async def test_a_feed_of_100000_events_fails_in_bounded_time(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
     one = "BEGIN:VEVENT\r\nUID:b{0}\r\nDTSTART:20261002T100000Z\r\nEND:VEVENT\r\n"
     body = (
@@ -552,7 +525,7 @@ async def test_a_feed_of_100000_events_fails_in_bounded_time(
         + "END:VCALENDAR\r\n"
     ).encode()
     assert len(body) < SETTINGS.max_bytes  # within the size cap: the count stops it
-    await register(engine, team_feed(hosts.serve("/bulk.ics", body)))
+    await register(engine, team_feed(feed_host.publish(body, path="/bulk.ics")))
     started = asyncio.get_running_loop().time()
     await poller.poll_all_now()
     assert asyncio.get_running_loop().time() - started < 5.0
@@ -565,13 +538,13 @@ async def test_a_feed_of_100000_events_fails_in_bounded_time(
 
 
 async def test_long_outlook_uids_fit_the_outbox(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
     """A 150-character feed id (the most an event may give) with Outlook's 112-character
     UIDs: the meeting keys still fit the outbox's columns (PostgreSQL enforces them)."""
     feed_id = "tenant-acme/users/lena.fischer@team.example/calendars/" + "p" * 96
     assert len(feed_id) == 150
-    url = hosts.serve("/outlook.ics", ics("outlook_windows_tz.ics"))
+    url = feed_host.publish(ics("outlook_windows_tz.ics"), path="/outlook.ics")
     await register(engine, team_feed(url, feed_id=feed_id))
     await poller.poll_all_now()
     row = await feed_row(engine, feed_id)
@@ -581,7 +554,7 @@ async def test_long_outlook_uids_fit_the_outbox(
     assert all(len(f"meeting:{entity}") <= 255 for _, entity in queued)
     assert len({entity for _, entity in queued}) == 7
     clock.advance(seconds=301)
-    hosts.feeds[url].validators = False
+    feed_host.publish(ics("outlook_windows_tz.ics"), path="/outlook.ics", validators=False)
     await poller.poll_all_now()  # the same keys again: no change
     assert len(await commands(engine)) == 7
 
@@ -607,9 +580,9 @@ def intake(engine: AsyncEngine) -> Intake:
 
 
 async def test_registered_then_removed_by_events(
-    engine: AsyncEngine, poller: FeedPoller, hosts: Hosts, clock: Clock, intake: Intake
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock, intake: Intake
 ) -> None:
-    url = hosts.serve("/lena.ics", ics("team_v1.ics"))
+    url = feed_host.publish(ics("team_v1.ics"), path="/lena.ics")
     [taken] = await intake.take(
         [
             feed_event(
@@ -657,7 +630,7 @@ async def test_registered_then_removed_by_events(
 
     clock.advance(hours=1)
     await poller.poll_all_now()  # a removed feed is not fetched any more
-    assert len(hosts.requests) == 1
+    assert len(feed_host.seen) == 1
     assert len(await commands(engine)) == 11
 
 
