@@ -4,13 +4,13 @@ acts), rate-limits with 429 + Retry-After and jitters; the `ucaas-sync run` proc
 SIGKILLed at random points and restarted, and sometimes kills itself right after a
 successful UCaaS write, before its commit (UCAAS_SYNC_CRASH_AFTER_CALLS).
 
-At the end UCaaS holds exactly what the events ask for, object by object (the oracle of
-service/expected_state.py folds the events without the translation code, tests/support/oracle.py compares): no customer,
-subscription, user, licence or meeting missing or duplicated, every status right; every
-event id is in the inbox once, every command done. The seed and the counts compared are
-printed; `--chaos-seed` replays a run, `--chaos-scale` makes it larger. The CI size
-(scale 1): about 1,500 events and 4 kills, one of them right after a UCaaS write; scale 5:
-about 7,500 events and 20 kills.
+At the end UCaaS holds exactly what the events ask for, object by object (service/
+expected_state.py folds the events without the translation code; tests/support/oracle.py
+compares): no customer, subscription, user, licence or meeting missing or duplicated,
+every status right; every event id is in the inbox once, every command done. The seed
+and the counts compared are printed; `--chaos-seed` replays a run, `--chaos-scale` makes
+it larger. The CI size (scale 1): about 1,500 events and 4 kills, one of them right after
+a UCaaS write; scale 5: about 7,500 events and 20 kills.
 """
 
 from __future__ import annotations
