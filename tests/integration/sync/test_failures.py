@@ -146,6 +146,43 @@ async def test_drop_gives_up_and_releases_followers(
     assert follower.hold_reason == "customer CRM-X is not created yet"
 
 
+async def test_a_dead_customer_holds_its_tenants_waiting_commands(
+    service: Service, sandbox: SandboxAdmin
+) -> None:
+    tenant = "CRM-DC"
+    sandbox.faults(error_rate=1.0, error_status=403, only=["POST /customers"])
+    await service.uow.accept(
+        c.event(),
+        [
+            c.create_customer(tenant),
+            c.create_subscription(tenant, seats=5),
+            c.create_user(tenant, "E1"),
+            c.assign(tenant, "E1"),
+        ],
+    )
+    await service.dispatcher.run_until_idle(idle_s=0.3, timeout_s=10)
+    dead, subscription, user, licence = await rows(service)
+    assert dead.status == "dead"
+    assert (subscription.status, subscription.hold_reason) == ("held", f"blocked by #{dead.id}")
+    # not waiting for a customer no one will make until an operator acts: held behind it
+    assert (user.status, user.hold_reason) == ("held", f"blocked by #{dead.id}")
+    assert (licence.status, licence.hold_reason) == ("held", f"blocked by #{dead.id}")
+    assert licence.attempts == 0
+    # one accepted later waits once, then is held behind the same command
+    await service.uow.accept(c.event(), [c.create_user(tenant, "E2")])
+    await service.dispatcher.run_until_idle(idle_s=0.3, timeout_s=10)
+    late = (await rows(service))[-1]
+    assert (late.status, late.hold_reason) == ("held", f"blocked by #{dead.id}")
+    assert late.attempts <= 1
+
+    sandbox.faults(error_rate=0.0)
+    assert await service.store.retry(dead.id)
+    await service.dispatcher.run_until_idle(idle_s=0.3)
+    assert await service.store.counts() == {"done": 5}
+    made = {u["email"] for u in sandbox.state()["users"]}
+    assert {c.email_of(tenant, "E1"), c.email_of(tenant, "E2")} <= made
+
+
 async def test_missing_prerequisites_wait_then_proceed(
     service: Service, sandbox: SandboxAdmin
 ) -> None:
