@@ -90,6 +90,15 @@ async def dispatch_run(
         elapsed = time.perf_counter() - started
         counts = await service.store.counts()
         calls = control.calls_total()
+        async with service.engine.connect() as conn:
+            # why a command is not done at the end, when one is not: the figure says it
+            not_done = (
+                await conn.execute(
+                    sa.select(OUTBOX.c.status, OUTBOX.c.last_error, sa.func.count())
+                    .where(OUTBOX.c.status != "done")
+                    .group_by(OUTBOX.c.status, OUTBOX.c.last_error)
+                )
+            ).all()
     finally:
         await service.aclose()
     done = counts.get("done", 0) - len(setup)
@@ -99,6 +108,10 @@ async def dispatch_run(
         "seconds": round(elapsed, 2),
         "commands_per_s": round(done / elapsed, 1),
         "calls_per_command": round((calls - calls_before) / max(done, 1), 3),
+        "not_done": [
+            {"status": status, "last_error": (error or "")[:160], "count": n}
+            for status, error, n in not_done
+        ],
     }
 
 
