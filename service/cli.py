@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +25,7 @@ from service.entrypoints.asyncapi import as_json, as_yaml
 from service.local_broker import LocalBroker, with_dead_letters
 from service.logs import configure as configure_logging
 from service.outbox import db
+from service.outbox.prune import PruneReport, prune
 from service.outbox.store import OutboxStore
 from service.plan import PlanError, plan_calendar, plan_event, read
 from service.reconcile_cli import reconcile_command
@@ -33,7 +34,7 @@ from service.translate.policy import LicencePolicy, PolicyError
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema and history.")
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
 app.command("status")(status)
@@ -75,6 +76,50 @@ def db_upgrade(revision: str = "head") -> None:
     settings = Settings()
     db.upgrade(settings.database_url, revision)
     typer.echo(f"database at revision {db.current_revision(settings.database_url)}")
+
+
+@db_app.command("prune")
+def db_prune(
+    older_than_days: Annotated[
+        int, typer.Option("--older-than-days", min=1, help="keep what finished since then")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count, delete nothing")] = False,
+    batch: Annotated[int, typer.Option(min=1, help="rows deleted per transaction")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+) -> None:
+    """Delete old finished commands with their UCaaS calls, and old dead letters.
+
+    Done and dropped commands finished before the cut-off go; open and dead commands, the
+    mappings and the inbox stay. Runs beside a running service: a short transaction per
+    batch."""
+    report = uvloop.run(_prune(timedelta(days=older_than_days), dry_run=dry_run, batch=batch))
+    before = f"{report.before:%Y-%m-%dT%H:%M:%SZ}"
+    if as_json:
+        document = {
+            "dry_run": dry_run,
+            "before": before,
+            "commands": report.commands,
+            "calls": report.calls,
+            "dead_letters": report.dead_letters,
+        }
+        typer.echo(orjson.dumps(document).decode())
+        return
+    typer.echo(
+        f"{'would prune' if dry_run else 'pruned'} {report.commands:,} commands, "
+        f"{report.calls:,} UCaaS calls and {report.dead_letters:,} dead letters "
+        f"finished before {before}"
+    )
+
+
+async def _prune(older_than: timedelta, *, dry_run: bool, batch: int) -> PruneReport:
+    settings = Settings()
+    if settings.is_sqlite:
+        await asyncio.to_thread(db.upgrade, settings.database_url)
+    engine = db.make_engine(settings.database_url, pool_size=2)
+    try:
+        return await prune(engine, older_than, dry_run=dry_run, batch=batch)
+    finally:
+        await engine.dispose()
 
 
 def _logging(settings: Settings | None = None) -> None:
