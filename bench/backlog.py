@@ -44,7 +44,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.support import CpuMeter, SandboxControl, percentile
+from bench.support import CpuMeter, SandboxControl, percentile, setup_done
 from service.bootstrap import bootstrap
 from service.config import DispatcherSettings, Settings
 from service.credentials import new_key
@@ -111,14 +111,7 @@ async def prepare(url: str, sandbox: LocalSandbox, key: str, size: int) -> float
             for cmd in (c.create_customer(f"T{n}"), c.create_subscription(f"T{n}", seats=seats))
         ]
         await service.uow.accept(event(), setup)
-        # A subscription accepted with its customer waits for it, and is woken when the
-        # customer is made; an idle dispatcher does not count waiting rows as work.
-        for _ in range(50):
-            await service.dispatcher.run_until_idle(idle_s=0.1)
-            if await service.store.counts() == {"done": len(setup)}:
-                break
-        else:
-            raise SystemExit(f"setup did not finish: {await service.store.counts()}")
+        await setup_done(service, len(setup))
         started = time.perf_counter()
         naive_now = utcnow().replace(tzinfo=None)  # stored as naive UTC (tables.UtcDateTime)
         async with service.engine.begin() as conn:

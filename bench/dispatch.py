@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench.support import SandboxControl, database
+from bench.support import SandboxControl, database, setup_done
 from connectors.ucaas.transport import AiohttpTransport
 from service.bootstrap import bootstrap
 from service.config import DispatcherSettings, Settings
@@ -76,7 +76,7 @@ async def dispatch_run(
             for cmd in (c.create_customer(t), c.create_subscription(t, seats=employees))
         ]
         await service.uow.accept(event(), setup)
-        await service.dispatcher.run_until_idle(idle_s=0.1)
+        await setup_done(service, len(setup))
         control.latency(latency_ms)
         calls_before = control.calls_total()
         batch = []
@@ -92,11 +92,10 @@ async def dispatch_run(
         calls = control.calls_total()
         async with service.engine.connect() as conn:
             # why a command is not done at the end, when one is not: the figure says it
+            why = (OUTBOX.c.status, OUTBOX.c.hold_reason, OUTBOX.c.last_error)
             not_done = (
                 await conn.execute(
-                    sa.select(OUTBOX.c.status, OUTBOX.c.last_error, sa.func.count())
-                    .where(OUTBOX.c.status != "done")
-                    .group_by(OUTBOX.c.status, OUTBOX.c.last_error)
+                    sa.select(*why, sa.func.count()).where(OUTBOX.c.status != "done").group_by(*why)
                 )
             ).all()
     finally:
@@ -109,8 +108,8 @@ async def dispatch_run(
         "commands_per_s": round(done / elapsed, 1),
         "calls_per_command": round((calls - calls_before) / max(done, 1), 3),
         "not_done": [
-            {"status": status, "last_error": (error or "")[:160], "count": n}
-            for status, error, n in not_done
+            {"status": status, "reason": (reason or error or "")[:160], "count": n}
+            for status, reason, error, n in not_done
         ],
     }
 
