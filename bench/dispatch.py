@@ -7,7 +7,8 @@
    command, and the sandbox's own capacity for the same calls measured in the same run
    (the same POST /users + PATCH licence pairs from a concurrent load with no outbox).
 2. Claim cost on PostgreSQL: the median time of one claim (64 rows) with 10,000 and with
-   1,000,000 pending rows.
+   1,000,000 pending rows, and with 1,000,000 of which 10,000 or 100,000 are due but queued
+   behind a waiting command of their entity (each claim steps over them).
 
     .venv/bin/python bench/dispatch.py [--employees 2000] [--workers 64]
                                        [--database sqlite|postgres]
@@ -178,8 +179,10 @@ async def sandbox_capacity(
         return calls / (time.perf_counter() - started)
 
 
-async def claim_cost(pending: int, samples: int = 15) -> float:
-    """Median ms of one claim of 64 rows with `pending` runnable rows on PostgreSQL."""
+async def claim_cost(pending: int, samples: int = 15, behind_waiting: int = 0) -> float:
+    """Median ms of one claim of 64 rows with `pending` rows on PostgreSQL, of which
+    `behind_waiting` are due but queued behind a command of their entity that waits (each
+    such entity: a waiting head re-checked in an hour and one due follower)."""
     with fresh_postgres() as url:
         await asyncio.to_thread(db.upgrade, url)
         engine = db.make_engine(url)
@@ -192,8 +195,22 @@ async def claim_cost(pending: int, samples: int = 15) -> float:
                     " SELECT 'user:T:' || (g - (g % 10 = 1)::int), 'create_user', 'T', '{}',"
                     " 'pending', 0, false, now(), now(), now() FROM generate_series(1, :n) g"
                 ),
-                {"n": pending},
+                {"n": pending - 2 * behind_waiting},
             )
+            for status, kind, due_in_s in (
+                ("waiting", "create_user", 3600),
+                ("pending", "assign_licence", -86400),
+            ):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO outbox (entity, kind, tenant, payload, status, attempts,"
+                        " in_doubt, next_attempt_at, created_at, updated_at)"
+                        " SELECT 'user:W:' || g, :kind, 'W', '{}', :status, 0, false,"
+                        " now() + :due * interval '1 second', now() - interval '1 day', now()"
+                        " FROM generate_series(1, :n) g"
+                    ),
+                    {"n": behind_waiting, "kind": kind, "status": status, "due": due_in_s},
+                )
             await conn.execute(sa.text("ANALYZE outbox"))
         store = OutboxStore(engine)
         timings = []
@@ -202,6 +219,7 @@ async def claim_cost(pending: int, samples: int = 15) -> float:
             claimed = await store.claim("bench", 64, 60)
             timings.append((time.perf_counter() - started) * 1000)
             assert len(claimed) == 64
+            assert not any(c.entity.startswith("user:W:") for c in claimed)
         async with engine.connect() as conn:
             total = await conn.scalar(sa.select(sa.func.count()).select_from(OUTBOX))
         await engine.dispose()
@@ -237,6 +255,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if postgres_problem() is None and not args.skip_claims:
         figures["claim_ms_10k_pending"] = await claim_cost(10_000)
         figures["claim_ms_1m_pending"] = await claim_cost(1_000_000)
+        for behind in (10_000, 100_000):
+            figures[f"claim_ms_1m_pending_{behind // 1000}k_behind_waiting"] = await claim_cost(
+                1_000_000, behind_waiting=behind
+            )
     else:
         figures["claim_cost"] = postgres_problem() or "skipped"
     return figures
