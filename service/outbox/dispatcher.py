@@ -117,8 +117,10 @@ class Dispatcher:
         self._wake.set()
 
     async def run_until_idle(self, idle_s: float = 0.3, timeout_s: float = 60.0) -> None:
-        """Run until no command is pending or in flight for `idle_s` (tests, one-shot
-        drains). Waiting, held and dead commands do not keep it running."""
+        """Run until no command is pending, in flight or due for `idle_s` (tests, one-shot
+        drains). Held and dead commands, and those waiting for a later re-check, do not keep
+        it running; a waiting command woken by a prerequisite's success does (without it a
+        subscription woken by its customer could be left undone)."""
         task = asyncio.create_task(self.run())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -127,7 +129,8 @@ class Dispatcher:
             while loop.time() < deadline:
                 await asyncio.sleep(0.05)
                 counts = await self.store.counts()
-                if self._running or counts.get("pending") or counts.get("in_flight"):
+                busy = counts.get("pending") or counts.get("in_flight")
+                if self._running or busy or await self.store.due():
                     quiet_since = loop.time()
                 elif loop.time() - quiet_since >= idle_s:
                     return

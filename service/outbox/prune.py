@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.outbox.store import BLOCKED, CALLS, OUTBOX, table_of
+from service.outbox.holds import BLOCKED
+from service.outbox.store import CALLS, OUTBOX, table_of
 from service.outbox.tables import TERMINAL, DeadLetterRow, Status, utcnow
 
 DEAD_LETTERS = table_of(DeadLetterRow)

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
 from service.credentials import CredentialVault
-from service.domain.commands import APPROVAL, DENIED, Kind
+from service.domain.commands import APPROVAL, DENIED
+from service.outbox import holds
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
 from service.outbox.tables import (
     RUNNABLE,
@@ -44,7 +45,6 @@ OUTBOX = table_of(OutboxRow)
 MAPPING = table_of(IdMapping)
 CALLS = table_of(CallLog)
 LOGINS = table_of(TenantCredential)
-BLOCKED = "blocked by #{}"
 # Mappings this process keeps copies of. Customers and users are added, and replaced only
 # after their UCaaS object vanished (reconcile forgets the mapping and queues a create, in
 # this or another process). So a copy can only point at an object that is gone: creates
@@ -245,12 +245,14 @@ class OutboxStore:
                 await self._wake_waiting(conn, tenants, now)
             for claim, outcome, _ in mine:
                 if isinstance(outcome, Dead):
-                    await self._block_followers(conn, claim.entity, claim.id, now)
+                    await holds.block_followers(conn, claim.entity, claim.id, now)
+            later = [(c.entity, c.id) for c, o, _ in mine if isinstance(o, Wait | Retry)]
+            await holds.queue_behind(conn, later, now)
             waiting = {c.tenant for c, o, _ in mine if c.tenant and isinstance(o, Dead | Wait)}
             if waiting:
-                await self._hold_behind_dead_customers(conn, waiting, now)
+                await holds.hold_behind_dead_customers(conn, self.dialect, waiting, now)
             if done:
-                await self._release_held(conn, [claim.id for claim, _ in done], now)
+                await holds.release_held(conn, self.dialect, [c.id for c, _ in done], now)
             await self._log_calls(conn, mine)
         for _, outcome in done:
             for m in outcome.mappings:
@@ -258,12 +260,7 @@ class OutboxStore:
         return [claim.id in owned for claim, _, _ in items]
 
     def _among(self, column: Any, values: Sequence[Any], item: Any) -> Any:
-        """`column IN (values)`; on PostgreSQL `= ANY(array)`: one statement text whatever
-        the count, where IN lists of each length are one more statement for asyncpg to
-        prepare (its statement cache thrashed with group commits of 1..256 outcomes)."""
-        if self.dialect == "postgresql":
-            return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(item)))
-        return column.in_(values)
+        return holds.among(self.dialect, column, values, item)
 
     async def _owned(self, conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
         """Which of these rows are still in flight under their claim's lease."""
@@ -312,61 +309,6 @@ class OutboxStore:
                 OUTBOX.c.next_attempt_at > now,
             )
             .values(next_attempt_at=now)
-        )
-
-    async def _block_followers(
-        self, conn: AsyncConnection, entity: str, dead_id: int, now: datetime
-    ) -> None:
-        await conn.execute(
-            OUTBOX.update()
-            .where(OUTBOX.c.entity == entity, OUTBOX.c.id > dead_id, OUTBOX.c.status.in_(RUNNABLE))
-            .values(status=Status.HELD.value, hold_reason=BLOCKED.format(dead_id), updated_at=now)
-        )
-
-    async def _hold_behind_dead_customers(
-        self, conn: AsyncConnection, tenants: set[str], now: datetime
-    ) -> None:
-        """A tenant whose create_customer is dead gets no customer until an operator acts:
-        its waiting commands, and those queued behind them, are held behind that command as
-        its own followers are, and run again when it is retried and done, or dropped
-        (`dead retry|drop`). Checked when one of the tenant's commands dies or waits: dead
-        rows are few (ix_outbox_status)."""
-        dead = await conn.execute(
-            sa.select(OUTBOX.c.tenant, sa.func.min(OUTBOX.c.id))
-            .where(
-                OUTBOX.c.status == Status.DEAD.value,
-                OUTBOX.c.kind == Kind.CREATE_CUSTOMER.value,
-                self._among(OUTBOX.c.tenant, sorted(tenants), sa.String),
-            )
-            .group_by(OUTBOX.c.tenant)
-        )
-        for tenant, dead_id in dead.all():
-            waiting = sa.select(OUTBOX.c.entity).where(
-                OUTBOX.c.status == Status.WAITING.value, OUTBOX.c.tenant == tenant
-            )
-            await conn.execute(
-                OUTBOX.update()
-                # the waiting rows and the rows queued behind them in their entities
-                .where(OUTBOX.c.status.in_(RUNNABLE), OUTBOX.c.entity.in_(waiting))
-                .values(
-                    status=Status.HELD.value, hold_reason=BLOCKED.format(dead_id), updated_at=now
-                )
-            )
-
-    async def _release_held(
-        self, conn: AsyncConnection, done_ids: Sequence[int], now: datetime
-    ) -> None:
-        """Rows queued held behind a command (reconcile holds a tenant's repairs behind the
-        customer's reactivation) run once it is done. One statement per batch, on the
-        status index: held rows are few."""
-        await conn.execute(
-            OUTBOX.update()
-            .where(
-                OUTBOX.c.status == Status.HELD.value,
-                self._among(OUTBOX.c.hold_reason, [BLOCKED.format(i) for i in done_ids], sa.String),
-            )
-            # next_attempt_at stays: a follower may be effective-dated
-            .values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
         )
 
     async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
@@ -467,18 +409,10 @@ class OutboxStore:
             )
             if entity is None:
                 return False
-            release = OUTBOX.update().where(
-                OUTBOX.c.status == Status.HELD.value,
-                OUTBOX.c.hold_reason == BLOCKED.format(command_id),
-            )
-            if to_status != Status.DROPPED.value:
-                # Its entity's followers stay behind it anyway (FIFO); rows of other
-                # entities held behind it wait until it is done (_release_held).
-                release = release.where(OUTBOX.c.entity == entity)
-            # next_attempt_at stays: a follower may be effective-dated
-            await conn.execute(
-                release.values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
-            )
+            if to_status == Status.DROPPED.value:
+                await holds.release_held(conn, self.dialect, [command_id], now)
+            else:
+                await holds.requeue_behind(conn, command_id, entity, now)
         return True
 
     # -- reads ----------------------------------------------------------------------------
@@ -550,6 +484,16 @@ class OutboxStore:
                 )
             ).all()
         return {str(status): int(count) for status, count in rows}
+
+    async def due(self) -> int:
+        """Rows a claim would look at now: pending or waiting, and due (ix_outbox_due)."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(sa.func.count()).where(
+                    OUTBOX.c.status.in_(_RUNNABLE_LITERALS), OUTBOX.c.next_attempt_at <= utcnow()
+                )
+            )
+        return int(found or 0)
 
     async def rows(
         self, *, status: str | None = None, entity: str | None = None, limit: int = 100

@@ -99,6 +99,13 @@ class OutboxRow(SQLModel, table=True):
             postgresql_where=sa.text("status = 'in_flight'"),
             sqlite_where=sa.text("status = 'in_flight'"),
         ),
+        # held rows are released by the command they name (holds.py), and can be many
+        sa.Index(
+            "ix_outbox_held_reason",
+            "hold_reason",
+            postgresql_where=sa.text("status = 'held'"),
+            sqlite_where=sa.text("status = 'held'"),
+        ),
         sa.Index("ix_outbox_status", "status"),
         sa.Index("ix_outbox_entity_all", "entity", "id"),
         # the deprovisioning guard counts a tenant's recent suspends and revokes

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
-from service.outbox.store import BLOCKED, OUTBOX, insert_for, table_of
+from service.outbox.holds import BLOCKED
+from service.outbox.store import OUTBOX, insert_for, table_of
 from service.outbox.tables import InboxEntry, Status, utcnow
 
 INBOX = table_of(InboxEntry)

@@ -166,7 +166,8 @@ async def test_a_dead_customer_holds_its_tenants_waiting_commands(
     assert (subscription.status, subscription.hold_reason) == ("held", f"blocked by #{dead.id}")
     # not waiting for a customer no one will make until an operator acts: held behind it
     assert (user.status, user.hold_reason) == ("held", f"blocked by #{dead.id}")
-    assert (licence.status, licence.hold_reason) == ("held", f"blocked by #{dead.id}")
+    # behind its user in the entity's queue, not stepped over by every claim
+    assert (licence.status, licence.hold_reason) == ("held", f"queued behind #{user.id}")
     assert licence.attempts == 0
     # one accepted later waits once, then is held behind the same command
     await service.uow.accept(c.event(), [c.create_user(tenant, "E2")])
@@ -189,10 +190,12 @@ async def test_missing_prerequisites_wait_then_proceed(
     tenant = "CRM-W"
     await service.uow.accept(c.event(), [c.create_user(tenant, "E1"), c.assign(tenant, "E1")])
     await run_for(service, 0.3)
-    first, _ = await rows(service)
+    first, second = await rows(service)
     assert first.status == "waiting"
     assert first.hold_reason == f"tenant {tenant} has no UCaaS customer yet"
     assert first.attempts == 0  # waiting is not failing
+    # its entity's next command is held queued behind it: claims do not step over it
+    assert (second.status, second.hold_reason) == ("held", f"queued behind #{first.id}")
 
     # the customer arrives (one seat), then the subscription
     await service.uow.accept(

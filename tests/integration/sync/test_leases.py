@@ -276,7 +276,7 @@ async def test_a_dead_command_holds_its_entitys_later_commands(store: OutboxStor
     assert (await rows_by_id(store))[g1].status == "pending"
 
 
-async def test_retrying_the_dead_command_releases_its_followers_in_order(
+async def test_retrying_the_dead_command_queues_its_followers_behind_it_in_order(
     store: OutboxStore,
 ) -> None:
     e1, e2, e3 = await accept(
@@ -289,9 +289,10 @@ async def test_retrying_the_dead_command_releases_its_followers_in_order(
     rows = await rows_by_id(store)
     assert rows[e1].status == "pending"
     assert rows[e1].attempts == 0  # a fresh budget
-    assert [rows[e2].status, rows[e3].status] == ["pending", "pending"]
-    assert rows[e2].hold_reason is None
-    # Released, yet still behind e1: FIFO runs e1 first.
+    # No longer blocked: queued behind e1 (held, so claims do not step over them).
+    assert [(rows[e].status, rows[e].hold_reason) for e in (e2, e3)] == [
+        ("held", f"queued behind #{e1}")
+    ] * 2
     [again] = await store.claim("w", limit=50, lease_s=30)
     assert again.id == e1
     assert await store.claim("w", limit=50, lease_s=30) == []
@@ -299,7 +300,9 @@ async def test_retrying_the_dead_command_releases_its_followers_in_order(
     # Dying again holds them again.
     assert await store.finish(again, Dead("400", "still invalid")) is True
     rows = await rows_by_id(store)
-    assert [rows[e2].status, rows[e3].status] == ["held", "held"]
+    assert [(rows[e].status, rows[e].hold_reason) for e in (e2, e3)] == [
+        ("held", f"blocked by #{e1}")
+    ] * 2
     assert await store.retry(e1) is True
     [again] = await store.claim("w", limit=50, lease_s=30)
     assert await store.finish(again, Done()) is True

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.outbox.holds import BLOCKED
 from service.outbox.prune import DEAD_LETTERS, PruneReport, blocking_ids, prune
-from service.outbox.store import BLOCKED, CALLS, MAPPING, OUTBOX, OutboxStore, table_of
+from service.outbox.store import CALLS, MAPPING, OUTBOX, OutboxStore, table_of
 from service.outbox.tables import TERMINAL, EntityState, InboxEntry, Status
 
 INBOX = table_of(InboxEntry)
