@@ -7,8 +7,9 @@
    command, and the sandbox's own capacity for the same calls measured in the same run
    (the same POST /users + PATCH licence pairs from a concurrent load with no outbox).
 2. Claim cost on PostgreSQL: the median time of one claim (64 rows) with 10,000 and with
-   1,000,000 pending rows, and with 1,000,000 of which 10,000 or 100,000 are due but queued
-   behind a waiting command of their entity (each claim steps over them).
+   1,000,000 pending rows, and with 1,000,000 of which 10,000 or 100,000 are due behind a
+   waiting command of their entity (each claim steps over them), or 100,000 held queued
+   behind it (as the dispatcher leaves them after the head's first wait).
 
     .venv/bin/python bench/dispatch.py [--employees 2000] [--workers 64]
                                        [--database sqlite|postgres]
@@ -179,10 +180,13 @@ async def sandbox_capacity(
         return calls / (time.perf_counter() - started)
 
 
-async def claim_cost(pending: int, samples: int = 15, behind_waiting: int = 0) -> float:
+async def claim_cost(
+    pending: int, samples: int = 15, behind_waiting: int = 0, follower: str = "pending"
+) -> float:
     """Median ms of one claim of 64 rows with `pending` rows on PostgreSQL, of which
-    `behind_waiting` are due but queued behind a command of their entity that waits (each
-    such entity: a waiting head re-checked in an hour and one due follower)."""
+    `behind_waiting` are behind a command of their entity that waits (each such entity: a
+    waiting head re-checked in an hour and one follower, due (`pending`, as between its
+    acceptance and the head's next outcome) or `held` queued behind it, as after)."""
     with fresh_postgres() as url:
         await asyncio.to_thread(db.upgrade, url)
         engine = db.make_engine(url)
@@ -199,7 +203,7 @@ async def claim_cost(pending: int, samples: int = 15, behind_waiting: int = 0) -
             )
             for status, kind, due_in_s in (
                 ("waiting", "create_user", 3600),
-                ("pending", "assign_licence", -86400),
+                (follower, "assign_licence", -86400),
             ):
                 await conn.execute(
                     sa.text(
@@ -259,6 +263,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             figures[f"claim_ms_1m_pending_{behind // 1000}k_behind_waiting"] = await claim_cost(
                 1_000_000, behind_waiting=behind
             )
+        figures["claim_ms_1m_pending_100k_held_behind_waiting"] = await claim_cost(
+            1_000_000, behind_waiting=100_000, follower="held"
+        )
     else:
         figures["claim_cost"] = postgres_problem() or "skipped"
     return figures
