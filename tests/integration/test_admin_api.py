@@ -358,7 +358,11 @@ async def test_retry_and_drop_change_the_rows(admin: Admin, sandbox: SandboxAdmi
     assert answer.json() == {"id": first, "status": "pending"}
     rows = await admin.outbox()
     assert (rows[first].status, rows[first].attempts) == ("pending", 0)
-    assert rows[follower].status == "pending"  # released with it
+    # no longer blocked by it: queued behind it until it is done
+    assert (rows[follower].status, rows[follower].hold_reason) == (
+        "held",
+        f"queued behind #{first}",
+    )
     assert (await admin.post(f"/api/commands/{first}/retry")).status_code == 409  # not dead now
 
     assert (await admin.post(f"/api/commands/{second}/drop")).json()["status"] == "dropped"
