@@ -71,8 +71,8 @@ from service.demo.scenario import Event
 from service.local_broker import LocalBroker, create_topics
 from service.local_sandbox import LocalSandbox
 from service.outbox import db
-from service.outbox.store import CALLS, OUTBOX, table_of
-from service.outbox.tables import InboxEntry
+from service.outbox.store import CALLS, OUTBOX
+from service.outbox.tables import InboxEntry, table_of
 from tests.support.kafka import Topics, structured
 from tests.support.service_processes import (
     MOVING,

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.calendar.translate import FeedState
-from service.outbox.store import table_of, upsert_many
-from service.outbox.tables import EntityState
+from service.outbox.store import upsert_many
+from service.outbox.tables import EntityState, table_of
 from service.outbox.unit_of_work import chunks
 from service.translate.crm import CompanyState
 from service.translate.hr import UserState

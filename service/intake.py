@@ -134,7 +134,6 @@ ATTEMPTS = 3
 class _Planned:
     """One new event of a batch: what it writes."""
 
-    index: int
     tenant: str
     translation: Translation
     accepted: Accepted
@@ -194,13 +193,13 @@ class Intake:
         planned: list[_Planned] = []
         saved: list[Saved] = []
         for index, envelope, event in parsed:
-            now = utcnow()
-            if isinstance(event, FeedEvent):
-                event = await self._feed_event(conn, event, now)
             if (envelope.source, envelope.id) in seen:
                 taken[index] = Taken("duplicate", note="event id already taken")
                 continue
             seen.add((envelope.source, envelope.id))
+            now = utcnow()
+            if isinstance(event, FeedEvent):  # a duplicate neither registers nor removes
+                event = await self._feed_event(conn, event, now)
             entity, kind = entity_of(event)
             with bound_contextvars(event_id=envelope.id, entity=entity):
                 translation = translate(event, states.get(entity), self.policy, self.settings, now)
@@ -208,9 +207,7 @@ class Intake:
             outcome = "accepted" if translation.commands else (translation.note or "no change")
             record = _record(envelope, tenant)
             planned.append(
-                _Planned(
-                    index, tenant, translation, Accepted(record, translation.commands, outcome, now)
-                )
+                _Planned(tenant, translation, Accepted(record, translation.commands, outcome, now))
             )
             if translation.state is not None:
                 states[entity] = translation.state

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from connectors.events.lag import LagUnknownError, consumer_lag
 from service.config import Settings
 from service.domain.commands import APPROVAL
-from service.outbox.store import OutboxStore, table_of
+from service.outbox.store import OutboxStore
 from service.outbox.tables import (
     TERMINAL,
     CalendarFeed,
@@ -29,6 +29,7 @@ from service.outbox.tables import (
     IdMapping,
     InboxEntry,
     OutboxRow,
+    table_of,
     utcnow,
 )
 from service.outbox.tables import (

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.support.service_processes import Processes
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +24,14 @@ def kafka() -> Iterator[str]:
     broker = LocalBroker.start()
     yield broker.bootstrap
     broker.stop()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """The service processes a test starts; all ended when it ends, passed or failed."""
+    started = Processes(tmp_path)
+    yield started
+    started.close()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

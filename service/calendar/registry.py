@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.calendar.translate import Feed
-from service.outbox.store import table_of, upsert
-from service.outbox.tables import CalendarFeed, utcnow
+from service.outbox.store import upsert
+from service.outbox.tables import CalendarFeed, table_of, utcnow
 
 FEEDS = table_of(CalendarFeed)
 

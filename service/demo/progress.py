@@ -23,8 +23,14 @@ from rich.progress import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.demo.scenario import SOURCES
-from service.outbox.store import table_of
-from service.outbox.tables import CalendarFeed, CallLog, DeadLetterRow, InboxEntry, OutboxRow
+from service.outbox.tables import (
+    CalendarFeed,
+    CallLog,
+    DeadLetterRow,
+    InboxEntry,
+    OutboxRow,
+    table_of,
+)
 
 INBOX = table_of(InboxEntry)
 OUTBOX = table_of(OutboxRow)

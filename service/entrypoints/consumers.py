@@ -28,8 +28,8 @@ from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, 
 from service import metrics
 from service.config import KafkaSettings
 from service.intake import Intake, Taken
-from service.outbox.store import insert_for, table_of
-from service.outbox.tables import DeadLetterRow
+from service.outbox.store import insert_for
+from service.outbox.tables import DeadLetterRow, table_of
 
 log = logging.getLogger("ucaas_sync.consumers")
 DEAD_LETTERS = table_of(DeadLetterRow)

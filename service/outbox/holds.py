@@ -26,9 +26,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.commands import Kind
-from service.outbox.tables import RUNNABLE, OutboxRow, Status
+from service.outbox.tables import RUNNABLE, OutboxRow, Status, table_of
 
-OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+OUTBOX = table_of(OutboxRow)
 BLOCKED = "blocked by #{}"
 BEHIND = "queued behind #{}"
 
@@ -46,14 +46,18 @@ def _hold(reason: str, now: datetime) -> dict[str, Any]:
     return {"status": Status.HELD.value, "hold_reason": reason, "updated_at": now}
 
 
-# Inlined: an executemany statement takes no expanding IN parameter.
-_RUNNABLE_LITERALS = [sa.literal_column(f"'{s}'", sa.String) for s in RUNNABLE]
+# Inlined, not bound: a prepared statement's generic plan cannot match bound values to the
+# partial index's `status IN ('pending', 'waiting')`, and an executemany statement takes no
+# expanding IN parameter.
+RUNNABLE_LITERALS: list[sa.ColumnElement[str]] = [
+    sa.literal_column(f"'{s}'", sa.String) for s in RUNNABLE
+]
 _QUEUE_BEHIND = (
     OUTBOX.update()
     .where(
         OUTBOX.c.entity == sa.bindparam("b_entity"),
         OUTBOX.c.id > sa.bindparam("b_id"),
-        OUTBOX.c.status.in_(_RUNNABLE_LITERALS),
+        OUTBOX.c.status.in_(RUNNABLE_LITERALS),
     )
     .values(
         status=Status.HELD.value,

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.outbox.holds import BLOCKED
-from service.outbox.store import CALLS, OUTBOX, table_of
-from service.outbox.tables import TERMINAL, DeadLetterRow, Status, utcnow
+from service.outbox.store import CALLS, OUTBOX
+from service.outbox.tables import TERMINAL, DeadLetterRow, Status, table_of, utcnow
 
 DEAD_LETTERS = table_of(DeadLetterRow)
 _BLOCKED_PREFIX = BLOCKED.format("")

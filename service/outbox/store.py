@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,13 +33,9 @@ from service.outbox.tables import (
     OutboxRow,
     Status,
     TenantCredential,
+    table_of,
     utcnow,
 )
-
-
-def table_of(model: type[Any]) -> sa.Table:
-    return cast(sa.Table, model.__table__)
-
 
 OUTBOX = table_of(OutboxRow)
 MAPPING = table_of(IdMapping)
@@ -60,11 +56,6 @@ CACHE_LIMIT = 50_000
 # Built once: an alias builds its column collection, which a claim must not pay each time.
 _CANDIDATE = OUTBOX.alias("o")
 _EARLIER = OUTBOX.alias("earlier")
-# Inlined, not bound: a prepared statement's generic plan cannot match bound values to the
-# partial index's `status IN ('pending', 'waiting')`.
-_RUNNABLE_LITERALS: list[sa.ColumnElement[str]] = [
-    sa.literal_column(f"'{s}'", sa.String) for s in RUNNABLE
-]
 # Kinds whose success can satisfy another command's prerequisite (a customer, a
 # subscription, a user to organise meetings, a freed seat): they wake the tenant's waiters.
 PRODUCERS = frozenset({"create_customer", "create_subscription", "create_user", "revoke_licence"})
@@ -490,7 +481,8 @@ class OutboxStore:
         async with self.engine.connect() as conn:
             found = await conn.scalar(
                 sa.select(sa.func.count()).where(
-                    OUTBOX.c.status.in_(_RUNNABLE_LITERALS), OUTBOX.c.next_attempt_at <= utcnow()
+                    OUTBOX.c.status.in_(holds.RUNNABLE_LITERALS),
+                    OUTBOX.c.next_attempt_at <= utcnow(),
                 )
             )
         return int(found or 0)
@@ -581,7 +573,7 @@ def _claim_statement(dialect: str) -> Any:
     )
     candidates = (
         sa.select(o.c.id)
-        .where(o.c.status.in_(_RUNNABLE_LITERALS), o.c.next_attempt_at <= _bp("now"), ~blocked)
+        .where(o.c.status.in_(holds.RUNNABLE_LITERALS), o.c.next_attempt_at <= _bp("now"), ~blocked)
         .order_by(o.c.next_attempt_at, o.c.id)
         .limit(_bp("limit"))
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -226,3 +226,8 @@ class DeadLetterRow(SQLModel, table=True):
     error: str = Field(max_length=40, index=True)
     reason: str = Field(max_length=1000)
     at: datetime = _time(index=True)
+
+
+def table_of(model: type[Any]) -> sa.Table:
+    """A SQLModel table class's Core table, typed."""
+    return cast(sa.Table, model.__table__)

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
 from service.outbox.holds import BLOCKED
-from service.outbox.store import OUTBOX, insert_for, table_of
-from service.outbox.tables import InboxEntry, Status, utcnow
+from service.outbox.store import OUTBOX, insert_for
+from service.outbox.tables import InboxEntry, Status, table_of, utcnow
 
 INBOX = table_of(InboxEntry)
 T = TypeVar("T")

@@ -39,7 +39,7 @@ from tests.support.bad_records import (
     keys_for,
     valid_events,
 )
-from tests.support.databases import fresh_postgres, sqlite_url
+from tests.support.databases import migrated_database
 from tests.support.feeds import FeedServer, vcalendar, vevent
 from tests.support.kafka import Topics, binary, group_lag, read_topic, structured
 from tests.support.sandbox_server import SandboxAdmin
@@ -64,21 +64,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path, chaos_scale: float)
     if request.param == "postgres" and chaos_scale <= 1:
         # CI's time goes to the kill and two-process runs, which are on PostgreSQL already.
         pytest.skip("bad input on PostgreSQL: with --chaos-scale above 1")
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        db.upgrade(url)
+    with migrated_database(request.param, tmp_path) as url:
         yield url
-        return
-    with fresh_postgres() as url:
-        db.upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
 
 
 @pytest.fixture

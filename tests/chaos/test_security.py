@@ -114,13 +114,6 @@ def canary() -> Iterator[Canary]:
     server.close()
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
-
-
 # -- what may not leak ---------------------------------------------------------------------
 def forms(secret: str, user: str | None = None) -> set[str]:
     """A secret as it could leak: raw, base64, URL-encoded, in a Basic credential."""

@@ -671,13 +671,6 @@ async def test_a_feed_registered_and_removed_by_events(
 
 
 # -- `ucaas-sync run` ----------------------------------------------------------------------------
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
-
-
 def start_run(processes: Processes, env: dict[str, str]) -> DispatchProcess:
     return processes.start("feeds", env, ("run",))
 

@@ -93,13 +93,6 @@ def outbox(database: str) -> Iterator[Outbox]:
     reader.close()
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
-
-
 def captured_logins(outbox: Outbox) -> int:
     with outbox.engine.connect() as conn:
         return int(conn.scalar(sa.text("SELECT count(*) FROM tenant_credential")) or 0)

@@ -51,13 +51,6 @@ def outbox(database: str) -> Iterator[Outbox]:
     reader.close()
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
-
-
 def named(url: str, name: str) -> str:
     """The database URL with a libpq application_name, to see who is connected."""
     return (

@@ -34,7 +34,7 @@ from service.config import Settings
 from service.entrypoints.consumers import EventConsumer
 from service.operations import Operations
 from service.outbox import db
-from tests.support.databases import fresh_postgres, sqlite_url
+from tests.support.databases import fresh_postgres, migrated_database, sqlite_url
 from tests.support.kafka import (
     EventProducer,
     Sent,
@@ -605,13 +605,6 @@ async def test_a_burst_of_leavers_waits_for_approval(
 
 
 # -- a consumer process killed mid-stream ------------------------------------------------------
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
-
-
 def start_run(processes: Processes, name: str, env: dict[str, str]) -> DispatchProcess:
     """`ucaas-sync run` (consumers and dispatcher), logging to a file in the test's folder."""
     return processes.start(name, env, ("run",))
@@ -621,13 +614,7 @@ def start_run(processes: Processes, name: str, env: dict[str, str]) -> DispatchP
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     # Migrated up front, as a deployment does (`ucaas-sync db upgrade`): the test reads the
     # tables while the first process may still be starting.
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        db.upgrade(url)
-        yield url
-        return
-    with fresh_postgres() as url:
-        db.upgrade(url)
+    with migrated_database(request.param, tmp_path) as url:
         yield url
 
 

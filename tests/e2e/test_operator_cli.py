@@ -9,12 +9,10 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from service.local_sandbox import free_port
 from tests.support import commands as c
@@ -28,13 +26,6 @@ from tests.support.service_processes import (
     dispatch_env,
     ucaas_sync,
 )
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    started.close()
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

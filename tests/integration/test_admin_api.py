@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from connectors.events.cloudevents import Envelope, Record, parse
+from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
 from sandbox.seed import DEFAULT_ADMIN_PASSWORD
 from service.bootstrap import Service, bootstrap
@@ -33,13 +32,13 @@ from service.outbox.store import OUTBOX
 from service.runner import AdminRefusedError, Parts, Running, serve
 from tests.integration.conftest import TEST_SECRET_KEY, service_settings
 from tests.support import commands as c
+from tests.support.kafka import envelope as parsed
 from tests.support.sandbox_server import SandboxAdmin
 
 TOKEN = "admin-token-5f3b9c0e7d1a"
 TENANT_PASSWORD = "tenant-pass-8c2d41"
 TENANT = "CRM-API"
 _ids = itertools.count(1)
-_offsets = itertools.count()
 
 GETS = [
     "/metrics",
@@ -160,16 +159,7 @@ def closed_port() -> int:
 
 # -- events, as the consumers would hand them over ---------------------------------------------
 def envelope(type_: str, subject: str, data: dict[str, Any]) -> Envelope:
-    document = {
-        "specversion": "1.0",
-        "id": f"admin-ev-{next(_ids)}",
-        "source": "/tests/admin",
-        "type": type_,
-        "subject": subject,
-        "data": data,
-    }
-    topic = "hr.events" if type_.startswith("hr.") else "crm.events"
-    return parse(Record(topic, 0, next(_offsets), subject.encode(), orjson.dumps(document)))
+    return parsed(type_, subject, data, event_id=f"admin-ev-{next(_ids)}", source="/tests/admin")
 
 
 def company(crm_id: str) -> Envelope:

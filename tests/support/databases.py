@@ -59,3 +59,19 @@ def fresh_postgres() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def migrated_database(kind: str, folder: Path) -> Iterator[str]:
+    """A database of `kind` ("sqlite": a file in `folder`, "postgres": a fresh one) at the
+    latest migration, as a deployment has it after `ucaas-sync db upgrade`."""
+    from service.outbox import db
+
+    if kind == "sqlite":
+        url = sqlite_url(folder)
+        db.upgrade(url)
+        yield url
+        return
+    with fresh_postgres() as url:
+        db.upgrade(url)
+        yield url

@@ -9,6 +9,7 @@ reading costs no group join.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from connectors.events.cloudevents import Envelope, Record, parse
 from connectors.events.lag import group_offsets as offsets_of
 from service.local_broker import create_topics, with_dead_letters
 
@@ -71,6 +73,19 @@ def cloudevent(
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+_offsets = itertools.count()
+
+
+def envelope(
+    type_: str, subject: str, data: Any, *, event_id: str | None = None, source: str = SOURCE
+) -> Envelope:
+    """A CloudEvent as the consumers hand it to the intake: a structured-mode record of its
+    topic (hr.events or crm.events), parsed."""
+    document = cloudevent(type_, subject, data, event_id=event_id, source=source)
+    topic = "hr.events" if type_.startswith("hr.") else "crm.events"
+    return parse(Record(topic, 0, next(_offsets), subject.encode(), orjson.dumps(document)))
 
 
 def structured(event: dict[str, Any]) -> tuple[bytes, Headers]:

@@ -1,4 +1,5 @@
-"""Fixtures for tests that start at the outbox: a migrated store, a client nobody calls."""
+"""Fixtures for tests that start at the outbox: a migrated store or engine, a client nobody
+calls."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.ucaas import UCaaSClient
 from service.outbox import db
@@ -17,6 +19,15 @@ async def store(database_url: str) -> AsyncIterator[OutboxStore]:
     await asyncio.to_thread(db.upgrade, database_url)
     engine = db.make_engine(database_url)
     yield OutboxStore(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The migrated database, for tests of the intake (a small pool: no dispatcher)."""
+    await asyncio.to_thread(db.upgrade, database_url)
+    engine = db.make_engine(database_url, pool_size=2)
+    yield engine
     await engine.dispose()
 
 

@@ -11,29 +11,19 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import orjson
-
-from connectors.events.cloudevents import Envelope, Record, parse
+from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
 from service.bootstrap import Service
 from tests.support import commands as c
+from tests.support.kafka import envelope as parsed
 from tests.support.sandbox_server import SandboxAdmin
 
 TENANT = "CRM-CLR"
-_offsets = itertools.count()
+_ids = itertools.count()
 
 
 def envelope(type_: str, subject: str, data: dict[str, Any]) -> Envelope:
-    document = {
-        "specversion": "1.0",
-        "id": f"clear-{next(_offsets)}",
-        "source": "/test/clearing",
-        "type": type_,
-        "subject": subject,
-        "data": data,
-    }
-    topic = "hr.events" if type_.startswith("hr.") else "crm.events"
-    return parse(Record(topic, 0, next(_offsets), subject.encode(), orjson.dumps(document)))
+    return parsed(type_, subject, data, event_id=f"clear-{next(_ids)}", source="/test/clearing")
 
 
 def employee(kind: str, name: dict[str, str], **fields: Any) -> Envelope:

@@ -3,31 +3,26 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.events.cloudevents import Envelope, Record, parse
+from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
 from service.config import IntakeSettings
 from service.domain.commands import user_entity
 from service.entity_state import STATES
 from service.intake import Intake, fingerprint
-from service.outbox import db
 from service.outbox.store import OUTBOX, OutboxStore
 from service.outbox.tables import Status
 from service.outbox.unit_of_work import INBOX
 from service.translate.policy import LicencePolicy, Rule
+from tests.support.kafka import envelope as parsed
 
 _ids = itertools.count(1)
-_offsets = itertools.count()
 TENANT = "CRM-1"
 COMPANY = {
     "name": "Acme Robotics",
@@ -38,17 +33,7 @@ COMPANY = {
 
 
 def cloudevent(type_: str, subject: str, data: Any, event_id: str | None = None) -> Envelope:
-    document = {
-        "specversion": "1.0",
-        "id": event_id or f"ev-{next(_ids)}",
-        "source": "/test",
-        "type": type_,
-        "subject": subject,
-        "data": data,
-    }
-    topic = "hr.events" if type_.startswith("hr.") else "crm.events"
-    record = Record(topic, 0, next(_offsets), subject.encode(), orjson.dumps(document))
-    return parse(record)
+    return parsed(type_, subject, data, event_id=event_id or f"ev-{next(_ids)}", source="/test")
 
 
 def hr(
@@ -68,14 +53,6 @@ def hr(
         **extra,
     }
     return cloudevent(f"hr.user.{kind}", employee, data, event_id)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(db.upgrade, database_url)
-    engine = db.make_engine(database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
 
 
 def intake(engine: AsyncEngine, commits: list[int] | None = None, **settings: Any) -> Intake:

@@ -6,7 +6,6 @@ accept each event once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,14 +20,6 @@ from service.outbox.store import OUTBOX
 from service.outbox.tables import Status
 from service.outbox.unit_of_work import INBOX
 from tests.integration.sync.test_intake import TENANT, hr, intake, outbox, rows
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(db.upgrade, database_url)
-    engine = db.make_engine(database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
 
 
 def lives(employees: int, prefix: str = "E") -> list[Envelope]:

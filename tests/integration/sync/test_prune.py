@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.outbox.holds import BLOCKED
 from service.outbox.prune import DEAD_LETTERS, PruneReport, blocking_ids, prune
-from service.outbox.store import CALLS, MAPPING, OUTBOX, OutboxStore, table_of
-from service.outbox.tables import TERMINAL, EntityState, InboxEntry, Status
+from service.outbox.store import CALLS, MAPPING, OUTBOX, OutboxStore
+from service.outbox.tables import TERMINAL, EntityState, InboxEntry, Status, table_of
 
 INBOX = table_of(InboxEntry)
 ENTITY_STATE = table_of(EntityState)
