@@ -45,14 +45,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.support import CpuMeter, SandboxControl, percentile, setup_done
-from service.bootstrap import bootstrap
-from service.config import DispatcherSettings, Settings
-from service.credentials import new_key
-from service.local_sandbox import LocalSandbox
+from service.app.bootstrap import bootstrap
+from service.devtools.local_sandbox import LocalSandbox
 from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.outbox.tables import utcnow
 from service.outbox.unit_of_work import EventRecord
+from service.outbox.vault import new_key
+from service.settings import DispatcherSettings, Settings
 from tests.support import commands as c
 from tests.support.databases import fresh_postgres, postgres_problem
 

@@ -39,13 +39,13 @@ import sqlalchemy as sa
 
 from bench.support import SandboxControl, database, setup_done
 from connectors.ucaas.transport import AiohttpTransport
-from service.bootstrap import bootstrap
-from service.config import DispatcherSettings, Settings
-from service.credentials import new_key
-from service.local_sandbox import DEFAULT_ADMIN, LocalSandbox
+from service.app.bootstrap import bootstrap
+from service.devtools.local_sandbox import DEFAULT_ADMIN, LocalSandbox
 from service.outbox import db
 from service.outbox.store import OUTBOX, OutboxStore
 from service.outbox.unit_of_work import EventRecord
+from service.outbox.vault import new_key
+from service.settings import DispatcherSettings, Settings
 from tests.support import commands as c
 from tests.support.databases import fresh_postgres, postgres_problem
 

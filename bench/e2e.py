@@ -67,9 +67,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import e2e_direct, e2e_mix
 from bench.support import CpuMeter, SandboxControl, database, database_kind, percentile
-from service.demo.scenario import Event
-from service.local_broker import LocalBroker, create_topics
-from service.local_sandbox import LocalSandbox
+from service.devtools.demo.scenario import Event
+from service.devtools.local_broker import LocalBroker, create_topics
+from service.devtools.local_sandbox import LocalSandbox
 from service.outbox import db
 from service.outbox.store import CALLS, OUTBOX
 from service.outbox.tables import InboxEntry, table_of

@@ -25,7 +25,7 @@ from connectors.ucaas import CallRecord, Credentials, UCaaSClient, UCaaSError
 from connectors.ucaas.models.customers import AddressIn, CustomerChanges, NewCustomer
 from connectors.ucaas.models.subscriptions import NewSubscription, NewSubscriptionTerms
 from connectors.ucaas.models.users import NewUser, UserChanges
-from service.config import IntakeSettings
+from service.devtools.local_sandbox import DEFAULT_ADMIN, DEFAULT_API_ID
 from service.domain.commands import (
     AssignLicence,
     CloseCustomer,
@@ -42,10 +42,10 @@ from service.domain.commands import (
     UpdateUser,
 )
 from service.domain.events import to_domain
-from service.intake import entity_of, translate
-from service.local_sandbox import DEFAULT_ADMIN, DEFAULT_API_ID
+from service.intake.licences import LicencePolicy
+from service.intake.shell import entity_of, translate
 from service.outbox.tables import utcnow
-from service.translate.policy import LicencePolicy
+from service.settings import IntakeSettings
 
 
 class Calls:

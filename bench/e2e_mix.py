@@ -1,5 +1,5 @@
 """The end-to-end benchmark's events: a seeded mix of HR and CRM CloudEvents across
-several tenants, built with the demo scenario's builders (service/demo/scenario.py).
+several tenants, built with the demo scenario's builders (service/devtools/demo/scenario.py).
 
 Every tenant's company is created and buys a vc subscription first (the onboarding,
 published before the mix). Then employees
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
-from service.demo.scenario import (
+from service.devtools.demo.scenario import (
     COMPANIES,
     DEPARTMENTS,
     TITLES,

@@ -39,10 +39,10 @@ import sqlalchemy as sa
 from bench.e2e_mix import build
 from bench.support import database, database_kind
 from connectors.events.cloudevents import Envelope, Record, parse
-from service.config import IntakeSettings, KafkaSettings
-from service.intake import Intake
+from service.intake.licences import LicencePolicy
+from service.intake.shell import Intake
 from service.outbox import db
-from service.translate.policy import LicencePolicy
+from service.settings import IntakeSettings, KafkaSettings
 
 TOPICS = {"hr": KafkaSettings().hr_topic, "crm": KafkaSettings().crm_topic}
 

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from connectors.ucaas.transport import AiohttpTransport
-from service.local_sandbox import LocalSandbox
+from service.devtools.local_sandbox import LocalSandbox
 
 ADMIN = ("admin@sandbox.test", "sandbox-admin")
 HEADERS = {"X-Api-Id": "sandbox-app"}

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from service.bootstrap import Service
-from service.local_sandbox import DEFAULT_ADMIN, LocalSandbox
+from service.app.bootstrap import Service
+from service.devtools.local_sandbox import DEFAULT_ADMIN, LocalSandbox
 from tests.support.databases import fresh_postgres, postgres_problem
 
 DATABASES = ("auto", "sqlite", "postgres")

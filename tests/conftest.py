@@ -15,7 +15,7 @@ from tests.support.service_processes import Processes
 def kafka() -> Iterator[str]:
     """A Kafka-protocol broker's bootstrap address: KAFKA_BOOTSTRAP_SERVERS (as `make test`
     sets it), else one started for the session (never restarted under live clients)."""
-    from service.local_broker import LocalBroker
+    from service.devtools.local_broker import LocalBroker
 
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:

@@ -36,14 +36,14 @@ from structlog.contextvars import bound_contextvars
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
-from service import metrics
 from service.calendar import registry
 from service.calendar.registry import Claim, FeedRegistry
 from service.calendar.translate import FeedState, MeetingRules, diff_feed
-from service.config import CalendarSettings
-from service.entity_state import load_state, save_state
+from service.intake.states import load_state, save_state
+from service.observability import metrics
 from service.outbox.tables import utcnow
 from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
+from service.settings import CalendarSettings
 
 log = logging.getLogger("ucaas_sync.calendar")
 

@@ -29,7 +29,7 @@ from service.domain.commands import (
     ScheduleMeeting,
     UpdateMeeting,
 )
-from service.translate import Translation
+from service.domain.translation import Translation
 
 ROOM_NAME_MIN, ROOM_NAME_MAX = 3, 50  # the API's limits (1612, 1613)
 MIN_DURATION = 10  # minutes (1632)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from service.app.runner import refuse_open_admin
 from service.entrypoints.admin_api import create_app
-from service.runner import refuse_open_admin
 
 if TYPE_CHECKING:
-    from service.runner import Running
+    from service.app.runner import Running
 
 log = logging.getLogger("ucaas_sync.admin")
 

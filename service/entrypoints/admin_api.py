@@ -23,10 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, SecretStr
 from swagger_ui_bundle import swagger_ui_path
 
-from service import metrics
 from service.entrypoints.asyncapi import as_json as asyncapi_json
-from service.logs import mask_text
-from service.operations import (
+from service.observability import metrics
+from service.observability.logs import mask_text
+from service.views import (
     Bucket,
     CallCounts,
     CommandView,
@@ -38,7 +38,7 @@ from service.operations import (
 )
 
 if TYPE_CHECKING:
-    from service.runner import Running
+    from service.app.runner import Running
 
 PAGE = Path(__file__).parent / "status_page"
 CHECK_TIMEOUT_S = 3.0

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from connectors.calendar.schema import FeedData
 from connectors.crm.schema import Company, Purchase
 from connectors.hr.scim import HrUserData
-from service.config import KafkaSettings
+from service.settings import KafkaSettings
 
 D = TypeVar("D")
 

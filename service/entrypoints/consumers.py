@@ -25,11 +25,11 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
-from service import metrics
-from service.config import KafkaSettings
-from service.intake import Intake, Taken
+from service.intake.shell import Intake, Taken
+from service.observability import metrics
 from service.outbox.store import insert_for
 from service.outbox.tables import DeadLetterRow, table_of
+from service.settings import KafkaSettings
 
 log = logging.getLogger("ucaas_sync.consumers")
 DEAD_LETTERS = table_of(DeadLetterRow)

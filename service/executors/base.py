@@ -31,10 +31,10 @@ from connectors.ucaas import (
     UCaaSClient,
     UCaaSError,
 )
-from service.credentials import CredentialVault
 from service.domain.commands import Payload
 from service.outbox.outcomes import MappingKey, Outcome
 from service.outbox.store import CACHED_KINDS, LOGINS, Claim, IdMappingView, OutboxStore
+from service.outbox.vault import CredentialVault
 
 log = logging.getLogger("ucaas_sync.executors")
 

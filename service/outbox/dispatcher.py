@@ -26,15 +26,15 @@ from pydantic import ValidationError as PayloadError
 from structlog.contextvars import bound_contextvars
 
 from connectors.ucaas import CallRecord, RateLimitedError
-from service import metrics
-from service.config import DispatcherSettings
 from service.executors.base import Accounts, Exec, Registry, ZoneIds
-from service.outbox import policy
+from service.observability import metrics
+from service.outbox import failures
 from service.outbox.breaker import BreakerState, OutageBreaker
 from service.outbox.outcomes import Dead, Done, Outcome, Retry, Wait
 from service.outbox.recorder import Recorder
 from service.outbox.store import Claim, OutboxStore
 from service.outbox.tables import utcnow
+from service.settings import DispatcherSettings
 
 log = logging.getLogger("ucaas_sync.dispatcher")
 
@@ -222,10 +222,10 @@ class Dispatcher:
                 self.breaker.slow_down(exc.retry_after)
         self._tell_breaker(claim, error)
         if error is not None:
-            outcome = policy.outcome_of(
+            outcome = failures.outcome_of(
                 error, claim, self.settings, now=now, outage=self.breaker.paused()
             )
-        return policy.bounded(outcome, claim, self.settings, now=now)
+        return failures.bounded(outcome, claim, self.settings, now=now)
 
     def _tell_breaker(self, claim: Claim, error: Exception | None) -> None:
         """Only evidence about the API moves the breaker: an answer below 500 says it is
@@ -236,7 +236,7 @@ class Dispatcher:
         if self.breaker.state is BreakerState.HALF_OPEN and not is_probe:
             return
         calls = CURRENT_CALLS.get() or []
-        if error is not None and policy.is_outage(error):
+        if error is not None and failures.is_outage(error):
             self.breaker.failure()
         elif any(c.status is not None and c.status < 500 for c in calls):
             self.breaker.success()

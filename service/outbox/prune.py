@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.outbox.holds import BLOCKED
+from service.outbox.followers import BLOCKED
 from service.outbox.store import CALLS, OUTBOX
 from service.outbox.tables import TERMINAL, DeadLetterRow, Status, table_of, utcnow
 

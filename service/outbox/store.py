@@ -21,9 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
-from service.credentials import CredentialVault
 from service.domain.commands import APPROVAL, DENIED
-from service.outbox import holds
+from service.outbox import followers
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
 from service.outbox.tables import (
     RUNNABLE,
@@ -36,6 +35,7 @@ from service.outbox.tables import (
     table_of,
     utcnow,
 )
+from service.outbox.vault import CredentialVault
 
 OUTBOX = table_of(OutboxRow)
 MAPPING = table_of(IdMapping)
@@ -236,14 +236,14 @@ class OutboxStore:
                 await self._wake_waiting(conn, tenants, now)
             for claim, outcome, _ in mine:
                 if isinstance(outcome, Dead):
-                    await holds.block_followers(conn, claim.entity, claim.id, now)
+                    await followers.block_followers(conn, claim.entity, claim.id, now)
             later = [(c.entity, c.id) for c, o, _ in mine if isinstance(o, Wait | Retry)]
-            await holds.queue_behind(conn, later, now)
+            await followers.queue_behind(conn, later, now)
             waiting = {c.tenant for c, o, _ in mine if c.tenant and isinstance(o, Dead | Wait)}
             if waiting:
-                await holds.hold_behind_dead_customers(conn, self.dialect, waiting, now)
+                await followers.hold_behind_dead_customers(conn, self.dialect, waiting, now)
             if done:
-                await holds.release_held(conn, self.dialect, [c.id for c, _ in done], now)
+                await followers.release_held(conn, self.dialect, [c.id for c, _ in done], now)
             await self._log_calls(conn, mine)
         for _, outcome in done:
             for m in outcome.mappings:
@@ -251,7 +251,7 @@ class OutboxStore:
         return [claim.id in owned for claim, _, _ in items]
 
     def _among(self, column: Any, values: Sequence[Any], item: Any) -> Any:
-        return holds.among(self.dialect, column, values, item)
+        return followers.among(self.dialect, column, values, item)
 
     async def _owned(self, conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
         """Which of these rows are still in flight under their claim's lease."""
@@ -401,9 +401,9 @@ class OutboxStore:
             if entity is None:
                 return False
             if to_status == Status.DROPPED.value:
-                await holds.release_held(conn, self.dialect, [command_id], now)
+                await followers.release_held(conn, self.dialect, [command_id], now)
             else:
-                await holds.requeue_behind(conn, command_id, entity, now)
+                await followers.requeue_behind(conn, command_id, entity, now)
         return True
 
     # -- reads ----------------------------------------------------------------------------
@@ -481,7 +481,7 @@ class OutboxStore:
         async with self.engine.connect() as conn:
             found = await conn.scalar(
                 sa.select(sa.func.count()).where(
-                    OUTBOX.c.status.in_(holds.RUNNABLE_LITERALS),
+                    OUTBOX.c.status.in_(followers.RUNNABLE_LITERALS),
                     OUTBOX.c.next_attempt_at <= utcnow(),
                 )
             )
@@ -573,7 +573,9 @@ def _claim_statement(dialect: str) -> Any:
     )
     candidates = (
         sa.select(o.c.id)
-        .where(o.c.status.in_(holds.RUNNABLE_LITERALS), o.c.next_attempt_at <= _bp("now"), ~blocked)
+        .where(
+            o.c.status.in_(followers.RUNNABLE_LITERALS), o.c.next_attempt_at <= _bp("now"), ~blocked
+        )
         .order_by(o.c.next_attempt_at, o.c.id)
         .limit(_bp("limit"))
     )

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
-from service.outbox.holds import BLOCKED
+from service.outbox.followers import BLOCKED
 from service.outbox.store import OUTBOX, insert_for
 from service.outbox.tables import InboxEntry, Status, table_of, utcnow
 

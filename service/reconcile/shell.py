@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import Meeting, MeetingQuery
-from service.bootstrap import Service
+from service.app.bootstrap import Service
 from service.domain.commands import App, Command, Kind, customer_entity
-from service.outbox.holds import BLOCKED
+from service.outbox.followers import BLOCKED
 from service.outbox.store import MAPPING, OUTBOX
 from service.outbox.tables import TERMINAL, Status, utcnow
 from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from service.local_sandbox import LocalSandbox
+from service.devtools.local_sandbox import LocalSandbox
 from tests.chaos.harness import FAULTS, ChaosRun, service_env
 from tests.chaos.scenario import Scenario, with_feed_urls
 from tests.support.databases import fresh_postgres

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from service.bootstrap import CRASH_AFTER_CALLS
+from service.app.bootstrap import CRASH_AFTER_CALLS
 from tests.chaos.scenario import SOURCES, Scenario
 from tests.support.feeds import FeedServer
 from tests.support.kafka import EventProducer, Topics, structured

@@ -26,10 +26,10 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
-from service.config import Settings
-from service.operations import Operations
 from service.outbox import db
 from service.outbox.store import OutboxStore
+from service.settings import Settings
+from service.views import Operations
 from tests.support.bad_records import (
     TOO_LARGE,
     Bad,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.local_sandbox import LocalSandbox
+from service.devtools.local_sandbox import LocalSandbox
 from tests.support.sandbox_server import SandboxAdmin
 
 

@@ -37,15 +37,15 @@ import pytest
 
 from connectors.events.cloudevents import Record, parse
 from sandbox.datapool import zones
-from service.bootstrap import Service, bootstrap
+from service.app.bootstrap import Service, bootstrap
 from service.calendar import poller as poller_module
 from service.calendar import registry as registry_module
 from service.calendar.registry import FEEDS
 from service.calendar.translate import Feed
-from service.config import Settings
 from service.entrypoints.consumers import EventConsumer
 from service.outbox import db
 from service.outbox.tables import CalendarFeed
+from service.settings import Settings
 from tests.support.commands import email_of, event, onboarding
 from tests.support.databases import sqlite_url
 from tests.support.feeds import FeedServer, vcalendar, vevent

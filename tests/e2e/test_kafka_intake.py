@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from connectors.hr.scim import CORE, ENTERPRISE
-from service.bootstrap import Service, bootstrap
-from service.config import Settings
+from service.app.bootstrap import Service, bootstrap
 from service.entrypoints.consumers import EventConsumer
-from service.operations import Operations
 from service.outbox import db
+from service.settings import Settings
+from service.views import Operations
 from tests.support.databases import fresh_postgres, migrated_database, sqlite_url
 from tests.support.kafka import (
     EventProducer,

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from service.local_sandbox import free_port
+from service.devtools.local_sandbox import free_port
 from tests.support import commands as c
 from tests.support.kafka import EventProducer, Topics
 from tests.support.sandbox_server import SandboxAdmin

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.plan import PlanError, plan_event, read
+from service.intake.plan import PlanError, plan_event, read
 from tests.support.processes import BIN
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.main import app
 from tests.support.processes import BIN
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ics"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from service.bootstrap import bootstrap
-from service.config import Settings
+from service.app.bootstrap import bootstrap
 from service.outbox.outcomes import MappingKey
+from service.settings import Settings
 from tests.integration.conftest import service_settings
 from tests.support import commands as c
 from tests.support.databases import sqlite_url

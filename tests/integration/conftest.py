@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from connectors.ucaas import Credentials, UCaaSClient
 from sandbox.seed import DEFAULT_ADMIN_EMAIL, DEFAULT_ADMIN_PASSWORD, DEFAULT_API_ID
-from service.bootstrap import Service, bootstrap
-from service.config import DispatcherSettings, Settings
+from service.app.bootstrap import Service, bootstrap
+from service.settings import DispatcherSettings, Settings
 from tests.support.databases import fresh_postgres, sqlite_url
 from tests.support.sandbox_server import SandboxAdmin, SandboxServer
 

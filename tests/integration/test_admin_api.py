@@ -25,11 +25,11 @@ from pydantic import SecretStr
 from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
 from sandbox.seed import DEFAULT_ADMIN_PASSWORD
-from service.bootstrap import Service, bootstrap
-from service.config import AdminSettings, IntakeSettings, Settings, TenantLogin
+from service.app.bootstrap import Service, bootstrap
+from service.app.runner import AdminRefusedError, Parts, Running, serve
 from service.entrypoints.admin import AdminServer
 from service.outbox.store import OUTBOX
-from service.runner import AdminRefusedError, Parts, Running, serve
+from service.settings import AdminSettings, IntakeSettings, Settings, TenantLogin
 from tests.integration.conftest import TEST_SECRET_KEY, service_settings
 from tests.support import commands as c
 from tests.support.kafka import envelope as parsed

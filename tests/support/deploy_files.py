@@ -21,8 +21,8 @@ from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
 from sandbox.cli import parser as sandbox_parser
-from service.cli import app
-from service.config import CONFIG_FILE_VARIABLE, Settings
+from service.cli.main import app
+from service.settings import CONFIG_FILE_VARIABLE, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

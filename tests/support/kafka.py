@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors.events.cloudevents import Envelope, Record, parse
 from connectors.events.lag import group_offsets as offsets_of
-from service.local_broker import create_topics, with_dead_letters
+from service.devtools.local_broker import create_topics, with_dead_letters
 
 Headers = list[tuple[str, bytes]]
 SOURCE = "/tests/e2e"

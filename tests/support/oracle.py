@@ -1,6 +1,6 @@
 """The check of a sandbox's state against what a stream of events asks of UCaaS.
 
-The events are folded by service/expected_state.py (the rules of docs/events.md read on
+The events are folded by service/devtools/expected_state.py (the rules of docs/events.md read on
 their own, without the service's translation code, so a bug there cannot hide itself);
 `Oracle` is that fold. `compare` puts the result next to `/_sandbox/state`: every customer
 (status, name), subscription (plan, seats), user (e-mail, names, department, title,
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from service.expected_state import Company, Meeting, Policy, Rule, User
-from service.expected_state import ExpectedState as Oracle
+from service.devtools.expected_state import Company, Meeting, Policy, Rule, User
+from service.devtools.expected_state import ExpectedState as Oracle
 
 __all__ = ["Company", "Comparison", "Meeting", "Oracle", "Policy", "Rule", "User", "compare"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from service.bootstrap import CRASH_AFTER_CALLS
+from service.app.bootstrap import CRASH_AFTER_CALLS
 from service.domain.commands import Command
 from service.outbox import db
 from service.outbox.unit_of_work import UnitOfWork

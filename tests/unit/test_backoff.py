@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.outbox.backoff import backoff_s
+from service.backoff import backoff_s
 
 
 @pytest.mark.parametrize(

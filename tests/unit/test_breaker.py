@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from connectors.ucaas import CallRecord, ServerError, TransportError
-from service.config import DispatcherSettings
 from service.domain.commands import Payload
 from service.executors.base import Accounts, Exec, Registry
 from service.outbox.breaker import BreakerState, OutageBreaker
 from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.outcomes import Done, Outcome, Retry, Wait
 from service.outbox.store import Claim
+from service.settings import DispatcherSettings
 
 
 class Clock:

@@ -28,7 +28,7 @@ from service.calendar.translate import (
     room_name,
 )
 from service.domain.commands import Kind, MeetingSpec
-from service.translate import Translation
+from service.domain.translation import Translation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ics"
 NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from service import config_reference
-from service.cli import app
-from service.config import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
+from service.cli import settings_reference
+from service.cli.main import app
+from service.settings import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
 
 
 def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,12 +148,12 @@ def test_config_command_prints_the_effective_configuration(
 
 def test_the_readme_carries_the_current_configuration_reference() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start, end = readme.index(config_reference.START), readme.index(config_reference.END)
-    shown = readme[start : end + len(config_reference.END)]
-    assert shown == config_reference.as_markdown(), (
+    start, end = readme.index(settings_reference.START), readme.index(settings_reference.END)
+    shown = readme[start : end + len(settings_reference.END)]
+    assert shown == settings_reference.as_markdown(), (
         "README's configuration reference is stale: paste `ucaas-sync config --reference`"
     )
-    for option in config_reference.reference():
+    for option in settings_reference.reference():
         assert option.description, f"{option.key} has no description"
-    names = {v for option in config_reference.reference() for v in option.variables}
+    names = {v for option in settings_reference.reference() for v in option.variables}
     assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "UCAAS_SYNC_ADMIN_TOKEN"} <= names

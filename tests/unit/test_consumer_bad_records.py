@@ -17,8 +17,8 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.parser import AioKafkaBatchParser
 
 from connectors.events.cloudevents import InvalidRecordError, Record, parse
-from service.config import KafkaSettings
 from service.entrypoints.consumers import DeadLetter, EventConsumer, _parse, record_of
+from service.settings import KafkaSettings
 
 
 def consumer_record(offset: int, headers: list[tuple[str, Any]]) -> ConsumerRecord[bytes, bytes]:

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from connectors.events.cloudevents import Envelope, Record, parse
-from service.config import KafkaSettings
 from service.entrypoints.consumers import EventConsumer, refused_data
-from service.intake import Taken
+from service.intake.shell import Taken
+from service.settings import KafkaSettings
 
 
 class Refusal(Exception):

@@ -16,9 +16,9 @@ import pytest
 
 from connectors.calendar.ics import parse_feed
 from connectors.events.cloudevents import Record, parse
-from service.demo.feed import vcalendar
-from service.demo.scenario import DEPARTMENTS, build
-from service.demo.summary import Found, asked, compare
+from service.devtools.demo.feed import vcalendar
+from service.devtools.demo.scenario import DEPARTMENTS, build
+from service.devtools.demo.summary import Found, asked, compare
 from service.domain.events import HrEvent, to_domain
 
 NOW = datetime(2026, 3, 27, 16, 0, tzinfo=UTC)  # the weekly series crosses Paris' DST change

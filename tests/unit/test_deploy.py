@@ -13,8 +13,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from sandbox.cli import parser as sandbox_parser
-from service.config import CONFIG_FILE_VARIABLE, AdminSettings, KafkaSettings, Settings
-from service.local_broker import with_dead_letters
+from service.devtools.local_broker import with_dead_letters
+from service.settings import CONFIG_FILE_VARIABLE, AdminSettings, KafkaSettings, Settings
 from tests.support import deploy_files as d
 
 ADMIN_PORT = AdminSettings.model_fields["port"].default

@@ -12,7 +12,7 @@ from service.domain.commands import (
     SuspendUser,
     UpdateUser,
 )
-from service.translate.guard import holds
+from service.intake.guard import holds
 
 REF = {"tenant": "CRM-1", "employee_id": "E1"}
 LEFT = [

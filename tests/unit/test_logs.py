@@ -14,8 +14,8 @@ import structlog
 from pydantic import SecretStr
 from structlog.contextvars import bound_contextvars
 
-from service import logs
-from service.config import Settings
+from service.observability import logs
+from service.settings import Settings
 
 TENANT_PASSWORD = "tenant-pw-7f3a9"
 ADMIN_PASSWORD = "admin-pw-c41d2"

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.ucaas import CallRecord
-from service import metrics, operations
+from service import views
+from service.observability import metrics
 from service.outbox.dispatcher import record_call
 
 
@@ -25,9 +26,9 @@ def status_of(
     held_for_approval: int = 0,
     dead: int = 0,
     consumer_lag: dict[tuple[str, int], int] | None = None,
-) -> operations.Status:
+) -> views.Status:
     """The lead's status with the fields `observe_status` does not read left empty."""
-    return operations.Status(
+    return views.Status(
         at=datetime.now(UTC),
         outbox=outbox or {},
         oldest_open_age_s=oldest_open_age_s,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.translate.policy import LicencePolicy, PolicyError
+from service.intake.licences import LicencePolicy, PolicyError
 
 POLICY = """
 default_apps = ["vc"]

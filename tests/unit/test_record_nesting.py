@@ -16,7 +16,7 @@ from connectors.events.cloudevents import (
     parse,
     too_deep,
 )
-from service.intake import fingerprint
+from service.intake.shell import fingerprint
 
 BINARY = (
     ("ce_specversion", b"1.0"),

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.crm.schema import Company, Purchase
-from service.config import IntakeSettings
 from service.domain.commands import (
     CloseCustomer,
     CreateCustomer,
@@ -20,9 +19,10 @@ from service.domain.commands import (
     subscription_entity,
 )
 from service.domain.events import CompanyEvent, CompanyKind, PurchaseEvent
-from service.intake import translate
-from service.translate.crm import CompanyState, translate_company, translate_purchase
-from service.translate.policy import LicencePolicy
+from service.intake.crm import CompanyState, translate_company, translate_purchase
+from service.intake.licences import LicencePolicy
+from service.intake.shell import translate
+from service.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 FULL: dict[str, Any] = {

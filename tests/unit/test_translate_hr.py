@@ -22,8 +22,8 @@ from service.domain.commands import (
     user_entity,
 )
 from service.domain.events import HrEvent, HrKind
-from service.translate.hr import UserState, translate_hr
-from service.translate.policy import LicencePolicy, Rule
+from service.intake.hr import UserState, translate_hr
+from service.intake.licences import LicencePolicy, Rule
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 POLICY = LicencePolicy(

@@ -26,8 +26,8 @@ from service.calendar import poller as poller_module
 from service.calendar.poller import FeedPoller
 from service.calendar.registry import FEEDS, FeedRegistry
 from service.calendar.translate import Feed
-from service.config import CalendarSettings
 from service.outbox.store import OUTBOX, OutboxStore
+from service.settings import CalendarSettings
 from tests.support.feeds import FeedServer, vcalendar, vevent
 
 SECRET_URL = "https://calendar.example.com/private-9f8e7d6c5b4a/basic.ics"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.bootstrap import Service
+from service.app.bootstrap import Service
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 

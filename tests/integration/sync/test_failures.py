@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from service.bootstrap import Service
+from service.app.bootstrap import Service
 from service.outbox.store import CALLS, LOGINS, OUTBOX
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
@@ -272,8 +272,8 @@ async def test_a_configured_tenant_login_is_used_for_an_adopted_customer(
 ) -> None:
     """The customer exists before the service: create_customer adopts it (no login is
     handed over), and the login from configuration acts for the tenant."""
-    from service.bootstrap import bootstrap
-    from service.config import TenantLogin
+    from service.app.bootstrap import bootstrap
+    from service.settings import TenantLogin
     from tests.integration.conftest import service_settings
     from tests.integration.ucaas.factories import new_customer, portal_auth
 

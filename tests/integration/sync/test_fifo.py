@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from connectors.ucaas import UCaaSClient
-from service.config import DispatcherSettings
 from service.domain.commands import Command, Kind, Payload
 from service.executors.base import Accounts, Exec, Registry
 from service.outbox.dispatcher import Dispatcher
 from service.outbox.outcomes import Done, Outcome, Retry
 from service.outbox.store import OutboxStore
 from service.outbox.unit_of_work import EventRecord, UnitOfWork
+from service.settings import DispatcherSettings
 
 # Two command kinds share the recording executor, so a claim batch mixes kinds.
 KINDS = (Kind.UPDATE_USER, Kind.SUSPEND_USER)

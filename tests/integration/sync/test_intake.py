@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
-from service.config import IntakeSettings
 from service.domain.commands import user_entity
-from service.entity_state import STATES
-from service.intake import Intake, fingerprint
+from service.intake.licences import LicencePolicy, Rule
+from service.intake.shell import Intake, fingerprint
+from service.intake.states import STATES
 from service.outbox.store import OUTBOX, OutboxStore
 from service.outbox.tables import Status
 from service.outbox.unit_of_work import INBOX
-from service.translate.policy import LicencePolicy, Rule
+from service.settings import IntakeSettings
 from tests.support.kafka import envelope as parsed
 
 _ids = itertools.count(1)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope
 from service.domain.commands import user_entity
-from service.entity_state import STATES
+from service.intake.states import STATES
 from service.outbox import db
 from service.outbox.store import OUTBOX
 from service.outbox.tables import Status

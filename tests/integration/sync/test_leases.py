@@ -9,7 +9,6 @@ import itertools
 from collections.abc import Sequence
 
 from connectors.ucaas import UCaaSClient
-from service.config import DispatcherSettings
 from service.domain.commands import Command, Kind, Payload
 from service.executors.base import Accounts, Exec, Registry
 from service.outbox.dispatcher import Dispatcher
@@ -17,6 +16,7 @@ from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcom
 from service.outbox.store import Claim, OutboxStore
 from service.outbox.tables import OutboxRow
 from service.outbox.unit_of_work import EventRecord, UnitOfWork
+from service.settings import DispatcherSettings
 
 _events = itertools.count(1)
 

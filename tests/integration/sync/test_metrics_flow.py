@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from connectors.events.cloudevents import Envelope, Record, parse
 from connectors.hr.scim import ENTERPRISE
 from sandbox.seed import DEFAULT_ADMIN_PASSWORD
-from service import logs, metrics
-from service.bootstrap import Service
+from service.app.bootstrap import Service
+from service.observability import logs, metrics
 from service.outbox.tables import CallLog
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin

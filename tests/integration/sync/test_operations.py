@@ -1,4 +1,4 @@
-"""What the operator asks (service/operations.py): status, dead commands, dead letters,
+"""What the operator asks (service/views.py): status, dead commands, dead letters,
 one entity's history, throughput and failures; against the sandbox, SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.events.cloudevents import Record
-from service.bootstrap import Service
+from service.app.bootstrap import Service
 from service.entrypoints.consumers import DeadLetter, record_dead_letters
-from service.operations import Operations, external_of, shown_url
+from service.views import Operations, external_of, shown_url
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 

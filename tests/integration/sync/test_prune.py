@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.outbox.holds import BLOCKED
+from service.outbox.followers import BLOCKED
 from service.outbox.prune import DEAD_LETTERS, PruneReport, blocking_ids, prune
 from service.outbox.store import CALLS, MAPPING, OUTBOX, OutboxStore
 from service.outbox.tables import TERMINAL, EntityState, InboxEntry, Status, table_of

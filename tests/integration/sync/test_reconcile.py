@@ -12,7 +12,7 @@ from connectors.ucaas import UCaaSClient
 from connectors.ucaas.models.customers import CustomerChanges
 from connectors.ucaas.models.subscriptions import SubscriptionChanges, SubscriptionTermChanges
 from connectors.ucaas.models.users import UserChanges
-from service.bootstrap import Service, bootstrap
+from service.app.bootstrap import Service, bootstrap
 from service.outbox.outcomes import MappingKey
 from service.outbox.store import CALLS, OUTBOX
 from service.reconcile import SOURCE, RepairStatus, Report, What, reconcile, shell

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from service.bootstrap import Service, bootstrap
+from service.app.bootstrap import Service, bootstrap
 from service.outbox.outcomes import MappingKey
 from service.outbox.store import OutboxStore
 from service.reconcile import RepairStatus, reconcile

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from service.bootstrap import bootstrap
+from service.app.bootstrap import bootstrap
 from service.domain.commands import customer_entity
 from service.outbox import db
 from service.outbox.outcomes import MappingKey

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
-from service.bootstrap import Service, bootstrap
+from service.app.bootstrap import Service, bootstrap
 from service.domain.commands import subscription_entity
-from service.operations import Operations
 from service.outbox.store import MAPPING, OUTBOX
+from service.views import Operations
 from tests.integration.conftest import service_settings
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin

@@ -24,7 +24,7 @@ from service.domain.commands import (
     UpdateCustomer,
 )
 from service.domain.events import CompanyEvent, PurchaseEvent
-from service.translate import Translation
+from service.domain.translation import Translation
 
 CloseStatus = Literal["C", "S"]
 

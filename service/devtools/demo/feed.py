@@ -15,7 +15,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from service.demo.scenario import Series
+from service.devtools.demo.scenario import Series
 
 CALENDAR = "text/calendar; charset=utf-8"
 

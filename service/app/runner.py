@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from service.bootstrap import Service
-from service.config import AdminSettings
+from service.app.bootstrap import Service
 from service.entrypoints.consumers import EventConsumer
+from service.settings import AdminSettings
 
 if TYPE_CHECKING:
     from service.entrypoints.admin import AdminServer

@@ -18,7 +18,6 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.lag import LagUnknownError, consumer_lag
-from service.config import Settings
 from service.domain.commands import APPROVAL
 from service.outbox.store import OutboxStore
 from service.outbox.tables import (
@@ -35,6 +34,7 @@ from service.outbox.tables import (
 from service.outbox.tables import (
     Status as CommandStatus,
 )
+from service.settings import Settings
 
 OUTBOX = table_of(OutboxRow)
 INBOX = table_of(InboxEntry)

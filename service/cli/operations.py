@@ -18,11 +18,11 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from service.config import Settings
-from service.config_reference import as_markdown
-from service.operations import Operations, Status
+from service.cli.settings_reference import as_markdown
 from service.outbox import db
 from service.outbox.store import OutboxStore
+from service.settings import Settings
+from service.views import Operations, Status
 
 T = TypeVar("T")
 dead_app = typer.Typer(no_args_is_help=True, help="Dead commands: list, retry, drop.")

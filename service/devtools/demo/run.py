@@ -20,13 +20,13 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from connectors.ucaas import Credentials, UCaaSClient
-from service.bootstrap import bootstrap
-from service.config import Settings
-from service.demo import summary
-from service.demo.feed import FeedServer, vcalendar
-from service.demo.progress import Board, Snapshot, snapshot
-from service.demo.scenario import Event, Scenario, Stream
-from service.runner import Parts, Running, serve
+from service.app.bootstrap import bootstrap
+from service.app.runner import Parts, Running, serve
+from service.devtools.demo import summary
+from service.devtools.demo.feed import FeedServer, vcalendar
+from service.devtools.demo.progress import Board, Snapshot, snapshot
+from service.devtools.demo.scenario import Event, Scenario, Stream
+from service.settings import Settings
 
 SETTLE_TIMEOUT_S = 120.0
 TICK_S = 0.25

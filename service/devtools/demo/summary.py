@@ -1,7 +1,7 @@
 """What the demo's events asked for, next to what UCaaS has now.
 
 `asked` folds the published events (and the calendar's versions) into the numbers they
-ask for with service/expected_state.py, the rules of docs/events.md read without the
+ask for with service/devtools/expected_state.py, the rules of docs/events.md read without the
 service's translation code: the check is then independent of what it checks. `found` reads
 UCaaS back through the client, as the platform account.
 """
@@ -17,8 +17,8 @@ from rich.table import Table
 
 from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import MeetingQuery
-from service.demo.scenario import Scenario, Series
-from service.expected_state import ExpectedState, Meeting, Status, User
+from service.devtools.demo.scenario import Scenario, Series
+from service.devtools.expected_state import ExpectedState, Meeting, Status, User
 
 
 @dataclass

@@ -16,21 +16,21 @@ import orjson
 import typer
 import uvloop
 
-from service.bootstrap import bootstrap
+from service.app.bootstrap import bootstrap
+from service.app.runner import AdminRefusedError, Parts, serve
 from service.calendar.registry import FeedFileError
-from service.cli_operations import config as show_config
-from service.cli_operations import dead_app, history, status
-from service.config import CONFIG_FILE_VARIABLE, Settings
+from service.cli.operations import config as show_config
+from service.cli.operations import dead_app, history, status
+from service.cli.reconcile import reconcile_command
+from service.devtools.local_broker import LocalBroker, with_dead_letters
 from service.entrypoints.asyncapi import as_json, as_yaml
-from service.local_broker import LocalBroker, with_dead_letters
-from service.logs import configure as configure_logging
+from service.intake.licences import LicencePolicy, PolicyError
+from service.intake.plan import PlanError, plan_calendar, plan_event, read
+from service.observability.logs import configure as configure_logging
 from service.outbox import db
 from service.outbox.prune import PruneReport, prune
 from service.outbox.store import OutboxStore
-from service.plan import PlanError, plan_calendar, plan_event, read
-from service.reconcile_cli import reconcile_command
-from service.runner import AdminRefusedError, Parts, serve
-from service.translate.policy import LicencePolicy, PolicyError
+from service.settings import CONFIG_FILE_VARIABLE, Settings
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -65,7 +65,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="sandbox port (default: a free one)")] = None,
 ) -> None:
     """The main job on embedded defaults: broker, sandbox and service, a scenario, a summary."""
-    from service.demo import main as run_demo  # noqa: PLC0415 - rich's progress: only here
+    from service.devtools.demo import main as run_demo  # noqa: PLC0415 - rich's progress: only here
 
     raise typer.Exit(run_demo(serve=serve, port=port))
 

@@ -18,10 +18,10 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.ucaas import UCaaSError
-from service.bootstrap import bootstrap
-from service.config import Settings
-from service.credentials import MissingSecretKeyError
+from service.app.bootstrap import bootstrap
+from service.outbox.vault import MissingSecretKeyError
 from service.reconcile import KINDS, Drift, RepairStatus, Report, kinds_of, reconcile
+from service.settings import Settings
 
 REPAIR_LABELS = {
     RepairStatus.PLANNED: "would queue",

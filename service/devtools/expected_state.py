@@ -3,7 +3,7 @@ docs/events.md.
 
 `ExpectedState.fold` takes CloudEvents (HR, CRM; others are passed over) and
 `ExpectedState.calendar` a feed's versions, and applies the contract's rules on its own.
-None of the service's translation code is used (not service.translate, not the calendar's
+None of the service's translation code is used (not service.domain.translation, not the calendar's
 translation, not the HR or CRM mapping), so a bug there cannot hide itself: the demo's
 "asked" numbers and the chaos suite's oracle are both folded here and then compared with
 what UCaaS really holds.

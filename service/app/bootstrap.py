@@ -19,17 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.ucaas import CallRecord, Credentials, UCaaSClient
 from service.calendar.poller import FeedPoller
 from service.calendar.registry import FeedRegistry
-from service.config import Settings
-from service.credentials import CredentialVault, MissingSecretKeyError, local_key
 from service.entrypoints.consumers import EventConsumer
 from service.executors import REGISTRY
 from service.executors.base import Accounts
-from service.intake import Intake
+from service.intake.licences import LicencePolicy
+from service.intake.shell import Intake
 from service.outbox import db
 from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.store import OutboxStore
 from service.outbox.unit_of_work import UnitOfWork
-from service.translate.policy import LicencePolicy
+from service.outbox.vault import CredentialVault, MissingSecretKeyError, local_key
+from service.settings import Settings
 
 log = logging.getLogger("ucaas_sync")
 

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.demo.scenario import SOURCES
+from service.devtools.demo.scenario import SOURCES
 from service.outbox.tables import (
     CalendarFeed,
     CallLog,

@@ -26,11 +26,11 @@ from connectors.ucaas import (
     ServerError,
     TransportError,
 )
-from service.config import DispatcherSettings
+from service.backoff import backoff_s
 from service.executors.base import WaitForError
-from service.outbox.backoff import backoff_s
 from service.outbox.outcomes import Dead, Outcome, Retry, Wait
 from service.outbox.store import Claim
+from service.settings import DispatcherSettings
 
 
 def is_outage(exc: BaseException) -> bool:

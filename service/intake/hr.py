@@ -34,8 +34,8 @@ from service.domain.commands import (
     UserProfile,
 )
 from service.domain.events import HrEvent
-from service.translate import Translation
-from service.translate.policy import App, LicencePolicy
+from service.domain.translation import Translation
+from service.intake.licences import App, LicencePolicy
 
 # The profile fields the API lets us change on an existing user (no e-mail edit).
 EDITABLE = ("first_name", "middle_name", "last_name", "department", "designation")

@@ -16,11 +16,11 @@ from connectors.calendar.ics import parse_feed
 from connectors.events.cloudevents import InvalidRecordError, Record, parse
 from service.calendar.poller import limits_of, rules_of
 from service.calendar.translate import Feed, diff_feed
-from service.config import CalendarSettings, IntakeSettings
 from service.domain.events import InvalidEventError, to_domain
-from service.intake import translate
+from service.intake.licences import LicencePolicy
+from service.intake.shell import translate
 from service.outbox.tables import utcnow
-from service.translate.policy import LicencePolicy
+from service.settings import CalendarSettings, IntakeSettings
 
 
 class PlanError(Exception):

@@ -21,7 +21,12 @@ from pathlib import Path
 from pydantic import SecretStr
 from rich.console import Console
 
-from service.config import (
+from service.devtools.demo.feed import FeedServer
+from service.devtools.demo.run import Demo, admin_built, run
+from service.devtools.demo.scenario import build
+from service.devtools.local_broker import LocalBroker, with_dead_letters
+from service.devtools.local_sandbox import DEFAULT_ADMIN, DEFAULT_API_ID, LocalSandbox
+from service.settings import (
     DATA_DIR,
     AdminSettings,
     CalendarSettings,
@@ -29,11 +34,6 @@ from service.config import (
     KafkaSettings,
     Settings,
 )
-from service.demo.feed import FeedServer
-from service.demo.run import Demo, admin_built, run
-from service.demo.scenario import build
-from service.local_broker import LocalBroker, with_dead_letters
-from service.local_sandbox import DEFAULT_ADMIN, DEFAULT_API_ID, LocalSandbox
 
 FOLDER = DATA_DIR / "demo"
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.calendar.translate import FeedState
+from service.intake.crm import CompanyState
+from service.intake.hr import UserState
 from service.outbox.store import upsert_many
 from service.outbox.tables import EntityState, table_of
 from service.outbox.unit_of_work import chunks
-from service.translate.crm import CompanyState
-from service.translate.hr import UserState
 
 STATES = table_of(EntityState)
 MODELS: dict[str, type[BaseModel]] = {"user": UserState, "company": CompanyState, "feed": FeedState}

@@ -26,11 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog.contextvars import bound_contextvars
 
 from connectors.events.cloudevents import Envelope
-from service import metrics
 from service.calendar import registry as calendar_registry
 from service.calendar.poller import feed_entity
 from service.calendar.translate import FeedState, cancel_all
-from service.config import IntakeSettings
 from service.domain.commands import DEPROVISIONING, Command, customer_entity, user_entity
 from service.domain.events import (
     CompanyEvent,
@@ -40,7 +38,13 @@ from service.domain.events import (
     InvalidEventError,
     to_domain,
 )
-from service.entity_state import Saved, load_states, save_states
+from service.domain.translation import Translation
+from service.intake.crm import CompanyState, translate_company, translate_purchase
+from service.intake.guard import holds as guard_holds
+from service.intake.hr import UserState, translate_hr
+from service.intake.licences import LicencePolicy
+from service.intake.states import Saved, load_states, save_states
+from service.observability import metrics
 from service.outbox.store import OUTBOX
 from service.outbox.tables import Status, utcnow
 from service.outbox.unit_of_work import (
@@ -51,11 +55,7 @@ from service.outbox.unit_of_work import (
     insert_inbox_rows,
     taken_ids,
 )
-from service.translate import Translation
-from service.translate.crm import CompanyState, translate_company, translate_purchase
-from service.translate.guard import holds as guard_holds
-from service.translate.hr import UserState, translate_hr
-from service.translate.policy import LicencePolicy
+from service.settings import IntakeSettings
 
 
 @dataclass(frozen=True)
