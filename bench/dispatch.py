@@ -42,7 +42,8 @@ from connectors.ucaas.transport import AiohttpTransport
 from service.app.bootstrap import bootstrap
 from service.devtools.local_sandbox import DEFAULT_ADMIN, LocalSandbox
 from service.outbox import db
-from service.outbox.store import OUTBOX, OutboxStore
+from service.outbox.store import OutboxStore
+from service.outbox.tables import OUTBOX
 from service.outbox.unit_of_work import EventRecord
 from service.outbox.vault import new_key
 from service.settings import DispatcherSettings, Settings

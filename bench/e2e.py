@@ -71,8 +71,7 @@ from service.devtools.demo.scenario import Event
 from service.devtools.local_broker import LocalBroker, create_topics
 from service.devtools.local_sandbox import LocalSandbox
 from service.outbox import db
-from service.outbox.store import CALLS, OUTBOX
-from service.outbox.tables import InboxEntry, table_of
+from service.outbox.tables import CALLS, INBOX, OUTBOX
 from tests.support.kafka import Topics, structured
 from tests.support.service_processes import (
     MOVING,
@@ -80,8 +79,6 @@ from tests.support.service_processes import (
     DispatchProcess,
     Outbox,
 )
-
-INBOX = table_of(InboxEntry)
 
 
 def say(text: str) -> None:

@@ -21,32 +21,23 @@ from connectors.events.lag import LagUnknownError, consumer_lag
 from service.domain.commands import APPROVAL
 from service.outbox.store import OutboxStore
 from service.outbox.tables import (
+    CALLS,
+    DEAD_LETTERS,
+    FEEDS,
+    INBOX,
+    MAPPING,
+    OUTBOX,
     TERMINAL,
-    CalendarFeed,
-    CallLog,
-    DeadLetterRow,
-    IdMapping,
-    InboxEntry,
-    OutboxRow,
-    table_of,
+    CommandStatus,
     utcnow,
-)
-from service.outbox.tables import (
-    Status as CommandStatus,
 )
 from service.settings import Settings
 
-OUTBOX = table_of(OutboxRow)
-INBOX = table_of(InboxEntry)
-CALLS = table_of(CallLog)
-LETTERS = table_of(DeadLetterRow)
-FEEDS = table_of(CalendarFeed)
-MAPPING = table_of(IdMapping)
 LAG_CACHE_S = 5.0  # a scrape every second must not open two Kafka connections each time
 
 
 @dataclass(frozen=True)
-class Status:
+class StatusReport:
     at: datetime
     outbox: dict[str, int]  # commands by status
     oldest_open_age_s: float | None  # the oldest command not done or dropped
@@ -238,7 +229,7 @@ class Operations:
     )
 
     # -- the whole picture ------------------------------------------------------------------
-    async def status(self, *, with_lag: bool = True) -> Status:
+    async def status(self, *, with_lag: bool = True) -> StatusReport:
         now = utcnow()
         async with self.engine.connect() as conn:
             by_status = await _count_by(conn, OUTBOX.c.status)
@@ -251,11 +242,11 @@ class Operations:
                     OUTBOX.c.hold_reason.like(f"{APPROVAL}%"),
                 )
             )
-            letters = await _count_by(conn, LETTERS.c.topic)
+            letters = await _count_by(conn, DEAD_LETTERS.c.topic)
             events = await _count_by(conn, INBOX.c.outcome)
             feeds = await _count_by(conn, FEEDS.c.last_status, FEEDS.c.removed.is_(False))
         lag, lag_error = await self.lag() if with_lag else (None, None)
-        return Status(
+        return StatusReport(
             at=now,
             outbox=by_status,
             oldest_open_age_s=(now - oldest).total_seconds() if oldest is not None else None,
@@ -317,9 +308,9 @@ class Operations:
     async def dead_letters(
         self, *, topic: str | None = None, limit: int = 100
     ) -> list[DeadLetterView]:
-        query = sa.select(LETTERS).order_by(LETTERS.c.id.desc()).limit(limit)
+        query = sa.select(DEAD_LETTERS).order_by(DEAD_LETTERS.c.id.desc()).limit(limit)
         if topic:
-            query = query.where(LETTERS.c.topic == topic)
+            query = query.where(DEAD_LETTERS.c.topic == topic)
         async with self.engine.connect() as conn:
             return _views(DeadLetterView, (await conn.execute(query)).all())
 

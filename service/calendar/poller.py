@@ -37,11 +37,11 @@ from structlog.contextvars import bound_contextvars
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
 from service.calendar import registry
-from service.calendar.registry import Claim, FeedRegistry
+from service.calendar.registry import FeedLease, FeedRegistry
 from service.calendar.translate import FeedState, MeetingRules, diff_feed
 from service.intake.states import load_state, save_state
 from service.observability import metrics
-from service.outbox.tables import utcnow
+from service.outbox.tables import FEEDS, utcnow
 from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
 from service.settings import CalendarSettings
 
@@ -182,7 +182,7 @@ class FeedPoller:
             return 5.0
         return min(5.0, max(0.05, (due - utcnow()).total_seconds()))
 
-    async def poll(self, claim: Claim) -> None:
+    async def poll(self, claim: FeedLease) -> None:
         """Poll one claimed feed, its lease renewed meanwhile; every error is recorded on
         the feed (retried after the failure backoff) and logged."""
         feed = claim.feed
@@ -208,7 +208,7 @@ class FeedPoller:
                 async with writing:  # never cancelled inside a database call
                     keeping.cancel()
 
-    async def _keep(self, claim: Claim, writing: asyncio.Lock) -> None:
+    async def _keep(self, claim: FeedLease, writing: asyncio.Lock) -> None:
         while True:
             await asyncio.sleep(self.renew_s)
             async with writing:
@@ -225,7 +225,7 @@ class FeedPoller:
         self.stats.fetches[outcome] += 1
         metrics.feed_polled(outcome)
 
-    async def _poll(self, claim: Claim, writing: asyncio.Lock) -> None:
+    async def _poll(self, claim: FeedLease, writing: asyncio.Lock) -> None:
         feed, etag, last_modified = claim.feed, claim.etag, claim.last_modified
         now = utcnow()
         interval = feed.interval_s or self.settings.interval_s
@@ -282,7 +282,7 @@ class FeedPoller:
 
     async def _apply(
         self,
-        claim: Claim,
+        claim: FeedLease,
         occurrences: list[Occurrence],
         body: bytes,
         etag: str | None,
@@ -328,7 +328,7 @@ class FeedPoller:
             )
         return len(translation.commands)
 
-    async def _failed(self, claim: Claim, reason: str) -> None:
+    async def _failed(self, claim: FeedLease, reason: str) -> None:
         feed = claim.feed
         interval = feed.interval_s or self.settings.interval_s
         self._count("failed")
@@ -356,21 +356,21 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-async def _still_current(conn: AsyncConnection, claim: Claim, now: datetime) -> bool:
+async def _still_current(conn: AsyncConnection, claim: FeedLease, now: datetime) -> bool:
     """Whether the feed is still registered as it was claimed, and the claim still this
     poll's, locking its row for the rest of the transaction (the first write: SQLite takes
     its write lock here too), so a removal waits for this transaction, or this one sees it
     and writes nothing."""
     feed = claim.feed
     done = await conn.execute(
-        registry.FEEDS.update()
+        FEEDS.update()
         .where(
-            registry.FEEDS.c.feed_id == feed.feed_id,
-            registry.FEEDS.c.next_fetch_at == claim.until,
-            registry.FEEDS.c.removed.is_(False),
-            registry.FEEDS.c.url == feed.url,
-            registry.FEEDS.c.organizer_email == feed.organizer_email,
-            registry.FEEDS.c.tenant == feed.tenant,
+            FEEDS.c.feed_id == feed.feed_id,
+            FEEDS.c.next_fetch_at == claim.until,
+            FEEDS.c.removed.is_(False),
+            FEEDS.c.url == feed.url,
+            FEEDS.c.organizer_email == feed.organizer_email,
+            FEEDS.c.tenant == feed.tenant,
         )
         .values(updated_at=now)
     )

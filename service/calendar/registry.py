@@ -23,13 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.calendar.translate import Feed
 from service.outbox.store import upsert
-from service.outbox.tables import CalendarFeed, table_of, utcnow
-
-FEEDS = table_of(CalendarFeed)
+from service.outbox.tables import FEEDS, CalendarFeed, utcnow
 
 
 @dataclass
-class Claim:
+class FeedLease:
     """A feed leased to one poll, with its validators; `until` is the lease's end as the
     table holds it (moved on by each renewal)."""
 
@@ -127,7 +125,7 @@ class FeedRegistry:
             for feed in feeds:
                 await register(conn, feed, source=source, now=now)
 
-    async def claim_due(self, limit: int, lease_s: float) -> list[Claim]:
+    async def claim_due(self, limit: int, lease_s: float) -> list[FeedLease]:
         """Due feeds with their validators (etag, last-modified), leased for `lease_s`."""
         now = utcnow()
         due = (
@@ -147,9 +145,9 @@ class FeedRegistry:
                     .returning(*FEEDS.c)
                 )
             ).all()
-        return [Claim(feed_of(r), r.etag, r.last_modified, r.next_fetch_at) for r in rows]
+        return [FeedLease(feed_of(r), r.etag, r.last_modified, r.next_fetch_at) for r in rows]
 
-    async def renew(self, claim: Claim, lease_s: float) -> bool:
+    async def renew(self, claim: FeedLease, lease_s: float) -> bool:
         """Move the lease on; False when the claim is no longer this poll's (its lease ran
         out and another poller took the feed, or it was registered again)."""
         until = utcnow() + timedelta(seconds=lease_s)
@@ -177,7 +175,7 @@ class FeedRegistry:
         reason: str,
         retry_cap_s: float,
         interval_s: float,
-        claim: Claim | None = None,
+        claim: FeedLease | None = None,
     ) -> float | None:
         """Record a failure; the feed is tried again after a growing wait (returned). With
         the poll's `claim`: only while it holds (None, nothing written, once it is lost)."""

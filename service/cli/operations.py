@@ -22,7 +22,7 @@ from service.cli.settings_reference import as_markdown
 from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.settings import Settings
-from service.views import Operations, Status
+from service.views import Operations, StatusReport
 
 T = TypeVar("T")
 dead_app = typer.Typer(no_args_is_help=True, help="Dead commands: list, retry, drop.")
@@ -67,7 +67,7 @@ def status(
     lag: Annotated[bool, typer.Option(help="ask the broker for the consumer lag")] = True,
 ) -> None:
     """What the service owes: outbox by status and age, lag, dead letters, held, feeds."""
-    found: Status = _run(lambda ops: ops.status(with_lag=lag))
+    found: StatusReport = _run(lambda ops: ops.status(with_lag=lag))
     if as_json:
         typer.echo(_json(found.as_json()))
         return

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from connectors.hr.scim import ENTERPRISE
 
 Meeting = tuple[datetime, str, int]  # start (UTC), title, minutes
-Status = Literal["active", "on_leave", "left"]
+UserStatus = Literal["active", "on_leave", "left"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class User:
     last: str | None
     department: str | None
     title: str | None
-    status: Status
+    status: UserStatus
     apps: frozenset[str]
 
     @property

@@ -45,7 +45,7 @@ class Payload(BaseModel):
 
 
 # -- users ------------------------------------------------------------------------------
-class UserRef(Payload):
+class UserPayload(Payload):
     tenant: str = Field(description="the customer's CRM id")
     employee_id: str
 
@@ -59,28 +59,28 @@ class UserProfile(Payload):
     designation: str | None = None
 
 
-class CreateUser(UserRef):
+class CreateUser(UserPayload):
     profile: UserProfile
 
 
-class UpdateUser(UserRef):
+class UpdateUser(UserPayload):
     email: str = Field(description="to find the user if the mapping is lost")
     changes: dict[str, str | None]
 
 
-class SuspendUser(UserRef):
+class SuspendUser(UserPayload):
     pass
 
 
-class ReactivateUser(UserRef):
+class ReactivateUser(UserPayload):
     pass
 
 
-class AssignLicence(UserRef):
+class AssignLicence(UserPayload):
     app: App
 
 
-class RevokeLicence(UserRef):
+class RevokeLicence(UserPayload):
     app: App
 
 
@@ -141,22 +141,22 @@ class MeetingSpec(Payload):
     invitees: tuple[str, ...] = ()
 
 
-class MeetingRef(Payload):
+class MeetingPayload(Payload):
     meeting_key: str
     tenant: str
     organizer_email: str
     app: App = "vc"
 
 
-class ScheduleMeeting(MeetingRef):
+class ScheduleMeeting(MeetingPayload):
     meeting: MeetingSpec
 
 
-class UpdateMeeting(MeetingRef):
+class UpdateMeeting(MeetingPayload):
     meeting: MeetingSpec
 
 
-class CancelMeeting(MeetingRef):
+class CancelMeeting(MeetingPayload):
     pass
 
 
@@ -221,11 +221,11 @@ class Command:
     def of(cls, payload: Payload, kind: Kind | None = None) -> Command:
         """A command with the entity and tenant its payload implies."""
         found = kind or next(k for k, model in PAYLOADS.items() if type(payload) is model)
-        if isinstance(payload, UserRef):
+        if isinstance(payload, UserPayload):
             return cls(
                 found, user_entity(payload.tenant, payload.employee_id), payload, payload.tenant
             )
-        if isinstance(payload, MeetingRef):
+        if isinstance(payload, MeetingPayload):
             return cls(found, meeting_entity(payload.meeting_key), payload, payload.tenant)
         if isinstance(payload, CreateSubscription):
             # Not the customer's entity: a purchase may come before the company, and it

@@ -28,11 +28,10 @@ from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, 
 from service.intake.shell import Intake, Taken
 from service.observability import metrics
 from service.outbox.store import insert_for
-from service.outbox.tables import DeadLetterRow, table_of
+from service.outbox.tables import DEAD_LETTERS
 from service.settings import KafkaSettings
 
 log = logging.getLogger("ucaas_sync.consumers")
-DEAD_LETTERS = table_of(DeadLetterRow)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from connectors.ucaas import (
 )
 from service.domain.commands import Payload
 from service.outbox.outcomes import MappingKey, Outcome
-from service.outbox.store import CACHED_KINDS, LOGINS, Claim, IdMappingView, OutboxStore
+from service.outbox.store import CACHED_KINDS, Claim, IdMappingView, OutboxStore
+from service.outbox.tables import LOGINS
 from service.outbox.vault import CredentialVault
 
 log = logging.getLogger("ucaas_sync.executors")

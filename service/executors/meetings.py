@@ -12,7 +12,7 @@ from connectors.ucaas import NotFoundError, ValidationError
 from connectors.ucaas.models.meetings import Invitees, MeetingChanges, NewMeeting
 from service.domain.commands import (
     CancelMeeting,
-    MeetingRef,
+    MeetingPayload,
     MeetingSpec,
     ScheduleMeeting,
     UpdateMeeting,
@@ -23,7 +23,7 @@ from service.outbox.outcomes import Done, MappingKey, MappingWrite, Outcome
 STARTED = 1604
 
 
-def _key(p: MeetingRef) -> MappingKey:
+def _key(p: MeetingPayload) -> MappingKey:
     return MappingKey("meeting", p.tenant, p.meeting_key)
 
 
@@ -54,7 +54,7 @@ async def _fields(x: Exec, spec: MeetingSpec) -> dict[str, object]:
     }
 
 
-async def _schedule(x: Exec, access: TenantAccess, p: MeetingRef, spec: MeetingSpec) -> Outcome:
+async def _schedule(x: Exec, access: TenantAccess, p: MeetingPayload, spec: MeetingSpec) -> Outcome:
     organiser = await _organiser(x, access, p.organizer_email)
     if x.lookup_first:
         found = await access.api.meetings.find(organiser, spec.room_name, spec.start_time, p.app)

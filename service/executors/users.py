@@ -21,18 +21,20 @@ from service.domain.commands import (
     RevokeLicence,
     SuspendUser,
     UpdateUser,
-    UserRef,
+    UserPayload,
 )
 from service.executors.base import Exec, TenantAccess, WaitForError
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome
 from service.outbox.store import IdMappingView
 
 
-def _key(p: UserRef) -> MappingKey:
+def _key(p: UserPayload) -> MappingKey:
     return MappingKey("user", p.tenant, p.employee_id)
 
 
-def _user_mapping(p: UserRef, user_id: str, email: str, state: dict[str, object]) -> MappingWrite:
+def _user_mapping(
+    p: UserPayload, user_id: str, email: str, state: dict[str, object]
+) -> MappingWrite:
     return MappingWrite(_key(p), user_id, email.lower(), state)
 
 
@@ -81,11 +83,11 @@ async def create_user(x: Exec, p: CreateUser) -> Outcome:
     )
 
 
-async def _mapping(x: Exec, p: UserRef, *, fresh: bool = False) -> IdMappingView | None:
+async def _mapping(x: Exec, p: UserPayload, *, fresh: bool = False) -> IdMappingView | None:
     return await x.mapping("user", p.tenant, p.employee_id, fresh=fresh)
 
 
-async def _user_id(x: Exec, p: UserRef) -> str | None:
+async def _user_id(x: Exec, p: UserPayload) -> str | None:
     mapping = await _mapping(x, p)
     return mapping.ucaas_id if mapping else None
 
@@ -113,7 +115,7 @@ async def update_user(x: Exec, p: UpdateUser) -> Outcome:
     return Done(mappings=(_user_mapping(p, user_id, p.email, state),))
 
 
-async def _set_status(x: Exec, p: UserRef, status: str) -> Outcome:
+async def _set_status(x: Exec, p: UserPayload, status: str) -> Outcome:
     mapping = await _mapping(x, p)
     if mapping is None:
         return Done(note="no such user: nothing to change")

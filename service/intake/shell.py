@@ -45,8 +45,7 @@ from service.intake.hr import UserState, translate_hr
 from service.intake.licences import LicencePolicy
 from service.intake.states import Saved, load_states, save_states
 from service.observability import metrics
-from service.outbox.store import OUTBOX
-from service.outbox.tables import Status, utcnow
+from service.outbox.tables import OUTBOX, CommandStatus, utcnow
 from service.outbox.unit_of_work import (
     Accepted,
     EventRecord,
@@ -289,7 +288,7 @@ async def recent_deprovisioning(
                 OUTBOX.c.tenant.in_(some),
                 OUTBOX.c.created_at >= since,
                 OUTBOX.c.kind.in_([k.value for k in DEPROVISIONING]),
-                OUTBOX.c.status != Status.DROPPED.value,
+                OUTBOX.c.status != CommandStatus.DROPPED.value,
                 OUTBOX.c.approved_at.is_(None),  # an approved burst is not counted again
             )
             .group_by(OUTBOX.c.tenant)

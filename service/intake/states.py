@@ -16,10 +16,9 @@ from service.calendar.translate import FeedState
 from service.intake.crm import CompanyState
 from service.intake.hr import UserState
 from service.outbox.store import upsert_many
-from service.outbox.tables import EntityState, table_of
+from service.outbox.tables import STATES
 from service.outbox.unit_of_work import chunks
 
-STATES = table_of(EntityState)
 MODELS: dict[str, type[BaseModel]] = {"user": UserState, "company": CompanyState, "feed": FeedState}
 
 

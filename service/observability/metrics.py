@@ -105,7 +105,7 @@ _LITERAL_SEGMENT = re.compile(r"^(?![0-9a-fA-F-]{16,}$)[A-Za-z][A-Za-z_-]{0,39}$
 
 
 class StatusLike(Protocol):
-    """What `observe_status` reads: `service.views.Status` has these fields."""
+    """What `observe_status` reads: `service.views.StatusReport` has these fields."""
 
     @property
     def outbox(self) -> Mapping[str, int]: ...

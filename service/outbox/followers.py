@@ -26,9 +26,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.commands import Kind
-from service.outbox.tables import RUNNABLE, OutboxRow, Status, table_of
+from service.outbox.tables import OUTBOX, RUNNABLE, CommandStatus
 
-OUTBOX = table_of(OutboxRow)
 BLOCKED = "blocked by #{}"
 BEHIND = "queued behind #{}"
 
@@ -43,7 +42,7 @@ def among(dialect: str, column: Any, values: Sequence[Any], item: Any) -> Any:
 
 
 def _hold(reason: str, now: datetime) -> dict[str, Any]:
-    return {"status": Status.HELD.value, "hold_reason": reason, "updated_at": now}
+    return {"status": CommandStatus.HELD.value, "hold_reason": reason, "updated_at": now}
 
 
 # Inlined, not bound: a prepared statement's generic plan cannot match bound values to the
@@ -60,7 +59,7 @@ _QUEUE_BEHIND = (
         OUTBOX.c.status.in_(RUNNABLE_LITERALS),
     )
     .values(
-        status=Status.HELD.value,
+        status=CommandStatus.HELD.value,
         hold_reason=sa.bindparam("b_reason"),
         updated_at=sa.bindparam("b_now"),
     )
@@ -91,7 +90,7 @@ async def block_followers(conn: AsyncConnection, entity: str, dead_id: int, now:
             sa.or_(
                 OUTBOX.c.status.in_(RUNNABLE),
                 sa.and_(
-                    OUTBOX.c.status == Status.HELD.value,
+                    OUTBOX.c.status == CommandStatus.HELD.value,
                     OUTBOX.c.hold_reason == BEHIND.format(dead_id),
                 ),
             ),
@@ -111,7 +110,7 @@ async def hold_behind_dead_customers(
     dead = await conn.execute(
         sa.select(OUTBOX.c.tenant, sa.func.min(OUTBOX.c.id))
         .where(
-            OUTBOX.c.status == Status.DEAD.value,
+            OUTBOX.c.status == CommandStatus.DEAD.value,
             OUTBOX.c.kind == Kind.CREATE_CUSTOMER.value,
             among(dialect, OUTBOX.c.tenant, sorted(tenants), sa.String),
         )
@@ -119,7 +118,7 @@ async def hold_behind_dead_customers(
     )
     for tenant, dead_id in dead.all():
         waiting = sa.select(OUTBOX.c.entity).where(
-            OUTBOX.c.status == Status.WAITING.value, OUTBOX.c.tenant == tenant
+            OUTBOX.c.status == CommandStatus.WAITING.value, OUTBOX.c.tenant == tenant
         )
         await conn.execute(
             OUTBOX.update()
@@ -138,11 +137,11 @@ async def release_held(
     await conn.execute(
         OUTBOX.update()
         .where(
-            OUTBOX.c.status == Status.HELD.value,
+            OUTBOX.c.status == CommandStatus.HELD.value,
             among(dialect, OUTBOX.c.hold_reason, reasons, sa.String),
         )
         # next_attempt_at stays: a follower may be effective-dated
-        .values(status=Status.PENDING.value, hold_reason=None, updated_at=now)
+        .values(status=CommandStatus.PENDING.value, hold_reason=None, updated_at=now)
     )
 
 
@@ -154,7 +153,7 @@ async def requeue_behind(
     await conn.execute(
         OUTBOX.update()
         .where(
-            OUTBOX.c.status == Status.HELD.value,
+            OUTBOX.c.status == CommandStatus.HELD.value,
             OUTBOX.c.hold_reason == BLOCKED.format(command_id),
             OUTBOX.c.entity == entity,
         )

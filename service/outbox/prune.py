@@ -22,10 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.outbox.followers import BLOCKED
-from service.outbox.store import CALLS, OUTBOX
-from service.outbox.tables import TERMINAL, DeadLetterRow, Status, table_of, utcnow
+from service.outbox.tables import (
+    CALLS,
+    DEAD_LETTERS,
+    OUTBOX,
+    TERMINAL,
+    CommandStatus,
+    utcnow,
+)
 
-DEAD_LETTERS = table_of(DeadLetterRow)
 _BLOCKED_PREFIX = BLOCKED.format("")
 
 
@@ -56,7 +61,7 @@ async def _kept(conn: AsyncConnection) -> set[int]:
     # deleting a row a held row names would leave that reason pointing at nothing.
     reasons = await conn.scalars(
         sa.select(OUTBOX.c.hold_reason).where(
-            OUTBOX.c.status == Status.HELD.value,
+            OUTBOX.c.status == CommandStatus.HELD.value,
             OUTBOX.c.hold_reason.like(f"{_BLOCKED_PREFIX}%"),
         )
     )

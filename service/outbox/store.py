@@ -25,22 +25,18 @@ from service.domain.commands import APPROVAL, DENIED
 from service.outbox import followers
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
 from service.outbox.tables import (
+    CALLS,
+    LOGINS,
+    MAPPING,
+    OUTBOX,
     RUNNABLE,
     TERMINAL,
-    CallLog,
-    IdMapping,
+    CommandStatus,
     OutboxRow,
-    Status,
-    TenantCredential,
-    table_of,
     utcnow,
 )
 from service.outbox.vault import CredentialVault
 
-OUTBOX = table_of(OutboxRow)
-MAPPING = table_of(IdMapping)
-CALLS = table_of(CallLog)
-LOGINS = table_of(TenantCredential)
 # Mappings this process keeps copies of. Customers and users are added, and replaced only
 # after their UCaaS object vanished (reconcile forgets the mapping and queues a create, in
 # this or another process). So a copy can only point at an object that is gone: creates
@@ -146,9 +142,12 @@ class OutboxStore:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 OUTBOX.update()
-                .where(OUTBOX.c.status == Status.IN_FLIGHT.value, OUTBOX.c.lease_expires_at < now)
+                .where(
+                    OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
+                    OUTBOX.c.lease_expires_at < now,
+                )
                 .values(
-                    status=Status.PENDING.value,
+                    status=CommandStatus.PENDING.value,
                     in_doubt=True,
                     lease_owner=None,
                     lease_expires_at=None,
@@ -164,7 +163,7 @@ class OutboxStore:
         mine = sa.and_(
             self._among(OUTBOX.c.id, ids, sa.Integer),
             OUTBOX.c.lease_owner == owner,
-            OUTBOX.c.status == Status.IN_FLIGHT.value,
+            OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
         )
         if self.dialect == "postgresql":
             # Rows being finished right now are locked by the outcome writer, which updates
@@ -191,7 +190,7 @@ class OutboxStore:
             for claim in claims:
                 result = await conn.execute(
                     self._mine(claim).values(
-                        status=Status.PENDING.value,
+                        status=CommandStatus.PENDING.value,
                         in_doubt=True,
                         attempts=OUTBOX.c.attempts - 1,
                         lease_owner=None,
@@ -208,7 +207,7 @@ class OutboxStore:
         return OUTBOX.update().where(
             OUTBOX.c.id == claim.id,
             OUTBOX.c.lease_owner == claim.owner,
-            OUTBOX.c.status == Status.IN_FLIGHT.value,
+            OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
         )
 
     # -- outcomes -------------------------------------------------------------------------
@@ -258,7 +257,7 @@ class OutboxStore:
         rows = await conn.execute(
             sa.select(OUTBOX.c.id, OUTBOX.c.lease_owner).where(
                 self._among(OUTBOX.c.id, [c.id for c in claims], sa.Integer),
-                OUTBOX.c.status == Status.IN_FLIGHT.value,
+                OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
             )
         )
         owners = {c.id: c.owner for c in claims}
@@ -295,7 +294,7 @@ class OutboxStore:
         await conn.execute(
             OUTBOX.update()
             .where(
-                OUTBOX.c.status == Status.WAITING.value,
+                OUTBOX.c.status == CommandStatus.WAITING.value,
                 self._among(OUTBOX.c.tenant, sorted(tenants), sa.String),
                 OUTBOX.c.next_attempt_at > now,
             )
@@ -324,34 +323,38 @@ class OutboxStore:
     # -- operator actions -----------------------------------------------------------------
     async def retry(self, command_id: int) -> bool:
         """A dead command runs again, with a fresh attempt budget."""
-        return await self._reopen(command_id, (Status.DEAD.value,), Status.PENDING.value)
+        return await self._reopen(
+            command_id, (CommandStatus.DEAD.value,), CommandStatus.PENDING.value
+        )
 
     async def drop(self, command_id: int) -> bool:
         """Give up on a command; the commands it blocked run."""
         return await self._reopen(
-            command_id, (Status.DEAD.value, Status.HELD.value, *RUNNABLE), Status.DROPPED.value
+            command_id,
+            (CommandStatus.DEAD.value, CommandStatus.HELD.value, *RUNNABLE),
+            CommandStatus.DROPPED.value,
         )
 
     async def approve(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
         """Let held deprovisioning run: one command, or every one held for a tenant."""
-        return await self._decide(command_id, tenant, Status.PENDING.value)
+        return await self._decide(command_id, tenant, CommandStatus.PENDING.value)
 
     async def deny(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
         """Drop held deprovisioning: the users keep their access."""
-        return await self._decide(command_id, tenant, Status.DROPPED.value)
+        return await self._decide(command_id, tenant, CommandStatus.DROPPED.value)
 
     async def _decide(self, command_id: int | None, tenant: str | None, to_status: str) -> int:
         if command_id is None and tenant is None:
             raise ValueError("name a command id or a tenant")
         now = utcnow()
         query = OUTBOX.update().where(
-            OUTBOX.c.status == Status.HELD.value, OUTBOX.c.hold_reason.like(f"{APPROVAL}%")
+            OUTBOX.c.status == CommandStatus.HELD.value, OUTBOX.c.hold_reason.like(f"{APPROVAL}%")
         )
         if command_id is not None:
             query = query.where(OUTBOX.c.id == command_id)
         if tenant is not None:
             query = query.where(OUTBOX.c.tenant == tenant)
-        dropped = to_status == Status.DROPPED.value
+        dropped = to_status == CommandStatus.DROPPED.value
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 # next_attempt_at stays: an effective-dated command still waits for its date.
@@ -372,7 +375,7 @@ class OutboxStore:
                 await conn.execute(
                     sa.select(OUTBOX)
                     .where(
-                        OUTBOX.c.status == Status.HELD.value,
+                        OUTBOX.c.status == CommandStatus.HELD.value,
                         OUTBOX.c.hold_reason.like(f"{APPROVAL}%"),
                     )
                     .order_by(OUTBOX.c.id)
@@ -394,13 +397,13 @@ class OutboxStore:
                     next_attempt_at=now,
                     hold_reason=None,
                     updated_at=now,
-                    done_at=now if to_status == Status.DROPPED.value else None,
+                    done_at=now if to_status == CommandStatus.DROPPED.value else None,
                 )
                 .returning(OUTBOX.c.entity)
             )
             if entity is None:
                 return False
-            if to_status == Status.DROPPED.value:
+            if to_status == CommandStatus.DROPPED.value:
                 await followers.release_held(conn, self.dialect, [command_id], now)
             else:
                 await followers.requeue_behind(conn, command_id, entity, now)
@@ -585,7 +588,7 @@ def _claim_statement(dialect: str) -> Any:
         OUTBOX.update()
         .where(OUTBOX.c.id.in_(candidates.scalar_subquery()))
         .values(
-            status=Status.IN_FLIGHT.value,
+            status=CommandStatus.IN_FLIGHT.value,
             lease_owner=_bp("owner"),
             lease_expires_at=_bp("expires"),
             attempts=OUTBOX.c.attempts + 1,
@@ -601,21 +604,21 @@ def _owned_update() -> Any:
     return OUTBOX.update().where(
         OUTBOX.c.id == _bp("id"),
         OUTBOX.c.lease_owner == _bp("owner"),
-        OUTBOX.c.status == Status.IN_FLIGHT.value,
+        OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
     )
 
 
 # One statement per shape of outcome, run with many parameter sets (executemany).
 _STATUS_UPDATES: dict[str, Any] = {
     "done": _owned_update().values(
-        status=Status.DONE.value,
+        status=CommandStatus.DONE.value,
         done_at=_bp("now"),
         hold_reason=_bp("note"),
         lease_expires_at=None,
         updated_at=_bp("now"),
     ),
     "retry": _owned_update().values(
-        status=Status.PENDING.value,
+        status=CommandStatus.PENDING.value,
         next_attempt_at=_bp("next"),
         last_error_code=_bp("code"),
         last_error=_bp("message"),
@@ -626,7 +629,7 @@ _STATUS_UPDATES: dict[str, Any] = {
         updated_at=_bp("now"),
     ),
     "wait": _owned_update().values(
-        status=Status.WAITING.value,
+        status=CommandStatus.WAITING.value,
         next_attempt_at=_bp("next"),
         hold_reason=_bp("reason"),
         # Waiting is not failing, and the API answered: the failures before it were
@@ -637,7 +640,7 @@ _STATUS_UPDATES: dict[str, Any] = {
         updated_at=_bp("now"),
     ),
     "dead": _owned_update().values(
-        status=Status.DEAD.value,
+        status=CommandStatus.DEAD.value,
         last_error_code=_bp("code"),
         last_error=_bp("message"),
         lease_expires_at=None,

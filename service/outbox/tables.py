@@ -45,7 +45,7 @@ def _time(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
 
 
-class Status(StrEnum):
+class CommandStatus(StrEnum):
     PENDING = "pending"  # due at next_attempt_at
     IN_FLIGHT = "in_flight"  # claimed under a lease
     WAITING = "waiting"  # a prerequisite is missing; re-checked at next_attempt_at
@@ -55,8 +55,8 @@ class Status(StrEnum):
     DROPPED = "dropped"  # given up on by an operator
 
 
-TERMINAL = (Status.DONE.value, Status.DROPPED.value)
-RUNNABLE = (Status.PENDING.value, Status.WAITING.value)
+TERMINAL = (CommandStatus.DONE.value, CommandStatus.DROPPED.value)
+RUNNABLE = (CommandStatus.PENDING.value, CommandStatus.WAITING.value)
 
 
 class InboxEntry(SQLModel, table=True):
@@ -117,7 +117,7 @@ class OutboxRow(SQLModel, table=True):
     kind: str = Field(max_length=40)
     tenant: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    status: str = Field(default=Status.PENDING.value, max_length=20)
+    status: str = Field(default=CommandStatus.PENDING.value, max_length=20)
     attempts: int = 0
     in_doubt: bool = Field(default=False, description="an earlier attempt may have acted")
     next_attempt_at: datetime = _time()
@@ -231,3 +231,14 @@ class DeadLetterRow(SQLModel, table=True):
 def table_of(model: type[Any]) -> sa.Table:
     """A SQLModel table class's Core table, typed."""
     return cast(sa.Table, model.__table__)
+
+
+# Each table's Core object, named once: every module reads and writes through these.
+INBOX = table_of(InboxEntry)
+OUTBOX = table_of(OutboxRow)
+MAPPING = table_of(IdMapping)
+CALLS = table_of(CallLog)
+LOGINS = table_of(TenantCredential)
+STATES = table_of(EntityState)
+FEEDS = table_of(CalendarFeed)
+DEAD_LETTERS = table_of(DeadLetterRow)

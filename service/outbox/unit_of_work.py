@@ -20,10 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
 from service.outbox.followers import BLOCKED
-from service.outbox.store import OUTBOX, insert_for
-from service.outbox.tables import InboxEntry, Status, table_of, utcnow
+from service.outbox.store import insert_for
+from service.outbox.tables import INBOX, OUTBOX, CommandStatus, utcnow
 
-INBOX = table_of(InboxEntry)
 T = TypeVar("T")
 
 
@@ -189,7 +188,7 @@ async def dead_blockers(conn: AsyncConnection, entities: Iterable[str]) -> dict[
     for some in chunks(sorted(set(entities))):
         rows = await conn.execute(
             sa.select(OUTBOX.c.entity, sa.func.min(OUTBOX.c.id))
-            .where(OUTBOX.c.entity.in_(some), OUTBOX.c.status == Status.DEAD.value)
+            .where(OUTBOX.c.entity.in_(some), OUTBOX.c.status == CommandStatus.DEAD.value)
             .group_by(OUTBOX.c.entity)
         )
         found.update((entity, BLOCKED.format(dead)) for entity, dead in rows)
@@ -204,7 +203,7 @@ def _row(
         "kind": command.kind.value,
         "tenant": command.tenant,
         "payload": command.payload.model_dump(mode="json", exclude_none=True),
-        "status": Status.HELD.value if hold else Status.PENDING.value,
+        "status": CommandStatus.HELD.value if hold else CommandStatus.PENDING.value,
         "hold_reason": hold,
         "attempts": 0,
         "in_doubt": False,

@@ -57,7 +57,7 @@ class Observed:
 
 
 @dataclass(frozen=True)
-class MeetingRef:
+class MeetingOwner:
     """Who organises a meeting and in which app: from the last command that scheduled it
     (the mapping keeps only the organiser's UCaaS id and the spec)."""
 

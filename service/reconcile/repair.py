@@ -47,7 +47,7 @@ from service.domain.commands import (
     UserProfile,
 )
 from service.reconcile.drift import employee_of, meeting_spec
-from service.reconcile.model import SOURCE, Drift, MeetingRef, OpenCommand, RepairStatus, What
+from service.reconcile.model import SOURCE, Drift, MeetingOwner, OpenCommand, RepairStatus, What
 
 Plan = tuple[tuple[Command, ...] | None, str | None]
 RECREATED = "re-created with a new UCaaS id"
@@ -56,7 +56,7 @@ RECREATED = "re-created with a new UCaaS id"
 def with_repairs(
     drifts: Iterable[Drift],
     *,
-    refs: Mapping[str, MeetingRef],
+    refs: Mapping[str, MeetingOwner],
     open_commands: Mapping[str, OpenCommand],
     now: datetime,
 ) -> list[Drift]:
@@ -77,7 +77,7 @@ def with_repairs(
     return out
 
 
-def repair_commands(drift: Drift, *, refs: Mapping[str, MeetingRef], now: datetime) -> Plan:
+def repair_commands(drift: Drift, *, refs: Mapping[str, MeetingOwner], now: datetime) -> Plan:
     """The commands that bring UCaaS back to the pushed state, or None and why not."""
     try:
         if drift.kind == "customer":
@@ -173,7 +173,7 @@ def _user(drift: Drift) -> Plan:
 
 
 # -- meetings -----------------------------------------------------------------------------
-def _meeting(drift: Drift, ref: MeetingRef | None, now: datetime) -> Plan:
+def _meeting(drift: Drift, ref: MeetingOwner | None, now: datetime) -> Plan:
     spec = meeting_spec(drift.state)
     if spec is None:
         return None, "no meeting spec was recorded"

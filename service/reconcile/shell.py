@@ -24,15 +24,14 @@ from connectors.ucaas.models.meetings import Meeting, MeetingQuery
 from service.app.bootstrap import Service
 from service.domain.commands import App, Command, Kind, customer_entity
 from service.outbox.followers import BLOCKED
-from service.outbox.store import MAPPING, OUTBOX
-from service.outbox.tables import TERMINAL, Status, utcnow
+from service.outbox.tables import MAPPING, OUTBOX, TERMINAL, CommandStatus, utcnow
 from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
 from service.reconcile.drift import detect, meeting_over
 from service.reconcile.model import (
     KINDS,
     SOURCE,
     Drift,
-    MeetingRef,
+    MeetingOwner,
     Observed,
     OpenCommand,
     Pushed,
@@ -125,9 +124,9 @@ def _chunks(items: Iterable[str]) -> Iterable[list[str]]:
         yield ordered[start : start + CHUNK]
 
 
-async def meeting_refs(engine: AsyncEngine, keys: Iterable[str]) -> dict[str, MeetingRef]:
+async def meeting_refs(engine: AsyncEngine, keys: Iterable[str]) -> dict[str, MeetingOwner]:
     """Organiser and app of each meeting, from the last command that scheduled it."""
-    out: dict[str, MeetingRef] = {}
+    out: dict[str, MeetingOwner] = {}
     async with engine.connect() as conn:
         for chunk in _chunks(f"meeting:{k}" for k in keys):
             rows = await conn.execute(
@@ -136,7 +135,7 @@ async def meeting_refs(engine: AsyncEngine, keys: Iterable[str]) -> dict[str, Me
                 .order_by(OUTBOX.c.id)
             )
             for (payload,) in rows:
-                out[payload["meeting_key"]] = MeetingRef(
+                out[payload["meeting_key"]] = MeetingOwner(
                     payload["organizer_email"], payload.get("app", "vc")
                 )
     return out
@@ -225,9 +224,11 @@ async def _hold_behind_reactivation(
                 mine,
                 OUTBOX.c.tenant == tenant,
                 OUTBOX.c.entity != entity,
-                OUTBOX.c.status == Status.PENDING.value,
+                OUTBOX.c.status == CommandStatus.PENDING.value,
             )
-            .values(status=Status.HELD.value, hold_reason=BLOCKED.format(gate), updated_at=now)
+            .values(
+                status=CommandStatus.HELD.value, hold_reason=BLOCKED.format(gate), updated_at=now
+            )
         )
         reasons[tenant] = f"after #{gate}, the customer's reactivation"
     return reasons
@@ -264,7 +265,7 @@ async def read_back(
     api: UCaaSClient,
     pushed: Sequence[Pushed],
     kinds: Sequence[str],
-    refs: dict[str, MeetingRef],
+    refs: dict[str, MeetingOwner],
 ) -> Observed:
     def ids(kind: str) -> set[str]:
         return {p.ucaas_id for p in pushed if p.kind == kind}
@@ -338,7 +339,7 @@ async def _read(
 
 
 async def _meetings(
-    api: UCaaSClient, pushed: Sequence[Pushed], refs: dict[str, MeetingRef]
+    api: UCaaSClient, pushed: Sequence[Pushed], refs: dict[str, MeetingOwner]
 ) -> dict[str, Meeting]:
     """Per organiser and app: the organiser's meetings listed, or a few fetched by id."""
     groups: dict[tuple[str, App], set[str]] = defaultdict(set)

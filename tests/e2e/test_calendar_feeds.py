@@ -40,11 +40,10 @@ from sandbox.datapool import zones
 from service.app.bootstrap import Service, bootstrap
 from service.calendar import poller as poller_module
 from service.calendar import registry as registry_module
-from service.calendar.registry import FEEDS
 from service.calendar.translate import Feed
 from service.entrypoints.consumers import EventConsumer
 from service.outbox import db
-from service.outbox.tables import CalendarFeed
+from service.outbox.tables import FEEDS, CalendarFeed
 from service.settings import Settings
 from tests.support.commands import email_of, event, onboarding
 from tests.support.databases import sqlite_url

@@ -12,8 +12,7 @@ import sqlalchemy as sa
 
 from service.outbox import db
 from service.outbox.prune import DEAD_LETTERS
-from service.outbox.store import CALLS, OUTBOX
-from service.outbox.tables import Status, utcnow
+from service.outbox.tables import CALLS, OUTBOX, CommandStatus, utcnow
 from tests.support.service_processes import db_upgrade, dispatch_env, ucaas_sync
 
 OLD_COMMANDS = 1_200
@@ -38,10 +37,10 @@ def seed(url: str, now: datetime) -> None:
             "done_at": done_at,
         }
 
-    commands = [command(n, Status.DONE.value, old) for n in range(1, OLD_COMMANDS + 1)]
+    commands = [command(n, CommandStatus.DONE.value, old) for n in range(1, OLD_COMMANDS + 1)]
     commands += [
-        command(OLD_COMMANDS + 1, Status.DONE.value, recent),
-        command(OLD_COMMANDS + 2, Status.DEAD.value, None),
+        command(OLD_COMMANDS + 1, CommandStatus.DONE.value, recent),
+        command(OLD_COMMANDS + 2, CommandStatus.DEAD.value, None),
     ]
     calls = [
         {"command_id": c["id"], "method": "POST", "route": "/users", "status": 201, "at": old}

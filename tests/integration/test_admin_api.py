@@ -28,7 +28,7 @@ from sandbox.seed import DEFAULT_ADMIN_PASSWORD
 from service.app.bootstrap import Service, bootstrap
 from service.app.runner import AdminRefusedError, Parts, Running, serve
 from service.entrypoints.admin import AdminServer
-from service.outbox.store import OUTBOX
+from service.outbox.tables import OUTBOX
 from service.settings import AdminSettings, IntakeSettings, Settings, TenantLogin
 from tests.integration.conftest import TEST_SECRET_KEY, service_settings
 from tests.support import commands as c

@@ -26,9 +26,9 @@ def status_of(
     held_for_approval: int = 0,
     dead: int = 0,
     consumer_lag: dict[tuple[str, int], int] | None = None,
-) -> views.Status:
+) -> views.StatusReport:
     """The lead's status with the fields `observe_status` does not read left empty."""
-    return views.Status(
+    return views.StatusReport(
         at=datetime.now(UTC),
         outbox=outbox or {},
         oldest_open_age_s=oldest_open_age_s,

@@ -19,7 +19,7 @@ from service.domain.commands import Command, Kind, MeetingSpec, parse_payload
 from service.reconcile import (
     SOURCE,
     Drift,
-    MeetingRef,
+    MeetingOwner,
     Observed,
     OpenCommand,
     Pushed,
@@ -61,7 +61,7 @@ SUB_STATE = {
     "seats": 10,
     "start": "2026-01-05",
 }
-REFS = {"feed:uid:1": MeetingRef("ann@acme.example", "vc")}
+REFS = {"feed:uid:1": MeetingOwner("ann@acme.example", "vc")}
 
 
 def pushed_all(**overrides: dict[str, Any]) -> list[Pushed]:

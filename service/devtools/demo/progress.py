@@ -24,19 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.devtools.demo.scenario import SOURCES
 from service.outbox.tables import (
-    CalendarFeed,
-    CallLog,
-    DeadLetterRow,
-    InboxEntry,
-    OutboxRow,
-    table_of,
+    CALLS,
+    DEAD_LETTERS,
+    FEEDS,
+    INBOX,
+    OUTBOX,
 )
 
-INBOX = table_of(InboxEntry)
-OUTBOX = table_of(OutboxRow)
-CALLS = table_of(CallLog)
-DEAD_LETTERS = table_of(DeadLetterRow)
-FEEDS = table_of(CalendarFeed)
 OPEN = ("pending", "in_flight", "waiting")
 FINISHED = ("done", "dropped")
 

@@ -18,12 +18,12 @@ from rich.table import Table
 from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import MeetingQuery
 from service.devtools.demo.scenario import Scenario, Series
-from service.devtools.expected_state import ExpectedState, Meeting, Status, User
+from service.devtools.expected_state import ExpectedState, Meeting, User, UserStatus
 
 
 @dataclass
 class AskedUser:
-    status: Status
+    status: UserStatus
     email: str
     given: str
     family: str
@@ -39,7 +39,7 @@ class Asked:
     meetings_upcoming: int = 0
     meetings_cancelled: int = 0
 
-    def by_status(self, *statuses: Status) -> int:
+    def by_status(self, *statuses: UserStatus) -> int:
         return sum(1 for u in self.users.values() if u.status in statuses)
 
 

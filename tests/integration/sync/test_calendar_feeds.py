@@ -30,14 +30,14 @@ from connectors.events.cloudevents import Envelope, Record, parse
 from service.calendar import poller as poller_module
 from service.calendar import registry as registry_module
 from service.calendar.poller import FeedPoller, feed_entity
-from service.calendar.registry import FEEDS, FeedFileError, FeedRegistry, load_feeds_file
+from service.calendar.registry import FeedFileError, FeedRegistry, load_feeds_file
 from service.calendar.translate import Feed, FeedState
 from service.intake import shell as intake_module
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
 from service.intake.states import load_state
-from service.outbox.store import OUTBOX, OutboxStore
-from service.outbox.unit_of_work import INBOX
+from service.outbox.store import OutboxStore
+from service.outbox.tables import FEEDS, INBOX, OUTBOX
 from service.settings import CalendarSettings, IntakeSettings
 from tests.support.feeds import CALENDAR, FeedServer
 

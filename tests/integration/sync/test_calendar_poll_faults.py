@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.calendar import poller as poller_module
 from service.calendar.poller import FeedPoller
-from service.calendar.registry import FEEDS, FeedRegistry
+from service.calendar.registry import FeedRegistry
 from service.calendar.translate import Feed
-from service.outbox.store import OUTBOX, OutboxStore
+from service.outbox.store import OutboxStore
+from service.outbox.tables import FEEDS, OUTBOX
 from service.settings import CalendarSettings
 from tests.support.feeds import FeedServer, vcalendar, vevent
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from service.app.bootstrap import Service
-from service.outbox.store import CALLS, LOGINS, OUTBOX
+from service.outbox.tables import CALLS, LOGINS, OUTBOX
 from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 

@@ -16,9 +16,8 @@ from service.domain.commands import user_entity
 from service.intake.licences import LicencePolicy, Rule
 from service.intake.shell import Intake, fingerprint
 from service.intake.states import STATES
-from service.outbox.store import OUTBOX, OutboxStore
-from service.outbox.tables import Status
-from service.outbox.unit_of_work import INBOX
+from service.outbox.store import OutboxStore
+from service.outbox.tables import INBOX, OUTBOX, CommandStatus
 from service.settings import IntakeSettings
 from tests.support.kafka import envelope as parsed
 
@@ -99,7 +98,7 @@ async def test_an_event_writes_inbox_commands_and_state(engine: AsyncEngine) -> 
     assert [c.kind for c in commands] == ["create_user", "assign_licence", "assign_licence"]
     assert {c.entity for c in commands} == {user_entity(TENANT, "E1")}
     assert {(c.tenant, c.status, c.event_id) for c in commands} == {
-        (TENANT, Status.PENDING.value, envelope.id)
+        (TENANT, CommandStatus.PENDING.value, envelope.id)
     }
     assert commands[0].payload["profile"]["email"] == "e1@acme.example"
     assert [c.payload.get("app") for c in commands[1:]] == ["vc", "wb"]
@@ -254,9 +253,9 @@ async def test_the_guard_holds_a_deprovisioning_burst_for_approval(
     lefts = [c for c in await outbox(engine) if c.kind in ("revoke_licence", "suspend_user")]
     assert len(lefts) == 10
     # the first leaver's revoke + suspend (2 <= 3) run; from the second on (4 > 3), held
-    assert [c.status for c in lefts[:2]] == [Status.PENDING.value] * 2
+    assert [c.status for c in lefts[:2]] == [CommandStatus.PENDING.value] * 2
     held = lefts[2:]
-    assert {c.status for c in held} == {Status.HELD.value}
+    assert {c.status for c in held} == {CommandStatus.HELD.value}
     assert all(c.hold_reason.startswith("approval: ") for c in held)
     assert f"for tenant {TENANT}" in held[0].hold_reason
     assert "(limit 3)" in held[0].hold_reason
@@ -267,7 +266,7 @@ async def test_the_guard_holds_a_deprovisioning_burst_for_approval(
     await take([hr("left", "X1", tenant="CRM-2")])
     await take([hr("joined", "E9"), hr("left", "E9")])
     rows_ = await outbox(engine)
-    assert {c.status for c in rows_ if c.tenant == "CRM-2"} == {Status.PENDING.value}
+    assert {c.status for c in rows_ if c.tenant == "CRM-2"} == {CommandStatus.PENDING.value}
     late = [c for c in rows_ if c.entity == user_entity(TENANT, "E9")]
     assert [c.status for c in late] == ["pending", "pending", "held", "held"]
 
@@ -280,8 +279,8 @@ async def test_the_guard_holds_a_deprovisioning_burst_for_approval(
     assert await store.approve(tenant="CRM-2") == 0
     assert await store.approve(tenant=TENANT) == 9
     after = {c.id: c for c in await outbox(engine)}
-    assert after[held[0].id].status == Status.DROPPED.value
-    assert {after[c.id].status for c in held[1:]} == {Status.PENDING.value}
+    assert after[held[0].id].status == CommandStatus.DROPPED.value
+    assert {after[c.id].status for c in held[1:]} == {CommandStatus.PENDING.value}
     assert all(after[c.id].hold_reason is None for c in held[1:])
     assert await store.held_for_approval() == []
 
@@ -295,7 +294,7 @@ async def test_dropped_commands_do_not_count_towards_the_guard(engine: AsyncEngi
     assert await store.deny(tenant=TENANT) == 2
     await take([hr("joined", "E3"), hr("leave_started", "E3")])  # 2 counted + 1 = 3: held
     [suspend] = [c for c in await outbox(engine) if c.entity == user_entity(TENANT, "E3")][-1:]
-    assert suspend.status == Status.HELD.value
+    assert suspend.status == CommandStatus.HELD.value
 
 
 async def test_effective_dated_commands_wait_until_then(engine: AsyncEngine) -> None:

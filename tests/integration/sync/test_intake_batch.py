@@ -16,9 +16,7 @@ from connectors.events.cloudevents import Envelope
 from service.domain.commands import user_entity
 from service.intake.states import STATES
 from service.outbox import db
-from service.outbox.store import OUTBOX
-from service.outbox.tables import Status
-from service.outbox.unit_of_work import INBOX
+from service.outbox.tables import INBOX, OUTBOX, CommandStatus
 from tests.integration.sync.test_intake import TENANT, hr, intake, outbox, rows
 
 
@@ -96,7 +94,7 @@ async def test_commands_behind_a_dead_command_are_held_naming_it(engine: AsyncEn
     first = (await outbox(engine))[0]
     async with engine.begin() as conn:
         await conn.execute(
-            OUTBOX.update().where(OUTBOX.c.id == first.id).values(status=Status.DEAD.value)
+            OUTBOX.update().where(OUTBOX.c.id == first.id).values(status=CommandStatus.DEAD.value)
         )
     await take([hr("updated", "E1", department="Sales"), hr("updated", "E2", department="Sales")])
     later = (await outbox(engine))[4:]

@@ -14,11 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.outbox.followers import BLOCKED
 from service.outbox.prune import DEAD_LETTERS, PruneReport, blocking_ids, prune
-from service.outbox.store import CALLS, MAPPING, OUTBOX, OutboxStore
-from service.outbox.tables import TERMINAL, EntityState, InboxEntry, Status, table_of
+from service.outbox.store import OutboxStore
+from service.outbox.tables import (
+    CALLS,
+    INBOX,
+    MAPPING,
+    OUTBOX,
+    STATES,
+    TERMINAL,
+    CommandStatus,
+)
 
-INBOX = table_of(InboxEntry)
-ENTITY_STATE = table_of(EntityState)
 NOW = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
 KEEP = timedelta(days=30)
 CUT_OFF = NOW - KEEP
@@ -107,27 +113,32 @@ async def seed(engine: AsyncEngine) -> Seeded:
     gone_calls: set[int] = set()
     kept_calls: set[int] = set()
     for done_at in (OLD, OLD - timedelta(days=100), OLD):
-        done = await _command(engine, Status.DONE.value, done_at)
+        done = await _command(engine, CommandStatus.DONE.value, done_at)
         gone.add(done)
         gone_calls |= await _calls(engine, done, 3)
-    gone.add(await _command(engine, Status.DROPPED.value, OLD))
+    gone.add(await _command(engine, CommandStatus.DROPPED.value, OLD))
     gone_calls |= await _calls(engine, max(gone), 1)
-    gone.add(await _command(engine, Status.DONE.value, OLD))  # without calls
+    gone.add(await _command(engine, CommandStatus.DONE.value, OLD))  # without calls
 
-    kept_done = await _command(engine, Status.DONE.value, NEW)
+    kept_done = await _command(engine, CommandStatus.DONE.value, NEW)
     kept_calls |= await _calls(engine, kept_done, 2)
-    await _command(engine, Status.DROPPED.value, NEW)
-    await _command(engine, Status.DONE.value, CUT_OFF)  # not before the cut-off
+    await _command(engine, CommandStatus.DROPPED.value, NEW)
+    await _command(engine, CommandStatus.DONE.value, CUT_OFF)  # not before the cut-off
     # Open rows, even with an old done_at (set by no path today): their status keeps them.
-    for status in (Status.PENDING, Status.WAITING, Status.IN_FLIGHT, Status.DEAD):
+    for status in (
+        CommandStatus.PENDING,
+        CommandStatus.WAITING,
+        CommandStatus.IN_FLIGHT,
+        CommandStatus.DEAD,
+    ):
         open_id = await _command(engine, status.value, OLD)
         kept_calls |= await _calls(engine, open_id, 1)
-    dead = await _command(engine, Status.DEAD.value, None)
-    await _command(engine, Status.HELD.value, None, BLOCKED.format(dead))
-    named_done = await _command(engine, Status.DONE.value, OLD)
+    dead = await _command(engine, CommandStatus.DEAD.value, None)
+    await _command(engine, CommandStatus.HELD.value, None, BLOCKED.format(dead))
+    named_done = await _command(engine, CommandStatus.DONE.value, OLD)
     kept_calls |= await _calls(engine, named_done, 2)
-    await _command(engine, Status.HELD.value, None, BLOCKED.format(named_done))
-    await _command(engine, Status.HELD.value, None, "approval: 25 deprovisioning in 1 h")
+    await _command(engine, CommandStatus.HELD.value, None, BLOCKED.format(named_done))
+    await _command(engine, CommandStatus.HELD.value, None, "approval: 25 deprovisioning in 1 h")
 
     gone_letters = {await _dead_letter(engine, 1, OLD), await _dead_letter(engine, 2, OLD)}
     await _dead_letter(engine, 3, NEW)
@@ -139,7 +150,7 @@ async def seed(engine: AsyncEngine) -> Seeded:
             )
         )
         await conn.execute(
-            ENTITY_STATE.insert().values(entity="user:T:E-1", kind="user", state={}, updated_at=OLD)
+            STATES.insert().values(entity="user:T:E-1", kind="user", state={}, updated_at=OLD)
         )
         await conn.execute(
             INBOX.insert().values(
@@ -176,7 +187,7 @@ async def _others(engine: AsyncEngine) -> list[Any]:
     async with engine.connect() as conn:
         return [
             (await conn.execute(sa.select(table).order_by(*table.primary_key.columns))).all()
-            for table in (MAPPING, ENTITY_STATE, INBOX)
+            for table in (MAPPING, STATES, INBOX)
         ]
 
 

@@ -14,7 +14,7 @@ from connectors.ucaas.models.subscriptions import SubscriptionChanges, Subscript
 from connectors.ucaas.models.users import UserChanges
 from service.app.bootstrap import Service, bootstrap
 from service.outbox.outcomes import MappingKey
-from service.outbox.store import CALLS, OUTBOX
+from service.outbox.tables import CALLS, OUTBOX
 from service.reconcile import SOURCE, RepairStatus, Report, What, reconcile, shell
 from tests.integration.conftest import service_settings
 from tests.support import commands as c

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from service.app.bootstrap import Service, bootstrap
 from service.domain.commands import subscription_entity
-from service.outbox.store import MAPPING, OUTBOX
+from service.outbox.tables import MAPPING, OUTBOX
 from service.views import Operations
 from tests.integration.conftest import service_settings
 from tests.support import commands as c
