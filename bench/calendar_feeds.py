@@ -49,7 +49,8 @@ from typing import Any, TypeVar
 
 from connectors.calendar.fetch import FeedError, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
-from service.calendar.translate import Feed, FeedState, diff_feed
+from service.calendar.translate import FeedState, diff_feed
+from service.domain.feeds import Feed
 
 T = TypeVar("T")
 HORIZON = timedelta(days=30)

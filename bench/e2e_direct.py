@@ -41,9 +41,8 @@ from service.domain.commands import (
     UpdateCustomer,
     UpdateUser,
 )
-from service.domain.events import to_domain
+from service.intake.events import Context, to_domain, translate
 from service.intake.licences import LicencePolicy
-from service.intake.shell import entity_of, translate
 from service.outbox.tables import utcnow
 from service.settings import IntakeSettings
 
@@ -86,10 +85,9 @@ class Translator:
         )
         envelope = parse(record)
         event = to_domain(envelope)
-        entity, _ = entity_of(event)
-        translation = translate(
-            event, self.states.get(entity), self.policy, self.settings, utcnow()
-        )
+        entity = event.entity
+        context = Context(self.policy, self.settings, utcnow())
+        translation = translate(event, self.states.get(entity), context)
         if translation.state is not None:
             self.states[entity] = translation.state
         return envelope.id, translation.commands

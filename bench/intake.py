@@ -42,6 +42,7 @@ from connectors.events.cloudevents import Envelope, Record, parse
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
 from service.outbox import db
+from service.outbox.unit_of_work import UnitOfWork
 from service.settings import IntakeSettings, KafkaSettings
 
 TOPICS = {"hr": KafkaSettings().hr_topic, "crm": KafkaSettings().crm_topic}
@@ -78,7 +79,7 @@ async def run(
         await asyncio.to_thread(db.upgrade, url)
         engine = db.make_engine(url, pool_size=2)
         statements = Statements(engine.sync_engine)
-        intake = Intake(engine, LicencePolicy.load(None), IntakeSettings())
+        intake = Intake(UnitOfWork(engine), LicencePolicy.load(None), IntakeSettings())
         try:
             await intake.take(onboarding)
             batches = [events[i : i + batch] for i in range(0, len(events), batch)]

@@ -129,6 +129,6 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     dispatcher = Dispatcher(store, REGISTRY, accounts, settings.dispatch)
     uow = UnitOfWork(engine, on_commit=dispatcher.wake)
     policy = LicencePolicy.load(settings.intake.licence_policy)
-    intake = Intake(engine, policy, settings.intake, on_commit=dispatcher.wake)
-    poller = FeedPoller(FeedRegistry(engine), settings.calendar, on_commit=dispatcher.wake)
+    intake = Intake(uow, policy, settings.intake)
+    poller = FeedPoller(FeedRegistry(engine), settings.calendar, uow=uow)
     return Service(settings, engine, store, uow, ucaas, accounts, dispatcher, intake, poller)

@@ -26,7 +26,6 @@ import hashlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,10 +38,11 @@ from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
 from service.calendar import registry
 from service.calendar.registry import FeedLease, FeedRegistry
 from service.calendar.translate import FeedState, MeetingRules, diff_feed
-from service.intake.states import load_state, save_state
+from service.domain.feeds import feed_entity
 from service.observability import metrics
+from service.outbox.states import SavedState
 from service.outbox.tables import FEEDS, utcnow
-from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
+from service.outbox.unit_of_work import Accepted, EventRecord, UnitOfWork
 from service.settings import CalendarSettings
 
 log = logging.getLogger("ucaas_sync.calendar")
@@ -80,10 +80,6 @@ def limits_of(settings: CalendarSettings) -> ParseLimits:
     )
 
 
-def feed_entity(feed_id: str) -> str:
-    return f"feed:{feed_id}"
-
-
 class FeedPoller:
     lease_s = LEASE_S
     renew_s = RENEW_S
@@ -92,10 +88,12 @@ class FeedPoller:
         self,
         registry_: FeedRegistry,
         settings: CalendarSettings,
+        *,
+        uow: UnitOfWork,
         fetcher: FeedFetcher | None = None,
-        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry_
+        self.uow = uow  # the meeting changes, the feed's state and its fetch, in one go
         self.settings = settings
         self.fetcher = fetcher or FeedFetcher(
             FetchLimits(
@@ -107,7 +105,6 @@ class FeedPoller:
         )
         self.limits = limits_of(settings)
         self.rules = rules_of(settings)
-        self.on_commit = on_commit
         self.stats = PollStats()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # a poll is done: its feed's next fetch is known
@@ -249,12 +246,12 @@ class FeedPoller:
                 await self._failed(claim, exc.reason)
             return
         if occurrences is None:
-            async with writing, self.registry.engine.begin() as conn:
-                if not await _still_current(conn, claim, now):
+            async with writing, self.uow.transaction() as tx:
+                if not await _still_current(tx.conn, claim, now):
                     self._count("superseded")
                     return
                 await registry.fetched(
-                    conn,
+                    tx.conn,
                     feed,
                     status="unchanged",
                     etag=got.etag or etag,
@@ -277,8 +274,6 @@ class FeedPoller:
         self._count("ok")
         self.stats.commands += commands
         self.stats.last_errors.pop(feed.feed_id, None)
-        if commands and self.on_commit is not None:
-            self.on_commit()
 
     async def _apply(
         self,
@@ -294,10 +289,11 @@ class FeedPoller:
         feed = claim.feed
         now = utcnow()
         entity = feed_entity(feed.feed_id)
-        async with self.registry.engine.begin() as conn:
+        async with self.uow.transaction() as tx:
+            conn = tx.conn
             if not await _still_current(conn, claim, now):
                 return None
-            state = await load_state(conn, entity, "feed")
+            state = (await tx.states.load({entity: FeedState})).get(entity)
             translation = diff_feed(
                 feed, occurrences, state if isinstance(state, FeedState) else None, now, self.rules
             )
@@ -312,10 +308,14 @@ class FeedPoller:
                     fingerprint=digest,
                 )
                 count = len(translation.commands)
-                await insert_inbox(conn, record, count, f"{count} meeting change(s)", now)
-                await insert_commands(conn, record, translation.commands, {}, now)
+                accepted = Accepted(record, translation.commands, f"{count} meeting change(s)", now)
+                await tx.inbox.add([accepted])
+                await tx.commands.add([accepted])
             if translation.state is not None:
-                await save_state(conn, entity, "feed", feed.tenant, translation.state, "poll", now)
+                kind = FeedState.entity_kind
+                await tx.states.save(
+                    [SavedState(entity, kind, feed.tenant, translation.state, "poll", now)]
+                )
             await registry.fetched(
                 conn,
                 feed,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.calendar.translate import Feed
+from service.domain.feeds import Feed
 from service.outbox.store import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
 

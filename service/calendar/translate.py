@@ -18,8 +18,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from connectors.calendar.ics import Occurrence
 from service.domain.commands import (
@@ -29,7 +30,8 @@ from service.domain.commands import (
     ScheduleMeeting,
     UpdateMeeting,
 )
-from service.domain.translation import Translation
+from service.domain.feeds import Feed
+from service.domain.translation import DesiredState, Translation
 
 ROOM_NAME_MIN, ROOM_NAME_MAX = 3, 50  # the API's limits (1612, 1613)
 MIN_DURATION = 10  # minutes (1632)
@@ -47,22 +49,12 @@ class MeetingRules:
     app: str = "vc"
 
 
-class Feed(BaseModel):
-    """A registered calendar feed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    feed_id: str
-    url: str
-    organizer_email: str
-    tenant: str
-    interval_s: float | None = None
-
-
-class FeedState(BaseModel):
+class FeedState(DesiredState):
     """The meetings a feed last asked for, by meeting key."""
 
-    meetings: dict[str, MeetingSpec] = {}
+    entity_kind: ClassVar[str] = "feed"  # entity_state.kind
+
+    meetings: dict[str, MeetingSpec] = Field(default_factory=dict)
 
 
 def room_name(summary: str | None) -> str:

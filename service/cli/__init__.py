@@ -1,0 +1,1 @@
+"""`ucaas-sync`: every command of the command line (main.py holds the app)."""

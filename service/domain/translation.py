@@ -10,14 +10,22 @@ content under a new id) produce no command, and decides what a lifecycle step me
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from service.domain.commands import Command
 
 
+class DesiredState(BaseModel):
+    """What the events accepted so far ask of one entity (an employee, a company, a
+    calendar feed): translation reads it and returns the new one."""
+
+    entity_kind: ClassVar[str]  # its name in the entity_state table
+
+
 @dataclass(frozen=True)
 class Translation:
     commands: list[Command] = field(default_factory=list)
-    state: BaseModel | None = None  # the entity's new desired state; None: unchanged
+    state: DesiredState | None = None  # the entity's new desired state; None: unchanged
     note: str | None = None  # why nothing (or less) happened, for the inbox and logs

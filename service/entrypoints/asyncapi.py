@@ -1,22 +1,23 @@
 """The AsyncAPI document of the topics the service reads and writes (faststream).
 
-The running consumer takes raw records (validation is ours, so a bad record reaches the
-dead-letter topic instead of failing in a decoder); this module declares the same topics
-with their typed payloads on a broker that is never started, only described.
+Derived from the table of event types (intake/events.py): each topic's subscriber takes
+the CloudEvents of the types that table puts on it, with their data's schema. The
+running consumer takes raw records (validation is ours, so a bad record reaches the
+dead-letter topic instead of failing in a decoder); the broker here is never started,
+only described.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from connectors.calendar.schema import FeedData
-from connectors.crm.schema import Company, Purchase
-from connectors.hr.scim import HrUserData
+from service.intake.events import EVENT_TYPES, EventType, Topic
 from service.settings import KafkaSettings
 
 D = TypeVar("D")
@@ -35,28 +36,6 @@ class CloudEvent(BaseModel, Generic[D]):
     data: D
 
 
-class HrEvent(CloudEvent[HrUserData]):
-    type: Literal[
-        "hr.user.joined",
-        "hr.user.updated",
-        "hr.user.leave_started",
-        "hr.user.leave_ended",
-        "hr.user.left",
-    ]
-
-
-class CompanyEvent(CloudEvent[Company]):
-    type: Literal["crm.company.created", "crm.company.updated", "crm.company.closed"]
-
-
-class PurchaseEvent(CloudEvent[Purchase]):
-    type: Literal["crm.subscription.purchased"]
-
-
-class FeedEvent(CloudEvent[FeedData]):
-    type: Literal["calendar.feed.registered", "calendar.feed.removed"]
-
-
 class DeadLetter(BaseModel):
     """The original record value, unchanged. Headers: dlq.error (not_json,
     not_cloudevent, unknown_type, invalid_data, too_large), dlq.reason, dlq.topic,
@@ -65,45 +44,63 @@ class DeadLetter(BaseModel):
     value: bytes
 
 
-def document(
-    settings: KafkaSettings | None = None, *, extra: dict[str, Any] | None = None
-) -> AsyncAPI:
+DESCRIPTIONS: dict[Topic, str] = {
+    "hr": "HR user lifecycle, keyed by employee id",
+    "crm": "CRM companies and purchases, keyed by company id",
+    "calendar": "calendar feeds registered and removed, keyed by feed id",
+}
+
+
+def envelope_model(rows: Sequence[EventType[Any, Any, Any]]) -> type[BaseModel]:
+    """The CloudEvent of these types (one domain event, one data schema)."""
+    names = tuple(row.name for row in rows)
+    data = rows[0].data
+    one_of: Any = Literal.__getitem__(names)
+    return create_model(
+        f"{rows[0].domain.__name__}Envelope",
+        __base__=CloudEvent[data],  # type: ignore[valid-type]
+        __doc__=f"A CloudEvent of type {', '.join(names)}; data: {data.__name__}",
+        type=(one_of, ...),
+    )
+
+
+def payloads(topic: Topic) -> list[type[BaseModel]]:
+    """The CloudEvent models a topic carries, one per domain event, in the table's order."""
+    groups: dict[type[Any], list[EventType[Any, Any, Any]]] = {}
+    for row in EVENT_TYPES:
+        if row.topic == topic:
+            groups.setdefault(row.domain, []).append(row)
+    return [envelope_model(rows) for rows in groups.values()]
+
+
+def _describe(broker: KafkaBroker, topic: str, group: str, about: str, models: Any) -> None:
+    async def events(event: Any) -> None: ...  # pragma: no cover - described only
+
+    events.__annotations__ = {"event": models, "return": None}
+    broker.subscriber(topic, group_id=group, title=topic, description=about)(events)
+
+
+def document(settings: KafkaSettings | None = None) -> AsyncAPI:
     kafka = settings or KafkaSettings()
     broker = KafkaBroker("kafka:9092", description="any Kafka-protocol broker")
-
-    @broker.subscriber(
-        kafka.hr_topic,
-        group_id=kafka.group_id,
-        title=kafka.hr_topic,
-        description="HR user lifecycle, keyed by employee id",
-    )
-    async def hr_events(event: HrEvent) -> None: ...  # pragma: no cover - described only
-
-    @broker.subscriber(
-        kafka.crm_topic,
-        group_id=kafka.group_id,
-        title=kafka.crm_topic,
-        description="CRM companies and purchases, keyed by company id",
-    )
-    async def crm_events(event: CompanyEvent | PurchaseEvent) -> None: ...  # pragma: no cover
-
-    @broker.subscriber(
-        kafka.calendar_topic,
-        group_id=kafka.group_id,
-        title=kafka.calendar_topic,
-        description="calendar feeds registered and removed, keyed by feed id",
-    )
-    async def feed_events(event: FeedEvent) -> None: ...  # pragma: no cover
-
-    for topic in kafka.topics:
+    names: dict[Topic, str] = {
+        "hr": kafka.hr_topic,
+        "crm": kafka.crm_topic,
+        "calendar": kafka.calendar_topic,
+    }
+    for topic, name in names.items():
+        models = payloads(topic)
+        union: Any = models[0]
+        for model in models[1:]:
+            union = union | model
+        _describe(broker, name, kafka.group_id, DESCRIPTIONS[topic], union)
+    for read in kafka.topics:
         broker.publisher(
-            topic + kafka.dlq_suffix,
-            title=topic + kafka.dlq_suffix,
-            description=f"records of {topic} that could not be taken, with the reason",
+            read + kafka.dlq_suffix,
+            title=read + kafka.dlq_suffix,
+            description=f"records of {read} that could not be taken, with the reason",
             schema=DeadLetter,
         )
-    for name, subscriber in (extra or {}).items():  # later topics (calendar feeds) add theirs
-        broker.subscriber(name, group_id=kafka.group_id, title=name)(subscriber)
     return AsyncAPI(
         broker,
         title="ucaas-sync",

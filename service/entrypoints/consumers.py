@@ -243,7 +243,7 @@ class EventConsumer:
         for letter in letters:
             await self._dead_letter(letter)
         if letters:
-            await record_dead_letters(self.intake.engine, letters)
+            await record_dead_letters(self.intake.uow.engine, letters)
         self.stats.batches += 1
         self.stats.records += len(records)
         for answer in final:

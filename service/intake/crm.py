@@ -1,4 +1,5 @@
-"""CRM events to customer and subscription commands.
+"""CRM events: companies and purchases to domain events, and those to customer and
+subscription commands. A company's CRM id is its UCaaS customer_code.
 
 company created    new: create_customer (customer_code = the CRM id); known: changes only
 company updated    known: update_customer with the fields that changed; unknown and
@@ -9,11 +10,14 @@ purchase           create_subscription once per purchase id (it waits for the cu
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, Field
 
 from connectors.crm.schema import Company, PostalAddress
+from connectors.crm.schema import Purchase as PurchaseData
+from connectors.events.cloudevents import Envelope
 from service.domain.commands import (
     Address,
     CloseCustomer,
@@ -23,18 +27,22 @@ from service.domain.commands import (
     CustomerProfile,
     UpdateCustomer,
 )
-from service.domain.events import CompanyEvent, PurchaseEvent
-from service.domain.translation import Translation
+from service.domain.events import CompanyEvent, CompanyKind, Purchase, PurchaseEvent
+from service.domain.translation import DesiredState, Translation
+from service.intake.mapping import CUSTOMER_CODE_MAX, entity_id, invalid
 
 CloseStatus = Literal["C", "S"]
 
 
-class CompanyState(BaseModel):
+class CompanyState(DesiredState):
+    """What the accepted events ask of one company: its customer and its purchases."""
+
     model_config = ConfigDict(frozen=True)
+    entity_kind: ClassVar[str] = "company"  # entity_state.kind
 
     created: bool = False  # create_customer issued (a purchase may come first)
     status: Literal["open", "closed"] = "open"
-    profile: dict[str, Any] = {}  # the UCaaS customer fields as last asked for
+    profile: dict[str, Any] = Field(default_factory=dict)  # the fields last asked for
     purchases: tuple[str, ...] = ()
 
 
@@ -67,7 +75,28 @@ def customer_fields(company: Company) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _complete(fields: dict[str, Any]) -> bool:
+def company_event(kind: CompanyKind, envelope: Envelope, company: Company) -> CompanyEvent:
+    """The domain event of a crm.company.* CloudEvent whose data is `company`."""
+    crm_id = entity_id(company.company_id, envelope, CUSTOMER_CODE_MAX)
+    if kind == "created":
+        missing = [
+            name
+            for name in ("name", "legal_name", "contact", "office_address")
+            if getattr(company, name) is None
+        ]
+        if missing:
+            raise invalid(f"a new company needs {', '.join(missing)}")
+    return CompanyEvent(kind, crm_id, customer_fields(company))
+
+
+def purchase_event(envelope: Envelope, data: PurchaseData) -> PurchaseEvent:
+    """The domain event of a crm.subscription.purchased CloudEvent."""
+    crm_id = entity_id(data.company_id, envelope, CUSTOMER_CODE_MAX)
+    purchase = Purchase(data.purchase_id, data.plan, data.app, data.seats, data.start)
+    return PurchaseEvent(crm_id, purchase)
+
+
+def _complete(fields: Mapping[str, Any]) -> bool:
     needed = (
         "customer_name",
         "customer_legal_name",
@@ -87,7 +116,7 @@ def translate_company(
             return Translation(note="already closed: nothing to do")
         closed = (state or CompanyState()).model_copy(update={"status": "closed"})
         return Translation([Command.of(CloseCustomer(crm_id=crm_id, status=close_status))], closed)
-    fields = customer_fields(event.company)
+    fields = dict(event.fields)
     if state is None or not state.created:
         if not _complete(fields):
             return Translation(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from service.domain.commands import APPROVAL, DEPROVISIONING, Command
 
 
-def holds(
+def approvals(
     commands: Sequence[Command], *, recent: int, threshold: int, window_s: float
 ) -> dict[int, str]:
     """Which of `commands` (by index) to hold, with the reason, given `recent` accepted

@@ -1,4 +1,7 @@
-"""HR events to user commands.
+"""HR events: SCIM users to domain events, and those to user commands.
+
+A SCIM 2.0 user (connectors/hr/scim.py) becomes an `HrEvent` with a UCaaS profile, or
+InvalidEventError if the API could not take it. Then, against the employee's state:
 
     joined         new: create_user, then assign_licence per app the policy names
                    a leaver coming back (rehire): reactivate the same UCaaS user, update
@@ -18,10 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, EmailStr, TypeAdapter
+from pydantic import ValidationError as DataError
 
+from connectors.events.cloudevents import Envelope
+from connectors.hr.scim import HrUserData
 from service.domain.commands import (
     AssignLicence,
     Command,
@@ -33,16 +39,72 @@ from service.domain.commands import (
     UpdateUser,
     UserProfile,
 )
-from service.domain.events import HrEvent
-from service.domain.translation import Translation
+from service.domain.events import HrEvent, HrKind
+from service.domain.translation import DesiredState, Translation
 from service.intake.licences import App, LicencePolicy
+from service.intake.mapping import (
+    EMPLOYEE_ID_MAX,
+    NAME_MAX,
+    TEXT_MAX,
+    entity_id,
+    invalid,
+    plain,
+)
 
 # The profile fields the API lets us change on an existing user (no e-mail edit).
 EDITABLE = ("first_name", "middle_name", "last_name", "department", "designation")
+_EMAIL = TypeAdapter(EmailStr)
 
 
-class UserState(BaseModel):
+def event_of(kind: HrKind, envelope: Envelope, user: HrUserData) -> HrEvent:
+    """The domain event of an hr.user.* CloudEvent whose data is `user`."""
+    employee_id = entity_id(user.employee_id, envelope, EMPLOYEE_ID_MAX)
+    tenant = plain(user.tenant, "tenant")
+    return HrEvent(kind, tenant, employee_id, profile_of(user), user.effective_at, user.active)
+
+
+def profile_of(user: HrUserData) -> UserProfile:
+    """A UCaaS user profile from a SCIM user, or InvalidEventError if the API could not
+    take it (every check here is one the API would otherwise answer with a 11xx code)."""
+    email = user.primary_email
+    if email is None:
+        raise invalid("no e-mail: emails[] or an e-mail userName needed")
+    try:
+        email = _EMAIL.validate_python(email)
+    except DataError:
+        raise invalid(f"{email!r} is not a valid e-mail address") from None
+    name = user.name
+    first = (name.given_name if name else None) or (user.display_name or "").split(" ")[0]
+    if not first:
+        raise invalid("name.givenName is required (UCaaS needs a first name)")
+    fields = {
+        "email": (email, TEXT_MAX),
+        "name.givenName": (first, NAME_MAX),
+        "name.middleName": (name.middle_name if name else None, NAME_MAX),
+        "name.familyName": (name.family_name if name else None, NAME_MAX),
+        "department": (user.enterprise.department if user.enterprise else None, TEXT_MAX),
+        "title": (user.title, TEXT_MAX),
+    }
+    for field_name, (value, limit) in fields.items():
+        if value is not None and len(value) > limit:
+            raise invalid(f"{field_name} is longer than the {limit} characters UCaaS takes")
+        if value is not None:
+            plain(value, field_name)
+    return UserProfile(
+        email=email.lower(),
+        first_name=first,
+        middle_name=fields["name.middleName"][0] or None,
+        last_name=fields["name.familyName"][0] or None,
+        department=fields["department"][0] or None,
+        designation=user.title or None,
+    )
+
+
+class UserState(DesiredState):
+    """What the accepted events ask of one employee."""
+
     model_config = ConfigDict(frozen=True)
+    entity_kind: ClassVar[str] = "user"  # entity_state.kind
 
     status: Literal["active", "on_leave", "left"]
     profile: UserProfile

@@ -15,10 +15,11 @@ from connectors.calendar.fetch import FeedError
 from connectors.calendar.ics import parse_feed
 from connectors.events.cloudevents import InvalidRecordError, Record, parse
 from service.calendar.poller import limits_of, rules_of
-from service.calendar.translate import Feed, diff_feed
-from service.domain.events import InvalidEventError, to_domain
+from service.calendar.translate import diff_feed
+from service.domain.feeds import Feed
+from service.intake.events import Context, to_domain, translate
 from service.intake.licences import LicencePolicy
-from service.intake.shell import translate
+from service.intake.mapping import InvalidEventError
 from service.outbox.tables import utcnow
 from service.settings import CalendarSettings, IntakeSettings
 
@@ -36,9 +37,8 @@ def plan_event(
         event = to_domain(parse(record))
     except (InvalidRecordError, InvalidEventError) as exc:
         raise PlanError(f"{exc.error}: {exc.reason}") from None
-    translation = translate(
-        event, None, policy or LicencePolicy(), settings or IntakeSettings(), utcnow()
-    )
+    context = Context(policy or LicencePolicy(), settings or IntakeSettings(), utcnow())
+    translation = translate(event, None, context)
     for command in translation.commands:
         yield command.as_json()
 

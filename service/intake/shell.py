@@ -2,8 +2,9 @@
 
 For each envelope: map it to a domain event (an invalid one is reported, not stored),
 read the entity's desired state, translate (pure), hold a deprovisioning burst for
-approval, then write the inbox row, the commands and the new state. A duplicate event id
-writes nothing. Only after the transaction commits may the consumer commit the offsets.
+approval, then write the inbox row, the commands and the new state through the unit of
+work. A duplicate event id writes nothing. Only after the transaction commits may the
+consumer commit the offsets.
 
 A batch costs the same few statements whatever its size (reads of the states, the inbox
 and the guard's counts; one write per table): round trips to the database, not Python,
@@ -14,46 +15,30 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
-from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from structlog.contextvars import bound_contextvars
 
 from connectors.events.cloudevents import Envelope
 from service.calendar import registry as calendar_registry
-from service.calendar.poller import feed_entity
-from service.calendar.translate import FeedState, cancel_all
-from service.domain.commands import DEPROVISIONING, Command, customer_entity, user_entity
-from service.domain.events import (
-    CompanyEvent,
-    DomainEvent,
-    FeedEvent,
-    HrEvent,
-    InvalidEventError,
-    to_domain,
-)
+from service.domain.commands import DEPROVISIONING, Command
+from service.domain.events import DomainEvent, FeedEvent
 from service.domain.translation import Translation
-from service.intake.crm import CompanyState, translate_company, translate_purchase
-from service.intake.guard import holds as guard_holds
-from service.intake.hr import UserState, translate_hr
+from service.intake.events import KNOWN_TYPES, Context, EventType, row_of
+from service.intake.guard import approvals as guard_approvals
 from service.intake.licences import LicencePolicy
-from service.intake.states import Saved, load_states, save_states
+from service.intake.mapping import InvalidEventError
 from service.observability import metrics
+from service.outbox.sql import chunks
+from service.outbox.states import SavedState
 from service.outbox.tables import OUTBOX, CommandStatus, utcnow
-from service.outbox.unit_of_work import (
-    Accepted,
-    EventRecord,
-    chunks,
-    insert_command_rows,
-    insert_inbox_rows,
-    taken_ids,
-)
+from service.outbox.unit_of_work import Accepted, EventRecord, Transaction, UnitOfWork
 from service.settings import IntakeSettings
 
 
@@ -66,49 +51,6 @@ class Taken:
     note: str | None = None
     error: str | None = None
     reason: str | None = None
-
-
-def entity_of(event: DomainEvent) -> tuple[str, str]:
-    """(entity key, kind of state) the event belongs to."""
-    if isinstance(event, HrEvent):
-        return user_entity(event.tenant, event.employee_id), "user"
-    if isinstance(event, FeedEvent):
-        return feed_entity(event.feed.feed_id), "feed"
-    return customer_entity(event.crm_id), "company"
-
-
-def tenant_of(event: DomainEvent) -> str:
-    if isinstance(event, HrEvent):
-        return event.tenant
-    if isinstance(event, FeedEvent):
-        return event.feed.tenant
-    return event.crm_id
-
-
-def translate(
-    event: DomainEvent,
-    state: BaseModel | None,
-    policy: LicencePolicy,
-    settings: IntakeSettings,
-    now: datetime,
-) -> Translation:
-    """The one translation `take` and the dry-run `plan` share."""
-    if isinstance(event, HrEvent):
-        return translate_hr(event, _as(UserState, state), policy, now=now)
-    if isinstance(event, CompanyEvent):
-        return translate_company(event, _as(CompanyState, state), settings.close_status)
-    if isinstance(event, FeedEvent):
-        if event.kind == "registered":
-            return Translation(note="feed registered: fetched soon")
-        return cancel_all(event.feed, _as(FeedState, state), now)
-    return translate_purchase(event, _as(CompanyState, state))
-
-
-S = TypeVar("S", bound=BaseModel)
-
-
-def _as(model: type[S], state: BaseModel | None) -> S | None:
-    return state if isinstance(state, model) else None
 
 
 def fingerprint(envelope: Envelope) -> str:
@@ -129,6 +71,14 @@ class _Raced(Exception):
 ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    index: int
+    envelope: Envelope
+    event: DomainEvent
+    row: EventType[Any, Any, Any]
+
+
 @dataclass
 class _Planned:
     """One new event of a batch: what it writes."""
@@ -139,25 +89,19 @@ class _Planned:
 
 
 class Intake:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        policy: LicencePolicy,
-        settings: IntakeSettings,
-        on_commit: Callable[[], None] | None = None,
-    ) -> None:
-        self.engine = engine
+    def __init__(self, uow: UnitOfWork, policy: LicencePolicy, settings: IntakeSettings) -> None:
+        self.uow = uow
         self.policy = policy
         self.settings = settings
-        self.on_commit = on_commit
 
     async def take(self, envelopes: Sequence[Envelope]) -> list[Taken]:
         """Accept a batch in one transaction; one answer per envelope, in order."""
         results: list[Taken] = []
-        parsed: list[tuple[int, Envelope, DomainEvent]] = []
+        parsed: list[_Parsed] = []
         for index, envelope in enumerate(envelopes):
             try:
-                parsed.append((index, envelope, to_domain(envelope)))
+                row = row_of(envelope)
+                parsed.append(_Parsed(index, envelope, row.event(envelope), row))
             except InvalidEventError as exc:
                 results.append(Taken("invalid", error=exc.error, reason=exc.reason))
                 continue
@@ -167,8 +111,8 @@ class Intake:
             return results
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with self.engine.begin() as conn:
-                    taken = await self._take_batch(conn, parsed)
+                async with self.uow.transaction() as tx:
+                    taken = await self._take_batch(tx, parsed)
                 break
             except _Raced:
                 if attempt == ATTEMPTS:
@@ -176,48 +120,47 @@ class Intake:
         for index, answer in taken.items():
             results[index] = answer
         _count(envelopes, results)  # committed: a rolled back batch comes again, uncounted
-        if any(t.commands for t in taken.values()) and self.on_commit is not None:
-            self.on_commit()
         return results
 
-    async def _take_batch(
-        self, conn: AsyncConnection, parsed: Sequence[tuple[int, Envelope, DomainEvent]]
-    ) -> dict[int, Taken]:
+    async def _take_batch(self, tx: Transaction, parsed: Sequence[_Parsed]) -> dict[int, Taken]:
         """A constant number of statements whatever the batch's size: the states and the
         inbox read at once, the events translated in order in memory (an entity's state
         carried from one to the next), then each table written in one statement."""
-        states = await load_states(conn, dict(entity_of(e) for _, _, e in parsed))
-        seen = await taken_ids(conn, ((env.source, env.id) for _, env, _ in parsed))
+        states = await tx.states.load({p.event.entity: p.row.state for p in parsed})
+        seen = await tx.inbox.taken((p.envelope.source, p.envelope.id) for p in parsed)
         taken: dict[int, Taken] = {}
         planned: list[_Planned] = []
-        saved: list[Saved] = []
-        for index, envelope, event in parsed:
+        saved: list[SavedState] = []
+        for p in parsed:
+            envelope, event = p.envelope, p.event
             if (envelope.source, envelope.id) in seen:
-                taken[index] = Taken("duplicate", note="event id already taken")
+                taken[p.index] = Taken("duplicate", note="event id already taken")
                 continue
             seen.add((envelope.source, envelope.id))
             now = utcnow()
             if isinstance(event, FeedEvent):  # a duplicate neither registers nor removes
-                event = await self._feed_event(conn, event, now)
-            entity, kind = entity_of(event)
+                event = await self._feed_event(tx.conn, event, now)
+            entity = event.entity
             with bound_contextvars(event_id=envelope.id, entity=entity):
-                translation = translate(event, states.get(entity), self.policy, self.settings, now)
-            tenant = tenant_of(event)
+                context = Context(self.policy, self.settings, now)
+                translation = p.row.translation(event, states.get(entity), context)
             outcome = "accepted" if translation.commands else (translation.note or "no change")
-            record = _record(envelope, tenant)
-            planned.append(
-                _Planned(tenant, translation, Accepted(record, translation.commands, outcome, now))
-            )
+            record = _record(envelope, event.tenant)
+            accepted = Accepted(record, translation.commands, outcome, now)
+            planned.append(_Planned(event.tenant, translation, accepted))
             if translation.state is not None:
                 states[entity] = translation.state
-                saved.append(Saved(entity, kind, tenant, translation.state, envelope.id, now))
-            taken[index] = Taken("accepted", len(translation.commands), translation.note)
-        accepted = await self._guard(conn, planned)
-        written = await insert_inbox_rows(conn, accepted)
-        if len(written) != len(accepted):
+                kind = p.row.state.entity_kind
+                saved.append(
+                    SavedState(entity, kind, event.tenant, translation.state, envelope.id, now)
+                )
+            taken[p.index] = Taken("accepted", len(translation.commands), translation.note)
+        accepted_all = await self._guard(tx.conn, planned)
+        written = await tx.inbox.add(accepted_all)
+        if len(written) != len(accepted_all):
             raise _Raced
-        await insert_command_rows(conn, accepted)
-        await save_states(conn, saved)
+        await tx.commands.add(accepted_all)
+        await tx.states.save(saved)
         return taken
 
     async def _guard(self, conn: AsyncConnection, planned: Sequence[_Planned]) -> list[Accepted]:
@@ -235,14 +178,14 @@ class Intake:
             if not count:
                 accepted.append(plan.accepted)
                 continue
-            holds = guard_holds(
+            held = guard_approvals(
                 commands,
                 recent=recent[plan.tenant],
                 threshold=self.settings.guard_threshold,
                 window_s=self.settings.guard_window_s,
             )
             recent[plan.tenant] += count
-            accepted.append(replace(plan.accepted, holds=holds))
+            accepted.append(replace(plan.accepted, approvals=held))
         return accepted
 
     @staticmethod
@@ -273,7 +216,8 @@ def _deprovisioning(commands: Sequence[Command]) -> int:
 
 def _count(envelopes: Sequence[Envelope], results: Sequence[Taken]) -> None:
     for envelope, taken in zip(envelopes, results, strict=True):
-        metrics.event_taken(envelope.source, envelope.type, taken.outcome)
+        type_ = envelope.type if envelope.type in KNOWN_TYPES else "unknown"
+        metrics.event_taken(envelope.source, type_, taken.outcome)
 
 
 async def recent_deprovisioning(

@@ -1,0 +1,1 @@
+"""What the service shows of itself: structured logs (secrets masked) and metrics."""

@@ -14,18 +14,17 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import Meeting, MeetingQuery
-from service.app.bootstrap import Service
 from service.domain.commands import App, Command, Kind, customer_entity
 from service.outbox.followers import BLOCKED
 from service.outbox.tables import MAPPING, OUTBOX, TERMINAL, CommandStatus, utcnow
-from service.outbox.unit_of_work import EventRecord, insert_commands, insert_inbox
+from service.outbox.unit_of_work import Accepted, EventRecord, UnitOfWork
 from service.reconcile.drift import detect, meeting_over
 from service.reconcile.model import (
     KINDS,
@@ -53,6 +52,16 @@ class UnknownKindError(ValueError):
     pass
 
 
+class Wired(Protocol):
+    """What reconcile needs of the wired service (app/bootstrap.py's Service has both):
+    the unit of work its repairs go through, and the platform account it reads with."""
+
+    @property
+    def uow(self) -> UnitOfWork: ...
+    @property
+    def ucaas(self) -> UCaaSClient: ...
+
+
 def kinds_of(kinds: Iterable[str] | None) -> tuple[str, ...]:
     if kinds is None:
         return KINDS
@@ -64,7 +73,7 @@ def kinds_of(kinds: Iterable[str] | None) -> tuple[str, ...]:
 
 
 async def reconcile(
-    service: Service,
+    service: Wired,
     *,
     tenant: str | None = None,
     kinds: Iterable[str] | None = None,
@@ -73,19 +82,20 @@ async def reconcile(
 ) -> Report:
     chosen = kinds_of(kinds)
     now = now or utcnow()
-    pushed = await load_mappings(service.engine, chosen, tenant)
+    engine = service.uow.engine
+    pushed = await load_mappings(engine, chosen, tenant)
     live = [p for p in pushed if not (p.kind == "meeting" and meeting_over(p, now))]
     meetings = [p for p in live if p.kind == "meeting" and "meeting" in chosen]
-    refs = await meeting_refs(service.engine, [p.external_id for p in meetings])
+    refs = await meeting_refs(engine, [p.external_id for p in meetings])
     observed = await read_back(service.ucaas, live, chosen, refs)
     comparison = detect(live, observed, now, chosen)
     entities = {d.entity for d in comparison.drifts}
-    async with service.engine.connect() as conn:
+    async with engine.connect() as conn:
         pending = await open_commands(conn, entities)
     drifts = with_repairs(comparison.drifts, refs=refs, open_commands=pending, now=now)
     queued = 0
     if repair:
-        drifts, queued = await queue_repairs(service, drifts, tenant, now)
+        drifts, queued = await queue_repairs(service.uow, drifts, tenant, now)
     return Report(comparison.checked, drifts, repair, queued, now)
 
 
@@ -158,7 +168,7 @@ async def open_commands(conn: AsyncConnection, entities: Iterable[str]) -> dict[
 
 
 async def queue_repairs(
-    service: Service, drifts: list[Drift], tenant: str | None, now: datetime
+    uow: UnitOfWork, drifts: list[Drift], tenant: str | None, now: datetime
 ) -> tuple[list[Drift], int]:
     """Write every planned repair in one transaction, forgetting the mappings of missing
     objects; entities that got an open command since the comparison are left alone."""
@@ -173,7 +183,8 @@ async def queue_repairs(
     )
     commands: list[Command] = []
     out: list[Drift] = []
-    async with service.engine.begin() as conn:
+    async with uow.transaction() as tx:
+        conn = tx.conn
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
         pending = await open_commands(conn, {d.entity for d in planned})
@@ -192,12 +203,12 @@ async def queue_repairs(
             out.append(_with(drift, RepairStatus.QUEUED, drift.reason))
         if commands:
             outcome = f"reconcile: {len(commands)} repair command(s)"
-            await insert_inbox(conn, run, len(commands), outcome, now)
-            await insert_commands(conn, run, commands, {}, now)
+            accepted = Accepted(run, commands, outcome, now)
+            await tx.inbox.add([accepted])
+            await tx.commands.add([accepted])
             gates = {d.tenant for d in out if d.status is RepairStatus.QUEUED and reopens(d)}
             held = await _hold_behind_reactivation(conn, run, gates, now)
             out = [_behind(d, held) for d in out]
-    service.uow.committed(len(commands))
     return out, len(commands)
 
 

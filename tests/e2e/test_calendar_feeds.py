@@ -40,7 +40,7 @@ from sandbox.datapool import zones
 from service.app.bootstrap import Service, bootstrap
 from service.calendar import poller as poller_module
 from service.calendar import registry as registry_module
-from service.calendar.translate import Feed
+from service.domain.feeds import Feed
 from service.entrypoints.consumers import EventConsumer
 from service.outbox import db
 from service.outbox.tables import FEEDS, CalendarFeed

@@ -18,7 +18,6 @@ from connectors.calendar.ics import Occurrence, parse_feed
 from service.calendar.translate import (
     DESC_MAX,
     ROOM_NAME_MAX,
-    Feed,
     FeedState,
     MeetingRules,
     cancel_all,
@@ -28,6 +27,7 @@ from service.calendar.translate import (
     room_name,
 )
 from service.domain.commands import Kind, MeetingSpec
+from service.domain.feeds import Feed
 from service.domain.translation import Translation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ics"

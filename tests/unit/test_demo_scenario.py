@@ -19,7 +19,8 @@ from connectors.events.cloudevents import Record, parse
 from service.devtools.demo.feed import vcalendar
 from service.devtools.demo.scenario import DEPARTMENTS, build
 from service.devtools.demo.summary import Found, asked, compare
-from service.domain.events import HrEvent, to_domain
+from service.domain.events import HrEvent
+from service.intake.events import to_domain
 
 NOW = datetime(2026, 3, 27, 16, 0, tzinfo=UTC)  # the weekly series crosses Paris' DST change
 URL = "http://127.0.0.1:8000/calendar.ics"

@@ -11,7 +11,8 @@ import pytest
 
 from connectors.calendar.schema import MAX_INTERVAL_S
 from connectors.events.cloudevents import Record, parse
-from service.domain.events import InvalidEventError, to_domain
+from service.intake.events import to_domain
+from service.intake.mapping import InvalidEventError
 
 
 def registered(interval_s: float) -> Record:

@@ -12,7 +12,7 @@ from service.domain.commands import (
     SuspendUser,
     UpdateUser,
 )
-from service.intake.guard import holds
+from service.intake.guard import approvals
 
 REF = {"tenant": "CRM-1", "employee_id": "E1"}
 LEFT = [
@@ -28,12 +28,12 @@ MIXED = [
 
 
 def test_nothing_held_up_to_the_threshold() -> None:
-    assert holds(LEFT, recent=0, threshold=3, window_s=3600) == {}
-    assert holds(LEFT, recent=17, threshold=20, window_s=3600) == {}
+    assert approvals(LEFT, recent=0, threshold=3, window_s=3600) == {}
+    assert approvals(LEFT, recent=17, threshold=20, window_s=3600) == {}
 
 
 def test_beyond_the_threshold_every_deprovisioning_command_is_held() -> None:
-    held = holds(LEFT, recent=1, threshold=3, window_s=3600)
+    held = approvals(LEFT, recent=1, threshold=3, window_s=3600)
     assert sorted(held) == [0, 1, 2]
     assert set(held.values()) == {
         f"{APPROVAL}4 suspends/revokes for tenant CRM-1 within 60 min (limit 3)"
@@ -41,18 +41,18 @@ def test_beyond_the_threshold_every_deprovisioning_command_is_held() -> None:
 
 
 def test_only_deprovisioning_is_held() -> None:
-    held = holds(MIXED, recent=5, threshold=5, window_s=1800)
+    held = approvals(MIXED, recent=5, threshold=5, window_s=1800)
     assert list(held) == [2]
     assert held[2] == f"{APPROVAL}6 suspends/revokes for tenant CRM-1 within 30 min (limit 5)"
 
 
 def test_no_deprovisioning_nothing_held_however_busy() -> None:
-    assert holds(MIXED[:2], recent=1000, threshold=0, window_s=60) == {}
-    assert holds([], recent=1000, threshold=0, window_s=60) == {}
+    assert approvals(MIXED[:2], recent=1000, threshold=0, window_s=60) == {}
+    assert approvals([], recent=1000, threshold=0, window_s=60) == {}
 
 
 def test_threshold_zero_holds_every_deprovisioning() -> None:
-    held = holds([LEFT[2]], recent=0, threshold=0, window_s=600)
+    held = approvals([LEFT[2]], recent=0, threshold=0, window_s=600)
     assert held == {0: f"{APPROVAL}1 suspends/revokes for tenant CRM-1 within 10 min (limit 0)"}
 
 
@@ -61,11 +61,11 @@ def test_threshold_zero_holds_every_deprovisioning() -> None:
     [(0, 2, True), (0, 3, False), (2, 4, True), (2, 5, False), (10, 5, True)],
 )
 def test_the_count_includes_recent_and_new(recent: int, threshold: int, held: bool) -> None:
-    assert bool(holds(LEFT, recent=recent, threshold=threshold, window_s=3600)) is held
+    assert bool(approvals(LEFT, recent=recent, threshold=threshold, window_s=3600)) is held
 
 
 def test_reasons_start_with_the_approval_marker() -> None:
     """The store's approve/deny select held commands by this prefix."""
-    for reason in holds(LEFT, recent=99, threshold=1, window_s=3600).values():
+    for reason in approvals(LEFT, recent=99, threshold=1, window_s=3600).values():
         assert reason.startswith("approval: ")
         assert len(reason) <= 255  # the outbox's hold_reason column

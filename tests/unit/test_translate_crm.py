@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.crm.schema import Company, Purchase
+from connectors.crm.schema import Company
+from connectors.crm.schema import Purchase as PurchaseData
 from service.domain.commands import (
     CloseCustomer,
     CreateCustomer,
@@ -18,10 +19,15 @@ from service.domain.commands import (
     customer_entity,
     subscription_entity,
 )
-from service.domain.events import CompanyEvent, CompanyKind, PurchaseEvent
-from service.intake.crm import CompanyState, translate_company, translate_purchase
+from service.domain.events import CompanyEvent, CompanyKind, Purchase, PurchaseEvent
+from service.intake.crm import (
+    CompanyState,
+    customer_fields,
+    translate_company,
+    translate_purchase,
+)
+from service.intake.events import Context, translate
 from service.intake.licences import LicencePolicy
-from service.intake.shell import translate
 from service.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -51,7 +57,8 @@ PROFILE = {
 
 
 def company(kind: CompanyKind, **fields: Any) -> CompanyEvent:
-    return CompanyEvent(kind, "CRM-1", Company.model_validate(fields))
+    """The event the CRM mapping makes of a company with these (CRM) fields."""
+    return CompanyEvent(kind, "CRM-1", customer_fields(Company.model_validate(fields)))
 
 
 def purchase(purchase_id: str = "P-1", **changes: Any) -> PurchaseEvent:
@@ -63,7 +70,10 @@ def purchase(purchase_id: str = "P-1", **changes: Any) -> PurchaseEvent:
         "start": "2026-12-01",
         **changes,
     }
-    return PurchaseEvent("CRM-1", Purchase.model_validate(data))
+    wire = PurchaseData.model_validate(data)
+    return PurchaseEvent(
+        "CRM-1", Purchase(wire.purchase_id, wire.plan, wire.app, wire.seats, wire.start)
+    )
 
 
 def created() -> CompanyState:
@@ -189,9 +199,11 @@ def test_closed_once_then_nothing() -> None:
 
 def test_close_status_s_from_the_settings() -> None:
     settings_ = IntakeSettings(close_status="S")
-    result = translate(company("closed"), created(), LicencePolicy(), settings_, now=NOW)
+    result = translate(company("closed"), created(), Context(LicencePolicy(), settings_, NOW))
     assert [c.payload for c in result.commands] == [CloseCustomer(crm_id="CRM-1", status="S")]
-    default = translate(company("closed"), created(), LicencePolicy(), IntakeSettings(), NOW)
+    default = translate(
+        company("closed"), created(), Context(LicencePolicy(), IntakeSettings(), NOW)
+    )
     assert [c.payload for c in default.commands] == [CloseCustomer(crm_id="CRM-1", status="C")]
 
 

@@ -29,15 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.events.cloudevents import Envelope, Record, parse
 from service.calendar import poller as poller_module
 from service.calendar import registry as registry_module
-from service.calendar.poller import FeedPoller, feed_entity
+from service.calendar.poller import FeedPoller
 from service.calendar.registry import FeedFileError, FeedRegistry, load_feeds_file
-from service.calendar.translate import Feed, FeedState
+from service.calendar.translate import FeedState
+from service.domain.feeds import Feed, feed_entity
 from service.intake import shell as intake_module
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
-from service.intake.states import load_state
 from service.outbox.store import OutboxStore
 from service.outbox.tables import FEEDS, INBOX, OUTBOX
+from service.outbox.unit_of_work import UnitOfWork
 from service.settings import CalendarSettings, IntakeSettings
 from tests.support.feeds import CALENDAR, FeedServer
 
@@ -104,7 +105,7 @@ async def engine(store: OutboxStore) -> AsyncEngine:
 async def poller(engine: AsyncEngine, clock: Clock) -> AsyncIterator[FeedPoller]:
     # its own fetcher, as the service builds it: allow_private_addresses lets it reach
     # the calendar host on loopback
-    polling = FeedPoller(FeedRegistry(engine), SETTINGS)
+    polling = FeedPoller(FeedRegistry(engine), SETTINGS, uow=UnitOfWork(engine))
     yield polling
     await polling.aclose()
 
@@ -126,8 +127,9 @@ async def feed_row(engine: AsyncEngine, feed_id: str = "team-cal") -> Any:
 
 
 async def feed_state(engine: AsyncEngine, feed_id: str = "team-cal") -> FeedState | None:
-    async with engine.connect() as conn:
-        state = await load_state(conn, feed_entity(feed_id), "feed")
+    entity = feed_entity(feed_id)
+    async with UnitOfWork(engine).transaction() as tx:
+        state = (await tx.states.load({entity: FeedState})).get(entity)
     assert state is None or isinstance(state, FeedState)
     return state
 
@@ -576,7 +578,7 @@ def feed_event(type_: str, subject: str, data: dict[str, Any]) -> Envelope:
 
 @pytest.fixture
 def intake(engine: AsyncEngine) -> Intake:
-    return Intake(engine, LicencePolicy(), IntakeSettings())
+    return Intake(UnitOfWork(engine), LicencePolicy(), IntakeSettings())
 
 
 async def test_registered_then_removed_by_events(

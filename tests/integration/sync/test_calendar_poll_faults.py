@@ -22,12 +22,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.calendar import poller as poller_module
 from service.calendar.poller import FeedPoller
 from service.calendar.registry import FeedRegistry
-from service.calendar.translate import Feed
+from service.domain.feeds import Feed
 from service.outbox.store import OutboxStore
 from service.outbox.tables import FEEDS, OUTBOX
+from service.outbox.unit_of_work import Commands, UnitOfWork
 from service.settings import CalendarSettings
 from tests.support.feeds import FeedServer, vcalendar, vevent
 
@@ -81,7 +81,7 @@ async def pollers(engine: AsyncEngine) -> AsyncIterator[Callable[[], FeedPoller]
     made: list[FeedPoller] = []
 
     def make() -> FeedPoller:
-        poller = FeedPoller(FeedRegistry(engine), SETTINGS)
+        poller = FeedPoller(FeedRegistry(engine), SETTINGS, uow=UnitOfWork(engine))
         poller.lease_s, poller.renew_s = 0.8, 0.2  # seconds, not the production 15 and 4
         made.append(poller)
         return poller
@@ -117,7 +117,7 @@ async def test_a_database_error_while_applying_is_reported_and_retried_on_schedu
     unretrieved: list[dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    real_insert = poller_module.insert_commands
+    real_insert = Commands.add
     failing = True
 
     async def insert_or_fail(*args: Any, **kwargs: Any) -> Any:
@@ -127,7 +127,7 @@ async def test_a_database_error_while_applying_is_reported_and_retried_on_schedu
             )
         return await real_insert(*args, **kwargs)
 
-    monkeypatch.setattr(poller_module, "insert_commands", insert_or_fail)
+    monkeypatch.setattr(Commands, "add", insert_or_fail)
     poller = pollers()
     running = asyncio.create_task(poller.run())
     try:

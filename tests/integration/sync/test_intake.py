@@ -15,9 +15,9 @@ from connectors.hr.scim import ENTERPRISE
 from service.domain.commands import user_entity
 from service.intake.licences import LicencePolicy, Rule
 from service.intake.shell import Intake, fingerprint
-from service.intake.states import STATES
 from service.outbox.store import OutboxStore
-from service.outbox.tables import INBOX, OUTBOX, CommandStatus
+from service.outbox.tables import INBOX, OUTBOX, STATES, CommandStatus
+from service.outbox.unit_of_work import UnitOfWork
 from service.settings import IntakeSettings
 from tests.support.kafka import envelope as parsed
 
@@ -57,7 +57,7 @@ def hr(
 def intake(engine: AsyncEngine, commits: list[int] | None = None, **settings: Any) -> Intake:
     policy = LicencePolicy(rules=(Rule(department="Sales", apps=("vc", "wb")),))
     on_commit = (lambda: commits.append(1)) if commits is not None else None
-    return Intake(engine, policy, IntakeSettings(**settings), on_commit=on_commit)
+    return Intake(UnitOfWork(engine, on_commit), policy, IntakeSettings(**settings))
 
 
 async def rows(engine: AsyncEngine, table: sa.Table, *order: Any) -> list[Any]:

@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope
 from service.domain.commands import user_entity
-from service.intake.states import STATES
 from service.outbox import db
-from service.outbox.tables import INBOX, OUTBOX, CommandStatus
+from service.outbox.tables import INBOX, OUTBOX, STATES, CommandStatus
 from tests.integration.sync.test_intake import TENANT, hr, intake, outbox, rows
 
 

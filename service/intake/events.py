@@ -1,0 +1,172 @@
+"""The event types the service takes: one table, one row per CloudEvent type.
+
+Each row says which topic carries the type, the schema of its data (connectors/), how
+that data becomes a domain event (the source's mapping), how a domain event and the
+entity's desired state become commands (the source's translation), and the model of that
+state. Everything else that knows the event types reads this table: the intake and
+`plan` (`to_domain`, `translate`), the entity states (`STATE_MODELS`), the metrics'
+labels (`KNOWN_TYPES`) and the AsyncAPI document (entrypoints/asyncapi.py).
+
+Adding an event type: a row here, the domain event's kind (domain/events.py), and the
+rule that translates it (the source's module: hr.py, crm.py, feeds.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from connectors.calendar.schema import FeedData
+from connectors.crm.schema import Company
+from connectors.crm.schema import Purchase as PurchaseData
+from connectors.events.cloudevents import Envelope
+from connectors.hr.scim import HrUserData
+from service.calendar.translate import FeedState
+from service.domain.events import (
+    CompanyEvent,
+    CompanyKind,
+    DomainEvent,
+    FeedEvent,
+    FeedKind,
+    HrEvent,
+    HrKind,
+    PurchaseEvent,
+)
+from service.domain.translation import DesiredState, Translation
+from service.intake import crm, feeds, hr
+from service.intake.crm import CompanyState
+from service.intake.hr import UserState
+from service.intake.licences import LicencePolicy
+from service.intake.mapping import InvalidEventError, validate
+from service.settings import IntakeSettings
+
+Topic = Literal["hr", "crm", "calendar"]  # KafkaSettings.hr_topic, crm_topic, calendar_topic
+W = TypeVar("W", bound=BaseModel)
+E = TypeVar("E")
+S = TypeVar("S", bound=DesiredState)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a translation may read besides the event and its entity's state."""
+
+    policy: LicencePolicy
+    settings: IntakeSettings
+    now: datetime
+
+
+@dataclass(frozen=True)
+class EventType(Generic[W, E, S]):
+    name: str  # the CloudEvent type
+    topic: Topic
+    data: type[W]  # the schema of the CloudEvent's data
+    domain: type[E]  # the domain event it becomes
+    to_domain: Callable[[Envelope, W], E]
+    translate: Callable[[E, S | None, Context], Translation]
+    state: type[S]  # the desired state of the event's entity
+
+    def event(self, envelope: Envelope) -> E:
+        return self.to_domain(envelope, validate(self.data, envelope.data))
+
+    def translation(self, event: E, state: BaseModel | None, context: Context) -> Translation:
+        """Translate with the entity's state, if it is of this type's model."""
+        own = state if isinstance(state, self.state) else None
+        return self.translate(event, own, context)
+
+
+def _hr(event: HrEvent, state: UserState | None, context: Context) -> Translation:
+    return hr.translate_hr(event, state, context.policy, now=context.now)
+
+
+def _company(event: CompanyEvent, state: CompanyState | None, context: Context) -> Translation:
+    return crm.translate_company(event, state, context.settings.close_status)
+
+
+def _purchase(event: PurchaseEvent, state: CompanyState | None, _: Context) -> Translation:
+    return crm.translate_purchase(event, state)
+
+
+def _feed(event: FeedEvent, state: FeedState | None, context: Context) -> Translation:
+    return feeds.translate_feed(event, state, context.now)
+
+
+def _hr_type(kind: HrKind) -> EventType[HrUserData, HrEvent, UserState]:
+    return EventType(
+        f"hr.user.{kind}", "hr", HrUserData, HrEvent, partial(hr.event_of, kind), _hr, UserState
+    )
+
+
+def _company_type(kind: CompanyKind) -> EventType[Company, CompanyEvent, CompanyState]:
+    mapping = partial(crm.company_event, kind)
+    return EventType(
+        f"crm.company.{kind}", "crm", Company, CompanyEvent, mapping, _company, CompanyState
+    )
+
+
+def _feed_type(kind: FeedKind) -> EventType[FeedData, FeedEvent, FeedState]:
+    mapping = partial(feeds.feed_event, kind)
+    return EventType(
+        f"calendar.feed.{kind}", "calendar", FeedData, FeedEvent, mapping, _feed, FeedState
+    )
+
+
+EVENT_TYPES: tuple[EventType[Any, Any, Any], ...] = (
+    _hr_type("joined"),
+    _hr_type("updated"),
+    _hr_type("leave_started"),
+    _hr_type("leave_ended"),
+    _hr_type("left"),
+    _company_type("created"),
+    _company_type("updated"),
+    _company_type("closed"),
+    EventType(
+        "crm.subscription.purchased",
+        "crm",
+        PurchaseData,
+        PurchaseEvent,
+        crm.purchase_event,
+        _purchase,
+        CompanyState,
+    ),
+    _feed_type("registered"),
+    _feed_type("removed"),
+)
+
+BY_TYPE: dict[str, EventType[Any, Any, Any]] = {row.name: row for row in EVENT_TYPES}
+KNOWN_TYPES = frozenset(BY_TYPE)
+# entity_state.kind -> the model of that state
+STATE_MODELS: dict[str, type[DesiredState]] = {
+    row.state.entity_kind: row.state for row in EVENT_TYPES
+}
+DOMAIN_TYPES: dict[type[Any], EventType[Any, Any, Any]] = {}
+for _row in EVENT_TYPES:  # one row per domain class is enough to translate its events
+    DOMAIN_TYPES.setdefault(_row.domain, _row)
+
+
+def row_of(envelope: Envelope) -> EventType[Any, Any, Any]:
+    found = BY_TYPE.get(envelope.type)
+    if found is None:
+        raise InvalidEventError("unknown_type", f"no handler for event type {envelope.type!r}")
+    return found
+
+
+def to_domain(envelope: Envelope) -> DomainEvent:
+    """The domain event a CloudEvent says, or InvalidEventError."""
+    event: DomainEvent = row_of(envelope).event(envelope)
+    return event
+
+
+def translate(event: DomainEvent, state: BaseModel | None, context: Context) -> Translation:
+    """The one translation the intake and the dry-run `plan` share."""
+    return DOMAIN_TYPES[type(event)].translation(event, state, context)
+
+
+def state_kind(event: DomainEvent) -> str:
+    """The kind of the desired state the event changes (entity_state.kind)."""
+    kind: str = DOMAIN_TYPES[type(event)].state.entity_kind
+    return kind
