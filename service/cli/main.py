@@ -17,12 +17,13 @@ import typer
 import uvloop
 
 from service.app.bootstrap import bootstrap
-from service.app.runner import AdminRefusedError, Parts, serve
+from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
 from service.cli.operations import config as show_config
 from service.cli.operations import dead_app, history, status
 from service.cli.reconcile import reconcile_command
 from service.devtools.local_broker import LocalBroker, with_dead_letters
+from service.entrypoints.admin_host import AdminRefusedError
 from service.entrypoints.asyncapi import as_json, as_yaml
 from service.intake.licences import LicencePolicy, PolicyError
 from service.intake.plan import PlanError, plan_calendar, plan_event, read
