@@ -66,7 +66,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="sandbox port (default: a free one)")] = None,
 ) -> None:
     """The main job on embedded defaults: broker, sandbox and service, a scenario, a summary."""
-    from service.devtools.demo import main as run_demo  # noqa: PLC0415 - rich's progress: only here
+    from service.devtools.demo.main import main as run_demo  # noqa: PLC0415 - rich's progress: only here
 
     raise typer.Exit(run_demo(serve=serve, port=port))
 
