@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from service.app.bootstrap import Service
+from service.backoff import backoff_s
 from service.entrypoints.admin_host import refuse_open_admin
 from service.entrypoints.consumers import EventConsumer
 from service.settings import Settings
@@ -91,11 +93,13 @@ class Running:
 
 
 async def _connect(consumer: EventConsumer, started: asyncio.Event) -> None:
-    pause = CONNECT_PAUSE_S
-    while True:
+    for attempt in itertools.count(1):
         try:
             await consumer.start()
         except Exception as exc:  # any failure to connect is retried
+            pause = backoff_s(
+                attempt, base_s=CONNECT_PAUSE_S, cap_s=CONNECT_PAUSE_CAP_S, jitter="none"
+            )
             log.error(
                 "Kafka not reachable (%s: %s); consumers retry in %.0f s",
                 type(exc).__name__,
@@ -105,7 +109,6 @@ async def _connect(consumer: EventConsumer, started: asyncio.Event) -> None:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await asyncio.sleep(pause)
-            pause = min(CONNECT_PAUSE_CAP_S, pause * 2)
             continue
         started.set()
         log.info("consumers joined group %s", consumer.settings.group_id)
