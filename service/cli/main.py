@@ -19,8 +19,8 @@ import uvloop
 from service.app.bootstrap import bootstrap
 from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
+from service.cli.operations import approve, dead_app, deny, history, status
 from service.cli.operations import config as show_config
-from service.cli.operations import dead_app, history, status
 from service.cli.reconcile import reconcile_command
 from service.devtools.local_broker import LocalBroker, with_dead_letters
 from service.entrypoints.admin_host import AdminRefusedError
@@ -30,7 +30,6 @@ from service.intake.plan import PlanError, plan_calendar, plan_event, read
 from service.observability.logs import configure as configure_logging
 from service.outbox import db
 from service.outbox.prune import PruneReport, prune
-from service.outbox.store import OutboxStore
 from service.settings import CONFIG_FILE_VARIABLE, Settings
 
 log = logging.getLogger("ucaas_sync")
@@ -230,42 +229,8 @@ def broker(
         local.stop()
 
 
-@app.command()
-def approve(
-    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
-    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
-) -> None:
-    """Let held deprovisioning (suspends, revokes) run. Without arguments: list what is held."""
-    uvloop.run(_decide("approve", command_id, tenant))
-
-
-@app.command()
-def deny(
-    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
-    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
-) -> None:
-    """Drop held deprovisioning: the users keep their access."""
-    uvloop.run(_decide("deny", command_id, tenant))
-
-
-async def _decide(action: str, command_id: int | None, tenant: str | None) -> None:
-    settings = Settings()
-    if settings.is_sqlite:
-        await asyncio.to_thread(db.upgrade, settings.database_url)
-    engine = db.make_engine(settings.database_url, pool_size=2)
-    store = OutboxStore(engine)
-    try:
-        if command_id is None and tenant is None:
-            held = await store.held_for_approval()
-            for row in held:
-                typer.echo(f"#{row.id} {row.kind} {row.entity}: {row.hold_reason}")
-            typer.echo(f"{len(held)} command(s) held for approval")
-            return
-        decide = store.approve if action == "approve" else store.deny
-        count = await decide(command_id=command_id, tenant=tenant)
-        typer.echo(f"{action}d {count} command(s)")
-    finally:
-        await engine.dispose()
+app.command("approve")(approve)
+app.command("deny")(deny)
 
 
 @app.command()
