@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
+# Run as a script: the project's root on sys.path, for `service` and `bench`.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -46,6 +46,8 @@ import sqlalchemy as sa
 
 from bench.support import CpuMeter, SandboxControl, percentile, setup_done
 from service.app.bootstrap import bootstrap
+from service.devtools import sample_commands as c
+from service.devtools.local_postgres import fresh_database, postgres_problem
 from service.devtools.local_sandbox import LocalSandbox
 from service.outbox import db
 from service.outbox.store import OutboxStore
@@ -53,15 +55,14 @@ from service.outbox.tables import utcnow
 from service.outbox.unit_of_work import EventRecord
 from service.outbox.vault import new_key
 from service.settings import DispatcherSettings, Settings
-from tests.support import commands as c
-from tests.support.databases import fresh_postgres, postgres_problem
 
 BIN = Path(sys.executable).parent
 TENANTS = 8
 _events = itertools.count()
 
 # Employees of tenants T0..T7, two commands each, in id order: create_user, assign_licence.
-# The payloads are those translation writes (tests/support/commands.py builds the same).
+# The payloads are those translation writes (service/devtools/sample_commands.py builds
+# the same).
 FILL = sa.text(
     """
     INSERT INTO outbox (entity, kind, tenant, payload, status, attempts, in_doubt,
@@ -269,7 +270,7 @@ async def one_size(sandbox: LocalSandbox, size: int, args: argparse.Namespace) -
     control = SandboxControl(sandbox)
     control.reset(args.latency_ms)
     key = new_key()
-    with fresh_postgres() as url, tempfile.TemporaryDirectory() as folder:
+    with fresh_database() as url, tempfile.TemporaryDirectory() as folder:
         fill_s = await prepare(url, sandbox, key, size)
         before = await claims(url, args.claims)
         run = await drain(url, sandbox, key, args.workers, args.drain, Path(folder) / "d.log")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
+# Run as a script: the project's root on sys.path, for `service` and `connectors`.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 

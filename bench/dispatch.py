@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
+# Run as a script: the project's root on sys.path, for `service` and `bench`.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -40,6 +40,8 @@ import sqlalchemy as sa
 from bench.support import SandboxControl, database, setup_done
 from connectors.ucaas.transport import AiohttpTransport
 from service.app.bootstrap import bootstrap
+from service.devtools import sample_commands as c
+from service.devtools.local_postgres import fresh_database, postgres_problem
 from service.devtools.local_sandbox import DEFAULT_ADMIN, LocalSandbox
 from service.outbox import db
 from service.outbox.store import OutboxStore
@@ -47,8 +49,6 @@ from service.outbox.tables import OUTBOX
 from service.outbox.unit_of_work import EventRecord
 from service.outbox.vault import new_key
 from service.settings import DispatcherSettings, Settings
-from tests.support import commands as c
-from tests.support.databases import fresh_postgres, postgres_problem
 
 TENANTS = 4
 _events = itertools.count()
@@ -188,7 +188,7 @@ async def claim_cost(
     `behind_waiting` are behind a command of their entity that waits (each such entity: a
     waiting head re-checked in an hour and one follower, due (`pending`, as between its
     acceptance and the head's next outcome) or `held` queued behind it, as after)."""
-    with fresh_postgres() as url:
+    with fresh_database() as url:
         await asyncio.to_thread(db.upgrade, url)
         engine = db.make_engine(url)
         async with engine.begin() as conn:

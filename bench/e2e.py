@@ -45,7 +45,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
+# Run as a script: the project's root on sys.path, for `service` and `bench`.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -68,17 +68,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench import e2e_direct, e2e_mix
 from bench.support import CpuMeter, SandboxControl, database, database_kind, percentile
 from service.devtools.demo.scenario import Event
-from service.devtools.local_broker import LocalBroker, create_topics
+from service.devtools.local_broker import LocalBroker, Topics, create_topics, structured
 from service.devtools.local_sandbox import LocalSandbox
+from service.devtools.service_processes import MOVING, DispatchProcess, Outbox
 from service.outbox import db
 from service.outbox.tables import CALLS, INBOX, OUTBOX
-from tests.support.kafka import Topics, structured
-from tests.support.service_processes import (
-    MOVING,
-    TEST_SECRET_KEY,
-    DispatchProcess,
-    Outbox,
-)
+from service.outbox.vault import new_key
 
 
 def say(text: str) -> None:
@@ -181,7 +176,7 @@ def service_env(
         PYTHONUNBUFFERED="1",
         KAFKA_BOOTSTRAP_SERVERS=run.bootstrap,
         UCAAS_SYNC_DATABASE_URL=url,
-        UCAAS_SYNC_SECRET_KEY=TEST_SECRET_KEY,
+        UCAAS_SYNC_SECRET_KEY=new_key(),
         UCAAS_SYNC_UCAAS_BASE_URL=sandbox.base_url,
         UCAAS_SYNC_ADMIN_PORT="0",
         UCAAS_SYNC_KAFKA_SESSION_TIMEOUT_MS="6000",

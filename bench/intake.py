@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script: the project's root on sys.path, for `service` and `tests.support`.
+# Run as a script: the project's root on sys.path, for `service` and `bench`.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from service.app.bootstrap import Service
+from service.devtools.local_postgres import fresh_database, postgres_problem
 from service.devtools.local_sandbox import DEFAULT_ADMIN, LocalSandbox
-from tests.support.databases import fresh_postgres, postgres_problem
 
 DATABASES = ("auto", "sqlite", "postgres")
 
@@ -84,7 +84,7 @@ def database_kind(asked: str) -> str:
 def database(kind: str) -> Iterator[str]:
     """A fresh empty database of `kind` (sqlite or postgres): its URL, dropped after."""
     if kind == "postgres":
-        with fresh_postgres() as url:
+        with fresh_database() as url:
             yield url
     else:
         with tempfile.TemporaryDirectory() as folder:

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from service.app.bootstrap import Service
+from service.backoff import backoff_s
+from service.entrypoints.admin_host import refuse_open_admin
 from service.entrypoints.consumers import EventConsumer
-from service.settings import AdminSettings
+from service.settings import Settings
+from service.views import Operations
 
 if TYPE_CHECKING:
     from service.entrypoints.admin import AdminServer
@@ -27,29 +33,6 @@ log = logging.getLogger("ucaas_sync")
 
 CONNECT_PAUSE_S = 1.0
 CONNECT_PAUSE_CAP_S = 30.0
-
-
-class AdminRefusedError(RuntimeError):
-    """The admin API would be open to the network without a token: set one, or bind it
-    to loopback."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: whatever it resolves to, treat it as the network
-
-
-def refuse_open_admin(admin: AdminSettings) -> None:
-    token = admin.token.get_secret_value() if admin.token is not None else ""
-    if not is_loopback(admin.host) and not token:
-        raise AdminRefusedError(
-            f"the admin API on {admin.host} needs a token: set UCAAS_SYNC_ADMIN_TOKEN "
-            "or UCAAS_SYNC_ADMIN_HOST=127.0.0.1"
-        )
 
 
 @dataclass(frozen=True)
@@ -68,7 +51,7 @@ class Parts:
 
 @dataclass
 class Running:
-    """What is running, for the admin API, the demo and the tests."""
+    """What is running, for the admin API (a `RunningService`), the demo and the tests."""
 
     service: Service
     parts: Parts
@@ -80,13 +63,43 @@ class Running:
     def admin_url(self) -> str | None:
         return self.admin.url if self.admin is not None else None
 
+    # -- what the admin API asks of it (service.entrypoints.admin_host.RunningService) -------
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
+
+    @cached_property
+    def operations(self) -> Operations:
+        return Operations(self.service.engine, self.service.store, self.service.settings)
+
+    @property
+    def parts_here(self) -> Mapping[str, bool]:
+        return asdict(self.parts)
+
+    @property
+    def consumers_joined(self) -> bool:
+        return self.consumer_started.is_set()
+
+    async def check_database(self) -> None:
+        async with self.service.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def check_ucaas(self) -> None:
+        await self.service.ucaas.datapool.timezones()  # authenticated, small, changes nothing
+
+    def wake_dispatcher(self) -> None:
+        if self.parts.dispatcher:
+            self.service.dispatcher.wake()
+
 
 async def _connect(consumer: EventConsumer, started: asyncio.Event) -> None:
-    pause = CONNECT_PAUSE_S
-    while True:
+    for attempt in itertools.count(1):
         try:
             await consumer.start()
         except Exception as exc:  # any failure to connect is retried
+            pause = backoff_s(
+                attempt, base_s=CONNECT_PAUSE_S, cap_s=CONNECT_PAUSE_CAP_S, jitter="none"
+            )
             log.error(
                 "Kafka not reachable (%s: %s); consumers retry in %.0f s",
                 type(exc).__name__,
@@ -96,7 +109,6 @@ async def _connect(consumer: EventConsumer, started: asyncio.Event) -> None:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await asyncio.sleep(pause)
-            pause = min(CONNECT_PAUSE_CAP_S, pause * 2)
             continue
         started.set()
         log.info("consumers joined group %s", consumer.settings.group_id)

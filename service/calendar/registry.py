@@ -10,7 +10,6 @@ poller whose lease ran out (or whose feed was registered again meanwhile) finds
 
 from __future__ import annotations
 
-import random
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.backoff import backoff_s
 from service.domain.feeds import Feed
 from service.outbox.store import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
@@ -193,8 +193,7 @@ class FeedRegistry:
                 )
                 + 1
             )
-            wait: float = min(retry_cap_s, interval_s * 2.0 ** min(failures - 1, 30))
-            wait *= 0.5 + random.random() / 2
+            wait = backoff_s(failures, base_s=interval_s, cap_s=retry_cap_s, jitter="half")
             done = await conn.execute(
                 FEEDS.update()
                 .where(mine)

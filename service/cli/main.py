@@ -1,5 +1,9 @@
 """`ucaas-sync`: the service's command line."""
 
+# The docstring above is the app's help. Here: the app, running the service (`run`,
+# `dispatch`) and the developer's commands (`demo`, `broker`, `plan`, `asyncapi`);
+# the operator's in operations.py, `db` in database.py, `reconcile` in reconcile.py.
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +12,7 @@ import logging
 import os
 import signal
 import subprocess
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,24 +21,22 @@ import typer
 import uvloop
 
 from service.app.bootstrap import bootstrap
-from service.app.runner import AdminRefusedError, Parts, serve
+from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
+from service.cli.database import db_app
+from service.cli.operations import approve, dead_app, deny, history, status
 from service.cli.operations import config as show_config
-from service.cli.operations import dead_app, history, status
 from service.cli.reconcile import reconcile_command
 from service.devtools.local_broker import LocalBroker, with_dead_letters
+from service.entrypoints.admin_host import AdminRefusedError
 from service.entrypoints.asyncapi import as_json, as_yaml
 from service.intake.licences import LicencePolicy, PolicyError
 from service.intake.plan import PlanError, plan_calendar, plan_event, read
 from service.observability.logs import configure as configure_logging
-from service.outbox import db
-from service.outbox.prune import PruneReport, prune
-from service.outbox.store import OutboxStore
 from service.settings import CONFIG_FILE_VARIABLE, Settings
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-db_app = typer.Typer(no_args_is_help=True, help="Database schema and history.")
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
 app.command("status")(status)
@@ -65,61 +67,9 @@ def demo(
     port: Annotated[int | None, typer.Option(help="sandbox port (default: a free one)")] = None,
 ) -> None:
     """The main job on embedded defaults: broker, sandbox and service, a scenario, a summary."""
-    from service.devtools.demo import main as run_demo  # noqa: PLC0415 - rich's progress: only here
+    from service.devtools.demo.main import main as run_demo  # noqa: PLC0415 - rich's progress: only here
 
     raise typer.Exit(run_demo(serve=serve, port=port))
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Run the migrations (SQLite is also upgraded automatically on start)."""
-    settings = Settings()
-    db.upgrade(settings.database_url, revision)
-    typer.echo(f"database at revision {db.current_revision(settings.database_url)}")
-
-
-@db_app.command("prune")
-def db_prune(
-    older_than_days: Annotated[
-        int, typer.Option("--older-than-days", min=1, help="keep what finished since then")
-    ],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="count, delete nothing")] = False,
-    batch: Annotated[int, typer.Option(min=1, help="rows deleted per transaction")] = 10_000,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
-) -> None:
-    """Delete old finished commands with their UCaaS calls, and old dead letters.
-
-    Done and dropped commands finished before the cut-off go; open and dead commands, the
-    mappings and the inbox stay. Runs beside a running service: a short transaction per
-    batch."""
-    report = uvloop.run(_prune(timedelta(days=older_than_days), dry_run=dry_run, batch=batch))
-    before = f"{report.before:%Y-%m-%dT%H:%M:%SZ}"
-    if as_json:
-        document = {
-            "dry_run": dry_run,
-            "before": before,
-            "commands": report.commands,
-            "calls": report.calls,
-            "dead_letters": report.dead_letters,
-        }
-        typer.echo(orjson.dumps(document).decode())
-        return
-    typer.echo(
-        f"{'would prune' if dry_run else 'pruned'} {report.commands:,} commands, "
-        f"{report.calls:,} UCaaS calls and {report.dead_letters:,} dead letters "
-        f"finished before {before}"
-    )
-
-
-async def _prune(older_than: timedelta, *, dry_run: bool, batch: int) -> PruneReport:
-    settings = Settings()
-    if settings.is_sqlite:
-        await asyncio.to_thread(db.upgrade, settings.database_url)
-    engine = db.make_engine(settings.database_url, pool_size=2)
-    try:
-        return await prune(engine, older_than, dry_run=dry_run, batch=batch)
-    finally:
-        await engine.dispose()
 
 
 def _logging(settings: Settings | None = None) -> None:
@@ -229,42 +179,8 @@ def broker(
         local.stop()
 
 
-@app.command()
-def approve(
-    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
-    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
-) -> None:
-    """Let held deprovisioning (suspends, revokes) run. Without arguments: list what is held."""
-    uvloop.run(_decide("approve", command_id, tenant))
-
-
-@app.command()
-def deny(
-    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
-    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
-) -> None:
-    """Drop held deprovisioning: the users keep their access."""
-    uvloop.run(_decide("deny", command_id, tenant))
-
-
-async def _decide(action: str, command_id: int | None, tenant: str | None) -> None:
-    settings = Settings()
-    if settings.is_sqlite:
-        await asyncio.to_thread(db.upgrade, settings.database_url)
-    engine = db.make_engine(settings.database_url, pool_size=2)
-    store = OutboxStore(engine)
-    try:
-        if command_id is None and tenant is None:
-            held = await store.held_for_approval()
-            for row in held:
-                typer.echo(f"#{row.id} {row.kind} {row.entity}: {row.hold_reason}")
-            typer.echo(f"{len(held)} command(s) held for approval")
-            return
-        decide = store.approve if action == "approve" else store.deny
-        count = await decide(command_id=command_id, tenant=tenant)
-        typer.echo(f"{action}d {count} command(s)")
-    finally:
-        await engine.dispose()
+app.command("approve")(approve)
+app.command("deny")(deny)
 
 
 @app.command()

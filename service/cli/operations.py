@@ -1,4 +1,5 @@
-"""The operator's commands: `status`, `dead list|retry|drop`, `history`, `config`.
+"""The operator's commands: `status`, `dead list|retry|drop`, `approve`, `deny`, `history`,
+`config`.
 
 Each opens the database named by the configuration (and asks the broker for the lag),
 answers, and closes: they run beside a running service, from any machine that can reach
@@ -139,6 +140,37 @@ def dead_drop(command_id: Annotated[int, typer.Argument(help="a command's id")])
         typer.echo(f"error: command #{command_id} is not dead, held or pending", err=True)
         raise typer.Exit(1)
     typer.echo(f"command #{command_id} dropped")
+
+
+def approve(
+    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
+    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
+) -> None:
+    """Let held deprovisioning (suspends, revokes) run. Without arguments: list what is held."""
+    _decide("approve", command_id, tenant)
+
+
+def deny(
+    command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
+    tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
+) -> None:
+    """Drop held deprovisioning: the users keep their access."""
+    _decide("deny", command_id, tenant)
+
+
+def _decide(action: str, command_id: int | None, tenant: str | None) -> None:
+    if command_id is None and tenant is None:
+        held = _run(lambda ops: ops.held())
+        for c in held:
+            typer.echo(f"#{c.id} {c.kind} {c.entity}: {c.hold_reason}")
+        typer.echo(f"{len(held)} command(s) held for approval")
+        return
+
+    async def decide(ops: Operations) -> int:
+        act = ops.approve if action == "approve" else ops.deny
+        return await act(command_id=command_id, tenant=tenant)
+
+    typer.echo(f"{action}d {_run(decide)} command(s)")
 
 
 def history(

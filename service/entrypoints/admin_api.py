@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Security
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -34,11 +33,10 @@ from service.views import (
     Failure,
     FeedView,
     History,
-    Operations,
 )
 
 if TYPE_CHECKING:
-    from service.app.runner import Running
+    from service.entrypoints.admin_host import RunningService
 
 PAGE = Path(__file__).parent / "status_page"
 CHECK_TIMEOUT_S = 3.0
@@ -107,30 +105,22 @@ async def _check(probe: Callable[[], Awaitable[object]]) -> Check:
 UCAAS_CHECK_TTL_S = 10.0  # probes of every replica must not spend the API's rate limit
 
 
-async def readiness(running: Running, cache: dict[str, tuple[float, Check]]) -> Readiness:
+async def readiness(running: RunningService, cache: dict[str, tuple[float, Check]]) -> Readiness:
     """`cache` keeps the last UCaaS check of this server for UCAAS_CHECK_TTL_S."""
-    service = running.service
-
-    async def database() -> None:
-        async with service.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    async def ucaas() -> None:
-        await service.ucaas.datapool.timezones()  # authenticated, small, changes nothing
 
     async def ucaas_cached() -> Check:
         now = time.monotonic()
         cached = cache.get("ucaas")
         if cached is not None and now - cached[0] < UCAAS_CHECK_TTL_S:
             return cached[1]
-        checked = await _check(ucaas)
+        checked = await _check(running.check_ucaas)
         cache["ucaas"] = (now, checked)
         return checked
 
-    db_check, ucaas_check = await asyncio.gather(_check(database), ucaas_cached())
-    if not running.parts.consumers:
+    db_check, ucaas_check = await asyncio.gather(_check(running.check_database), ucaas_cached())
+    if not running.parts_here["consumers"]:
         broker = Check(ok=True, skipped="the consumers do not run in this process")
-    elif running.consumer_started.is_set():
+    elif running.consumers_joined:
         broker = Check(ok=True)
     else:
         broker = Check(ok=False, error="the consumers have not joined the group yet")
@@ -167,9 +157,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 # -- the app ---------------------------------------------------------------------------------------
-def create_app(running: Running) -> FastAPI:
-    settings = running.service.settings
-    ops = Operations(running.service.engine, running.service.store, settings)
+def create_app(running: RunningService) -> FastAPI:
+    settings = running.settings
+    ops = running.operations
     guard = Depends(token_guard(settings.admin.token))
     app = FastAPI(
         title="ucaas-sync admin API",
@@ -179,10 +169,6 @@ def create_app(running: Running) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-
-    def wake() -> None:
-        if running.parts.dispatcher:
-            running.service.dispatcher.wake()
 
     # -- open ----------------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])
@@ -235,11 +221,8 @@ def create_app(running: Running) -> FastAPI:
         """Counts: outbox by status, events by outcome, dead letters, feeds, consumer lag."""
         shown = (await ops.status()).as_json()
         shown["process"] = {
-            "parts": {
-                name: getattr(running.parts, name)
-                for name in ("consumers", "dispatcher", "poller", "admin")
-            },
-            "consumers_joined": running.consumer_started.is_set(),
+            "parts": dict(running.parts_here),
+            "consumers_joined": running.consumers_joined,
         }
         return shown
 
@@ -260,7 +243,7 @@ def create_app(running: Running) -> FastAPI:
         """A dead command runs again with a fresh attempt budget; its followers with it."""
         if not await ops.retry(command_id):
             raise HTTPException(409, f"command {command_id} is not dead (or does not exist)")
-        wake()
+        running.wake_dispatcher()
         return Acted(id=command_id, status="pending")
 
     @api.post("/api/commands/{command_id}/drop", tags=["commands"], responses={409: {}})
@@ -268,7 +251,7 @@ def create_app(running: Running) -> FastAPI:
         """Give up on a command that is not done; the commands it blocked run."""
         if not await ops.drop(command_id):
             raise HTTPException(409, f"command {command_id} is done or does not exist")
-        wake()
+        running.wake_dispatcher()
         return Acted(id=command_id, status="dropped")
 
     @api.get("/api/held", tags=["approvals"])
@@ -283,7 +266,7 @@ def create_app(running: Running) -> FastAPI:
         """Let held commands run: one (`command_id`) or a tenant's (`tenant`)."""
         chosen = _decision(body, command_id, tenant)
         changed = await ops.approve(command_id=chosen.command_id, tenant=chosen.tenant)
-        wake()
+        running.wake_dispatcher()
         return Decided(changed=changed)
 
     @api.post("/api/held/deny", tags=["approvals"])

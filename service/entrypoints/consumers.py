@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
+from service.backoff import backoff_s
 from service.intake.shell import Intake, Taken
 from service.observability import metrics
 from service.outbox.store import insert_for
@@ -205,7 +206,9 @@ class EventConsumer:
         except Exception:
             self.stats.failures += 1
             self._failures_in_a_row += 1
-            pause = min(30.0, self.retry_pause_s * 2 ** (self._failures_in_a_row - 1))
+            pause = backoff_s(
+                self._failures_in_a_row, base_s=self.retry_pause_s, cap_s=30.0, jitter="none"
+            )
             log.exception("batch of %d records not taken; again in %.1f s", len(records), pause)
             await asyncio.sleep(pause)  # then the nack seeks back and the batch comes again
             raise

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from service.backoff import backoff_s
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -31,7 +33,7 @@ class OutageBreaker:
     failures: int = 0
     opened: int = 0  # how many times an outage was detected
     _probe_at: float = 0.0
-    _wait_s: float = 0.0
+    _failed_probes: int = 0  # in this outage: each doubles the wait for the next
     _probe_out: bool = False
     _calm_until: float = field(default=0.0)
 
@@ -62,14 +64,21 @@ class OutageBreaker:
     def success(self) -> None:
         self.failures = 0
         self._probe_out = False
-        self._wait_s = 0.0
+        self._failed_probes = 0
         self.state = BreakerState.CLOSED
 
     def failure(self) -> None:
         """An API failure (5xx or no answer)."""
         self.failures += 1
         if self.state is BreakerState.HALF_OPEN:
-            self._open(min(self.probe_cap_s, max(self.probe_s, self._wait_s * 2)))
+            self._failed_probes += 1
+            wait_s = backoff_s(
+                self._failed_probes + 1,
+                base_s=self.probe_s,
+                cap_s=self.probe_cap_s,
+                jitter="none",
+            )
+            self._open(wait_s)
         elif self.state is BreakerState.CLOSED and self.failures >= self.threshold:
             self.opened += 1
             self._open(self.probe_s)
@@ -80,6 +89,5 @@ class OutageBreaker:
 
     def _open(self, wait_s: float) -> None:
         self.state = BreakerState.OPEN
-        self._wait_s = wait_s
         self._probe_at = self.clock() + wait_s
         self._probe_out = False

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from service.devtools.local_broker import Topics
 from service.devtools.local_sandbox import LocalSandbox
+from service.devtools.service_processes import Outbox
 from tests.chaos.harness import FAULTS, ChaosRun, service_env
 from tests.chaos.scenario import Scenario, with_feed_urls
 from tests.support.databases import fresh_postgres
 from tests.support.feeds import FeedServer
-from tests.support.kafka import Topics
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import Outbox, Processes, db_upgrade, dispatch_env
+from tests.support.service_processes import Processes, db_upgrade, dispatch_env
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,12 +23,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from service.app.bootstrap import CRASH_AFTER_CALLS
+from service.devtools.local_broker import Topics, structured
+from service.devtools.service_processes import MOVING, DispatchProcess, Outbox
 from tests.chaos.scenario import SOURCES, Scenario
 from tests.support.feeds import FeedServer
-from tests.support.kafka import EventProducer, Topics, structured
+from tests.support.kafka import EventProducer
 from tests.support.oracle import Comparison, Oracle, Policy, Rule, compare
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import MOVING, DispatchProcess, Outbox, Processes
+from tests.support.service_processes import Processes
 
 # Faults for the whole run: 10% 503, 2% dropped connections (half before the API acts,
 # half after: done, answer lost), a rate limit answered with 429 and Retry-After, jitter.

@@ -26,6 +26,8 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
+from service.devtools.local_broker import Topics, structured
+from service.devtools.service_processes import MOVING, Outbox
 from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.settings import Settings
@@ -41,9 +43,9 @@ from tests.support.bad_records import (
 )
 from tests.support.databases import migrated_database
 from tests.support.feeds import FeedServer, vcalendar, vevent
-from tests.support.kafka import Topics, binary, group_lag, read_topic, structured
+from tests.support.kafka import binary, group_lag, read_topic
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import MOVING, Outbox, Processes, TenantInSandbox, dispatch_env
+from tests.support.service_processes import Processes, TenantInSandbox, dispatch_env
 
 BAD_RECORDS = 3000  # times the chaos scale
 OVERSIZED = 4  # records over the 1 MiB limit (each costs a megabyte on the wire)

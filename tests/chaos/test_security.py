@@ -35,18 +35,13 @@ from cryptography.fernet import Fernet
 
 from connectors.calendar import fetch
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
+from service.devtools.local_broker import Topics
+from service.devtools.service_processes import MOVING, Outbox
 from tests.support.bad_records import company, event, purchase, scim
 from tests.support.databases import sqlite_url
-from tests.support.kafka import EventProducer, Topics
+from tests.support.kafka import EventProducer
 from tests.support.sandbox_server import ADMIN_AUTH, SandboxAdmin
-from tests.support.service_processes import (
-    MOVING,
-    TEST_SECRET_KEY,
-    Outbox,
-    Processes,
-    dispatch_env,
-    ucaas_sync,
-)
+from tests.support.service_processes import TEST_SECRET_KEY, Processes, dispatch_env, ucaas_sync
 
 pytestmark = pytest.mark.chaos
 

@@ -40,25 +40,19 @@ from sandbox.datapool import zones
 from service.app.bootstrap import Service, bootstrap
 from service.calendar import poller as poller_module
 from service.calendar import registry as registry_module
+from service.devtools.local_broker import Topics, structured
+from service.devtools.sample_commands import email_of, event, onboarding
+from service.devtools.service_processes import MOVING, DispatchProcess, Outbox
 from service.domain.feeds import Feed
 from service.entrypoints.consumers import EventConsumer
 from service.outbox import db
 from service.outbox.tables import FEEDS, CalendarFeed
 from service.settings import Settings
-from tests.support.commands import email_of, event, onboarding
 from tests.support.databases import sqlite_url
 from tests.support.feeds import FeedServer, vcalendar, vevent
-from tests.support.kafka import EventProducer, Topics, cloudevent, structured
+from tests.support.kafka import EventProducer, cloudevent
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import (
-    MOVING,
-    DispatchProcess,
-    Outbox,
-    Processes,
-    TenantInSandbox,
-    accept,
-    dispatch_env,
-)
+from tests.support.service_processes import Processes, TenantInSandbox, accept, dispatch_env
 
 TENANT = "CRM-CAL"
 ORGANISER = email_of(TENANT, "E0000")

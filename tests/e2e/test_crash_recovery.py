@@ -19,17 +19,12 @@ from typing import NamedTuple
 import pytest
 import sqlalchemy as sa
 
+from service.devtools import sample_commands as c
+from service.devtools.service_processes import Outbox
 from service.outbox import db
-from tests.support import commands as c
 from tests.support.databases import fresh_postgres, sqlite_url
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import (
-    Outbox,
-    Processes,
-    TenantInSandbox,
-    accept,
-    dispatch_env,
-)
+from tests.support.service_processes import Processes, TenantInSandbox, accept, dispatch_env
 
 TENANT = "CRM-Z"
 EMPLOYEES = ("E0000", "E0001", "E0002")

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from service.devtools import sample_commands as c
+from service.devtools.service_processes import DispatchProcess, Outbox
 from service.outbox import db
-from tests.support import commands as c
 from tests.support.databases import fresh_postgres
 from tests.support.sandbox_server import SandboxAdmin
 from tests.support.service_processes import (
-    DispatchProcess,
-    Outbox,
     Processes,
     TenantInSandbox,
     accept,

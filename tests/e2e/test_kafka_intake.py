@@ -30,6 +30,8 @@ from sqlalchemy.engine import make_url
 
 from connectors.hr.scim import CORE, ENTERPRISE
 from service.app.bootstrap import Service, bootstrap
+from service.devtools.local_broker import Topics
+from service.devtools.service_processes import MOVING, DispatchProcess, Outbox
 from service.entrypoints.consumers import EventConsumer
 from service.outbox import db
 from service.settings import Settings
@@ -38,7 +40,6 @@ from tests.support.databases import fresh_postgres, migrated_database, sqlite_ur
 from tests.support.kafka import (
     EventProducer,
     Sent,
-    Topics,
     cloudevent,
     group_lag,
     group_offsets,
@@ -46,15 +47,7 @@ from tests.support.kafka import (
     rewind,
 )
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import (
-    MOVING,
-    DispatchProcess,
-    Outbox,
-    Processes,
-    TenantInSandbox,
-    dispatch_env,
-    ucaas_sync,
-)
+from tests.support.service_processes import Processes, TenantInSandbox, dispatch_env, ucaas_sync
 
 TENANT = "CRM-1001"
 USER_POST = "POST /users"

@@ -14,18 +14,13 @@ from typing import Any
 
 import orjson
 
+from service.devtools import sample_commands as c
+from service.devtools.local_broker import Topics
 from service.devtools.local_sandbox import free_port
-from tests.support import commands as c
-from tests.support.kafka import EventProducer, Topics
+from service.devtools.service_processes import Outbox
+from tests.support.kafka import EventProducer
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import (
-    Outbox,
-    Processes,
-    accept,
-    db_upgrade,
-    dispatch_env,
-    ucaas_sync,
-)
+from tests.support.service_processes import Processes, accept, db_upgrade, dispatch_env, ucaas_sync
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

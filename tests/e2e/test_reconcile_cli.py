@@ -13,10 +13,10 @@ from pathlib import Path
 import orjson
 
 from service.app.bootstrap import bootstrap
+from service.devtools import sample_commands as c
 from service.outbox.outcomes import MappingKey
 from service.settings import Settings
 from tests.integration.conftest import service_settings
-from tests.support import commands as c
 from tests.support.databases import sqlite_url
 from tests.support.processes import BIN
 from tests.support.sandbox_server import SandboxAdmin

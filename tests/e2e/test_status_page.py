@@ -30,10 +30,12 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.hr.scim import CORE, ENTERPRISE
+from service.devtools.local_broker import Topics
+from service.devtools.service_processes import BIN, MOVING, Outbox
 from tests.support.databases import sqlite_url
-from tests.support.kafka import EventProducer, Topics, cloudevent
+from tests.support.kafka import EventProducer, cloudevent
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import BIN, MOVING, Outbox, dispatch_env
+from tests.support.service_processes import dispatch_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "status-page-token-93be1f"

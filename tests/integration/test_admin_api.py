@@ -26,12 +26,13 @@ from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
 from sandbox.seed import DEFAULT_ADMIN_PASSWORD
 from service.app.bootstrap import Service, bootstrap
-from service.app.runner import AdminRefusedError, Parts, Running, serve
+from service.app.runner import Parts, Running, serve
+from service.devtools import sample_commands as c
 from service.entrypoints.admin import AdminServer
+from service.entrypoints.admin_host import AdminRefusedError
 from service.outbox.tables import OUTBOX
 from service.settings import AdminSettings, IntakeSettings, Settings, TenantLogin
 from tests.integration.conftest import TEST_SECRET_KEY, service_settings
-from tests.support import commands as c
 from tests.support.kafka import envelope as parsed
 from tests.support.sandbox_server import SandboxAdmin
 

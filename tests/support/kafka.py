@@ -1,5 +1,6 @@
-"""Kafka for end-to-end tests: topics of one's own, CloudEvents on the wire (structured
-JSON or binary `ce_` headers), and reading a topic back (a dead-letter topic, say).
+"""Kafka for end-to-end tests: CloudEvents on the wire (structured JSON, from
+service/devtools/local_broker.py, or binary `ce_` headers), and reading a topic back (a
+dead-letter topic, say). Topics of one's own: `Topics` in service/devtools/local_broker.py.
 
 The broker may be Tansu: topics are created up front, the producer is not idempotent,
 and nothing here joins a consumer group (a reader assigns itself the partitions), so
@@ -22,41 +23,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors.events.cloudevents import Envelope, Record, parse
 from connectors.events.lag import group_offsets as offsets_of
-from service.devtools.local_broker import create_topics, with_dead_letters
+from service.devtools.local_broker import structured
 
 Headers = list[tuple[str, bytes]]
 SOURCE = "/tests/e2e"
-
-
-@dataclass(frozen=True)
-class Topics:
-    """HR, CRM and calendar topics (and their dead-letter topics) no other test reads."""
-
-    hr: str
-    crm: str
-    group: str
-    calendar: str = ""
-
-    @classmethod
-    def fresh(cls, label: str) -> Topics:
-        tag = f"{label}-{uuid.uuid4().hex[:8]}"
-        return cls(f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}", f"calendar.{tag}")
-
-    @property
-    def all(self) -> list[str]:
-        return with_dead_letters((self.hr, self.crm, self.calendar))
-
-    def env(self) -> dict[str, str]:
-        """The service's settings for these topics, as environment variables."""
-        return {
-            "UCAAS_SYNC_KAFKA_HR_TOPIC": self.hr,
-            "UCAAS_SYNC_KAFKA_CRM_TOPIC": self.crm,
-            "UCAAS_SYNC_KAFKA_CALENDAR_TOPIC": self.calendar,
-            "UCAAS_SYNC_KAFKA_GROUP_ID": self.group,
-        }
-
-    async def create(self, bootstrap: str, partitions: int = 3) -> None:
-        await create_topics(bootstrap, self.all, partitions)
 
 
 # -- CloudEvents -------------------------------------------------------------------------------
@@ -86,11 +56,6 @@ def envelope(
     document = cloudevent(type_, subject, data, event_id=event_id, source=source)
     topic = "hr.events" if type_.startswith("hr.") else "crm.events"
     return parse(Record(topic, 0, next(_offsets), subject.encode(), orjson.dumps(document)))
-
-
-def structured(event: dict[str, Any]) -> tuple[bytes, Headers]:
-    """Structured content mode: the whole event is the JSON value."""
-    return orjson.dumps(event), [("content-type", b"application/cloudevents+json")]
 
 
 def binary(event: dict[str, Any]) -> tuple[bytes, Headers]:

@@ -1,4 +1,5 @@
-"""Backoff: full jitter below an exponential ceiling, capped, never under Retry-After."""
+"""Backoff: a jitter (full by default, half, none) below an exponential ceiling, capped,
+never under Retry-After."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.backoff import backoff_s
+from service.backoff import Jitter, backoff_s
 
 
 @pytest.mark.parametrize(
@@ -24,6 +25,20 @@ def test_full_jitter_scales_the_ceiling_by_the_random_draw() -> None:
     assert backoff_s(3, base_s=1.0, cap_s=20.0, rand=lambda: 0.0) == 0.0
     assert backoff_s(3, base_s=1.0, cap_s=20.0, rand=lambda: 0.25) == pytest.approx(1.0)
     assert backoff_s(3, base_s=1.0, cap_s=20.0, rand=lambda: 0.5) == pytest.approx(2.0)
+
+
+def test_half_jitter_keeps_the_wait_in_the_upper_half_of_the_ceiling() -> None:
+    assert backoff_s(3, base_s=1.0, cap_s=20.0, jitter="half", rand=lambda: 0.0) == 2.0
+    assert backoff_s(3, base_s=1.0, cap_s=20.0, jitter="half", rand=lambda: 0.5) == 3.0
+    assert backoff_s(3, base_s=1.0, cap_s=20.0, jitter="half", rand=lambda: 1.0) == 4.0
+
+
+def test_no_jitter_is_the_ceiling_itself_and_draws_nothing() -> None:
+    def no_draw() -> float:
+        raise AssertionError("no jitter draws no random number")
+
+    waits = [backoff_s(n, base_s=1.0, cap_s=30.0, jitter="none", rand=no_draw) for n in range(1, 9)]
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
 
 
 def test_a_uniform_draw_spreads_over_the_whole_range() -> None:
@@ -62,16 +77,25 @@ def test_retry_after_zero_is_honoured_as_no_floor() -> None:
     cap=st.floats(min_value=0.001, max_value=1000.0),
     draw=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
     retry_after=st.none() | st.floats(min_value=0.0, max_value=3600.0),
+    jitter=st.sampled_from(["none", "half", "full"]),
 )
 def test_bounds_hold_for_any_input(
-    attempt: int, base: float, cap: float, draw: float, retry_after: float | None
+    attempt: int,
+    base: float,
+    cap: float,
+    draw: float,
+    retry_after: float | None,
+    jitter: Jitter,
 ) -> None:
-    delay = backoff_s(attempt, base_s=base, cap_s=cap, retry_after_s=retry_after, rand=lambda: draw)
+    delay = backoff_s(
+        attempt, base_s=base, cap_s=cap, retry_after_s=retry_after, jitter=jitter, rand=lambda: draw
+    )
     # base >= 0.001 and cap <= 1000: from attempt 22 on the cap is the ceiling.
     ceiling = cap if attempt > 30 else min(cap, base * 2.0 ** max(0, attempt - 1))
+    floor = {"none": ceiling, "half": ceiling / 2, "full": 0.0}[jitter]
     assert delay >= 0.0
     if retry_after is None:
-        assert delay <= ceiling
+        assert floor <= delay <= ceiling
     else:
         assert delay >= retry_after
         assert delay <= max(ceiling, retry_after)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
@@ -26,6 +25,7 @@ from service.devtools.demo import summary
 from service.devtools.demo.feed import FeedServer, vcalendar
 from service.devtools.demo.progress import Board, Snapshot, snapshot
 from service.devtools.demo.scenario import Event, Scenario, Stream
+from service.devtools.local_broker import structured
 from service.settings import Settings
 
 SETTLE_TIMEOUT_S = 120.0
@@ -66,11 +66,12 @@ class Publisher:
         )
 
     async def send(self, event: Event) -> None:
+        value, headers = structured(event.body)
         await self.producer.send_and_wait(
             self.topics[event.stream],
-            orjson.dumps(event.body),
+            value,
             key=str(event.body["subject"]).encode(),
-            headers=[("content-type", b"application/cloudevents+json")],
+            headers=headers,
         )
 
 

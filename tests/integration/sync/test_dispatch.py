@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.app.bootstrap import Service
-from tests.support import commands as c
+from service.devtools import sample_commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 

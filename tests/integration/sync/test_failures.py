@@ -12,8 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from service.app.bootstrap import Service
+from service.devtools import sample_commands as c
 from service.outbox.tables import CALLS, LOGINS, OUTBOX
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 

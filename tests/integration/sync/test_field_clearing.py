@@ -14,7 +14,7 @@ from typing import Any
 from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import ENTERPRISE
 from service.app.bootstrap import Service
-from tests.support import commands as c
+from service.devtools import sample_commands as c
 from tests.support.kafka import envelope as parsed
 from tests.support.sandbox_server import SandboxAdmin
 

@@ -22,9 +22,9 @@ from connectors.events.cloudevents import Envelope, Record, parse
 from connectors.hr.scim import ENTERPRISE
 from sandbox.seed import DEFAULT_ADMIN_PASSWORD
 from service.app.bootstrap import Service
+from service.devtools import sample_commands as c
 from service.observability import logs, metrics
 from service.outbox.tables import CallLog
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 _offsets = itertools.count()

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from connectors.events.cloudevents import Record
 from service.app.bootstrap import Service
+from service.devtools import sample_commands as c
 from service.entrypoints.consumers import DeadLetter, record_dead_letters
 from service.views import Operations, external_of, shown_url
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 

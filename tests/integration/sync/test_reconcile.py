@@ -13,11 +13,11 @@ from connectors.ucaas.models.customers import CustomerChanges
 from connectors.ucaas.models.subscriptions import SubscriptionChanges, SubscriptionTermChanges
 from connectors.ucaas.models.users import UserChanges
 from service.app.bootstrap import Service, bootstrap
+from service.devtools import sample_commands as c
 from service.outbox.outcomes import MappingKey
 from service.outbox.tables import CALLS, OUTBOX
 from service.reconcile import SOURCE, RepairStatus, Report, What, reconcile, shell
 from tests.integration.conftest import service_settings
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 TENANT = "CRM-1"

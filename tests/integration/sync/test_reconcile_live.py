@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 import pytest
 
 from service.app.bootstrap import Service, bootstrap
+from service.devtools import sample_commands as c
 from service.outbox.outcomes import MappingKey
 from service.outbox.store import OutboxStore
 from service.reconcile import RepairStatus, reconcile
 from tests.integration.conftest import service_settings
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 TENANT = "CRM-1"

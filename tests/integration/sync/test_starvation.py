@@ -15,13 +15,13 @@ import asyncio
 from datetime import datetime, timedelta
 
 from service.app.bootstrap import bootstrap
+from service.devtools import sample_commands as c
 from service.domain.commands import customer_entity
 from service.outbox import db
 from service.outbox.outcomes import MappingKey
 from service.outbox.store import OutboxStore
 from service.outbox.tables import MAPPING, OUTBOX, utcnow
 from tests.integration.conftest import service_settings
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 TENANT = "STARVE"

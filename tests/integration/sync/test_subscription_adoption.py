@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from service.app.bootstrap import Service, bootstrap
+from service.devtools import sample_commands as c
 from service.domain.commands import subscription_entity
 from service.outbox.tables import MAPPING, OUTBOX
 from service.views import Operations
 from tests.integration.conftest import service_settings
-from tests.support import commands as c
 from tests.support.sandbox_server import SandboxAdmin
 
 TENANT = "CRM-TWO"

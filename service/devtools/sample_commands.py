@@ -1,12 +1,15 @@
-"""Commands as translation will produce them, for tests that start at the outbox."""
+"""Commands as translation will produce them, for tests and benchmarks that start at the
+outbox."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from service.domain.commands import (
     Address,
+    App,
     AssignLicence,
     CancelMeeting,
     CloseCustomer,
@@ -50,8 +53,8 @@ def create_customer(crm_id: str, name: str | None = None) -> Command:
     )
 
 
-def close_customer(crm_id: str, status: str = "C") -> Command:
-    return Command.of(CloseCustomer(crm_id=crm_id, status=status))  # type: ignore[arg-type]
+def close_customer(crm_id: str, status: Literal["C", "S"] = "C") -> Command:
+    return Command.of(CloseCustomer(crm_id=crm_id, status=status))
 
 
 def update_customer(crm_id: str, **changes: object) -> Command:
@@ -96,12 +99,12 @@ def update_user(tenant: str, employee_id: str, **changes: str) -> Command:
     )
 
 
-def assign(tenant: str, employee_id: str, app: str = "vc") -> Command:
-    return Command.of(AssignLicence(tenant=tenant, employee_id=employee_id, app=app))  # type: ignore[arg-type]
+def assign(tenant: str, employee_id: str, app: App = "vc") -> Command:
+    return Command.of(AssignLicence(tenant=tenant, employee_id=employee_id, app=app))
 
 
-def revoke(tenant: str, employee_id: str, app: str = "vc") -> Command:
-    return Command.of(RevokeLicence(tenant=tenant, employee_id=employee_id, app=app))  # type: ignore[arg-type]
+def revoke(tenant: str, employee_id: str, app: App = "vc") -> Command:
+    return Command.of(RevokeLicence(tenant=tenant, employee_id=employee_id, app=app))
 
 
 def suspend(tenant: str, employee_id: str) -> Command:
