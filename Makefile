@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format demo sandbox bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install system-deps test lint format demo sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +18,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## what the tests need of the system: Debian's chromium for the status page test
+system-deps:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium (the status page test)"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+	  || echo "could not install chromium: the status page test will fail and say why"; }
+
 ## lint + type-check + the whole test suite, against a local Kafka-protocol broker
-## (KAFKA_BOOTSTRAP_SERVERS if set, else testcontainers Kafka, else the Tansu binary)
-test: $(STAMP)
+## (KAFKA_BOOTSTRAP_SERVERS if set, else testcontainers Kafka, else the Tansu binary);
+## here a missing browser fails its test instead of skipping it
+test: $(STAMP) system-deps
 	$(MAKE) --no-print-directory lint
-	$(BIN)/ucaas-sync broker -- $(BIN)/pytest $(PYTEST_ARGS)
+	UCAAS_SYNC_REQUIRE_BROWSER=1 $(BIN)/ucaas-sync broker -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,7 +7,8 @@ calendar feed fails. The page then has to show what the database holds: the coun
 the pipeline boxes, the dead letter's reason, the dead command's error, the held
 commands, a throughput chart with lines and points; without the token, only the prompt.
 
-Skipped, with the reason, where /usr/bin/chromium is missing or playwright cannot start it.
+Skipped, with the reason, where /usr/bin/chromium is missing or playwright cannot start it;
+under `make test` (which installs it) that fails instead.
 Set STATUS_PAGE_SCREENSHOT=PATH to keep a screenshot (docs/status-page.png is made so).
 """
 
@@ -152,15 +153,23 @@ def grouped(outbox: Outbox, query: str) -> dict[str, int]:
 
 
 # -- Chromium ----------------------------------------------------------------------------------
+def no_browser(reason: str) -> None:
+    """Skip, unless the run requires the browser (`make test` installs it, so there a
+    missing one is a failure, not a test that silently does not exist)."""
+    if os.environ.get("UCAAS_SYNC_REQUIRE_BROWSER"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat, before anything runs
-        pytest.skip(f"{CHROMIUM} not found (Debian's chromium package)")
+        no_browser(f"{CHROMIUM} not found (Debian's chromium package)")
     async with playwright_api.async_playwright() as p:
         try:
             launched = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         except Exception as exc:  # any launch failure means: no browser here
-            pytest.skip(f"playwright cannot start {CHROMIUM}: {type(exc).__name__}: {exc}")
+            no_browser(f"playwright cannot start {CHROMIUM}: {type(exc).__name__}: {exc}")
         yield launched
         await launched.close()
 
