@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.calendar.translate import Feed
-from service.outbox.store import upsert
+from service.outbox.sql import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
 
 

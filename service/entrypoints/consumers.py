@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
 from service.intake.shell import Intake, Taken
 from service.observability import metrics
-from service.outbox.store import insert_for
+from service.outbox.sql import insert_for
 from service.outbox.tables import DEAD_LETTERS
 from service.settings import KafkaSettings
 

@@ -45,11 +45,11 @@ from service.intake.hr import UserState, translate_hr
 from service.intake.licences import LicencePolicy
 from service.intake.states import Saved, load_states, save_states
 from service.observability import metrics
+from service.outbox.sql import chunks
 from service.outbox.tables import OUTBOX, CommandStatus, utcnow
 from service.outbox.unit_of_work import (
     Accepted,
     EventRecord,
-    chunks,
     insert_command_rows,
     insert_inbox_rows,
     taken_ids,

@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.calendar.translate import FeedState
 from service.intake.crm import CompanyState
 from service.intake.hr import UserState
-from service.outbox.store import upsert_many
+from service.outbox.sql import chunks, upsert_many
 from service.outbox.tables import STATES
-from service.outbox.unit_of_work import chunks
 
 MODELS: dict[str, type[BaseModel]] = {"user": UserState, "company": CompanyState, "feed": FeedState}
 

@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
 from service.domain.commands import APPROVAL, DENIED
 from service.outbox import followers
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
+from service.outbox.sql import among, bound, upsert, upsert_many
 from service.outbox.tables import (
     CALLS,
     LOGINS,
@@ -82,17 +82,6 @@ def _claim_of(row: sa.Row[Any], owner: str) -> Claim:
         created_at=row.created_at,
         owner=owner,
     )
-
-
-def insert_for(dialect: str) -> Any:
-    """The INSERT with ON CONFLICT of the database in use (PostgreSQL or SQLite)."""
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def upsert(dialect: str, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
-    statement = insert_for(dialect)(table).values(**values)
-    changes = {k: statement.excluded[k] for k in values if k not in keys}
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
 class OutboxStore:
@@ -250,7 +239,7 @@ class OutboxStore:
         return [claim.id in owned for claim, _, _ in items]
 
     def _among(self, column: Any, values: Sequence[Any], item: Any) -> Any:
-        return followers.among(self.dialect, column, values, item)
+        return among(self.dialect, column, values, item)
 
     async def _owned(self, conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
         """Which of these rows are still in flight under their claim's lease."""
@@ -542,10 +531,6 @@ class IdMappingView:
 Finished = tuple[Claim, Outcome, Sequence[CallRecord]]
 
 
-def _bp(name: str) -> Any:
-    return sa.bindparam(f"b_{name}")
-
-
 # The claim has one good plan at any size: walk ix_outbox_due in order, probe each row's
 # entity on ix_outbox_open_entity, stop at the LIMIT. After a burst, before autovacuum has
 # analysed the table, PostgreSQL believes a handful of rows exist and plans a bitmap scan
@@ -577,10 +562,12 @@ def _claim_statement(dialect: str) -> Any:
     candidates = (
         sa.select(o.c.id)
         .where(
-            o.c.status.in_(followers.RUNNABLE_LITERALS), o.c.next_attempt_at <= _bp("now"), ~blocked
+            o.c.status.in_(followers.RUNNABLE_LITERALS),
+            o.c.next_attempt_at <= bound("now"),
+            ~blocked,
         )
         .order_by(o.c.next_attempt_at, o.c.id)
-        .limit(_bp("limit"))
+        .limit(bound("limit"))
     )
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=o)
@@ -589,11 +576,11 @@ def _claim_statement(dialect: str) -> Any:
         .where(OUTBOX.c.id.in_(candidates.scalar_subquery()))
         .values(
             status=CommandStatus.IN_FLIGHT.value,
-            lease_owner=_bp("owner"),
-            lease_expires_at=_bp("expires"),
+            lease_owner=bound("owner"),
+            lease_expires_at=bound("expires"),
             attempts=OUTBOX.c.attempts + 1,
             hold_reason=None,
-            updated_at=_bp("now"),
+            updated_at=bound("now"),
         )
         .returning(*OUTBOX.c)
     )
@@ -602,8 +589,8 @@ def _claim_statement(dialect: str) -> Any:
 def _owned_update() -> Any:
     # lease_owner stays: it tells which dispatcher ran the command last.
     return OUTBOX.update().where(
-        OUTBOX.c.id == _bp("id"),
-        OUTBOX.c.lease_owner == _bp("owner"),
+        OUTBOX.c.id == bound("id"),
+        OUTBOX.c.lease_owner == bound("owner"),
         OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
     )
 
@@ -612,62 +599,62 @@ def _owned_update() -> Any:
 _STATUS_UPDATES: dict[str, Any] = {
     "done": _owned_update().values(
         status=CommandStatus.DONE.value,
-        done_at=_bp("now"),
-        hold_reason=_bp("note"),
+        done_at=bound("now"),
+        hold_reason=bound("note"),
         lease_expires_at=None,
-        updated_at=_bp("now"),
+        updated_at=bound("now"),
     ),
     "retry": _owned_update().values(
         status=CommandStatus.PENDING.value,
-        next_attempt_at=_bp("next"),
-        last_error_code=_bp("code"),
-        last_error=_bp("message"),
+        next_attempt_at=bound("next"),
+        last_error_code=bound("code"),
+        last_error=bound("message"),
         in_doubt=sa.or_(OUTBOX.c.in_doubt, sa.bindparam("b_ambiguous", type_=sa.Boolean)),
         # an attempt made while the API was down for everyone does not count
         attempts=OUTBOX.c.attempts - sa.bindparam("b_uncount", type_=sa.Integer),
         lease_expires_at=None,
-        updated_at=_bp("now"),
+        updated_at=bound("now"),
     ),
     "wait": _owned_update().values(
         status=CommandStatus.WAITING.value,
-        next_attempt_at=_bp("next"),
-        hold_reason=_bp("reason"),
+        next_attempt_at=bound("next"),
+        hold_reason=bound("reason"),
         # Waiting is not failing, and the API answered: the failures before it were
         # transient. The budget is for failures in a row: counted across a long wait, the
         # odd 5xx of each re-check (a lookup) adds up until a flaky API kills the command.
         attempts=0,
         lease_expires_at=None,
-        updated_at=_bp("now"),
+        updated_at=bound("now"),
     ),
     "dead": _owned_update().values(
         status=CommandStatus.DEAD.value,
-        last_error_code=_bp("code"),
-        last_error=_bp("message"),
+        last_error_code=bound("code"),
+        last_error=bound("message"),
         lease_expires_at=None,
-        updated_at=_bp("now"),
+        updated_at=bound("now"),
     ),
 }
 
 _BY_KEY = sa.select(MAPPING).where(
-    MAPPING.c.kind == _bp("kind"),
-    MAPPING.c.tenant == _bp("tenant"),
-    MAPPING.c.external_id == _bp("external"),
+    MAPPING.c.kind == bound("kind"),
+    MAPPING.c.tenant == bound("tenant"),
+    MAPPING.c.external_id == bound("external"),
 )
 _BY_NATURAL = (
     sa.select(MAPPING)
     .where(
-        MAPPING.c.kind == _bp("kind"),
-        MAPPING.c.tenant == _bp("tenant"),
-        MAPPING.c.natural_key == _bp("natural"),
+        MAPPING.c.kind == bound("kind"),
+        MAPPING.c.tenant == bound("tenant"),
+        MAPPING.c.natural_key == bound("natural"),
     )
     .order_by(MAPPING.c.updated_at.desc())
     .limit(1)
 )
 
 _FORGET = MAPPING.delete().where(
-    MAPPING.c.kind == _bp("kind"),
-    MAPPING.c.tenant == _bp("tenant"),
-    MAPPING.c.external_id == _bp("external"),
+    MAPPING.c.kind == bound("kind"),
+    MAPPING.c.tenant == bound("tenant"),
+    MAPPING.c.external_id == bound("external"),
 )
 
 
@@ -697,10 +684,3 @@ def _status_groups(items: Sequence[Finished], now: datetime) -> dict[str, list[d
             values |= {"b_code": outcome.code[:40], "b_message": outcome.message[:1000]}
         groups.setdefault(shape, []).append(values)
     return groups
-
-
-def upsert_many(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
-    """Insert rows (given at execution), or replace every other column on a key clash."""
-    statement = insert_for(dialect)(table)
-    changes = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)

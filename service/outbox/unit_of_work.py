@@ -10,20 +10,18 @@ statement is a round trip, and round trips, not Python, were what limited the in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
 from service.outbox.followers import BLOCKED
-from service.outbox.store import insert_for
+from service.outbox.sql import chunks, insert_for
 from service.outbox.tables import INBOX, OUTBOX, CommandStatus, utcnow
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,16 +85,6 @@ class Accepted:
     outcome: str
     now: datetime
     holds: Mapping[int, str] = field(default_factory=dict)  # command index -> reason
-
-
-# Keeps IN lists well under every driver's limit on bound parameters.
-CHUNK = 500
-
-
-def chunks(values: Iterable[T]) -> Iterator[list[T]]:
-    items = list(values)
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 async def insert_inbox(
