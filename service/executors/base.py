@@ -4,7 +4,7 @@ An executor is `async (Exec, payload) -> Outcome`. It reads mappings, calls the 
 through the right account, and returns what to record; it never writes to the database
 itself, so the outcome and its mappings commit together.
 
-Customer and user mappings and tenant logins are kept in memory (store.CACHED_KINDS), and
+Customer and user mappings and tenant logins are kept in memory (mappings.CACHED_KINDS), and
 reconcile may replace them from any process. Rather than a database read per command to
 check a copy, an answer that a replaced id or login explains (404, an unknown customer id,
 a refused login) makes `healing` compare what the attempt used with the database; when
@@ -32,8 +32,10 @@ from connectors.ucaas import (
     UCaaSError,
 )
 from service.domain.commands import Payload
+from service.outbox.claims import Claim
+from service.outbox.mappings import CACHED_KINDS, IdMappingView
 from service.outbox.outcomes import MappingKey, Outcome
-from service.outbox.store import CACHED_KINDS, Claim, IdMappingView, OutboxStore
+from service.outbox.store import OutboxStore
 from service.outbox.tables import LOGINS
 from service.outbox.vault import CredentialVault
 

@@ -24,8 +24,8 @@ from service.domain.commands import (
     UserPayload,
 )
 from service.executors.base import Exec, TenantAccess, WaitForError
+from service.outbox.mappings import IdMappingView
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome
-from service.outbox.store import IdMappingView
 
 
 def _key(p: UserPayload) -> MappingKey:

@@ -30,9 +30,10 @@ from service.executors.base import Accounts, Exec, Registry, ZoneIds
 from service.observability import metrics
 from service.outbox import failures
 from service.outbox.breaker import BreakerState, OutageBreaker
+from service.outbox.claims import Claim
 from service.outbox.outcomes import Dead, Done, Outcome, Retry, Wait
 from service.outbox.recorder import Recorder
-from service.outbox.store import Claim, OutboxStore
+from service.outbox.store import OutboxStore
 from service.outbox.tables import utcnow
 from service.settings import DispatcherSettings
 

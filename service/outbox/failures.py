@@ -28,8 +28,8 @@ from connectors.ucaas import (
 )
 from service.backoff import backoff_s
 from service.executors.base import WaitForError
+from service.outbox.claims import Claim
 from service.outbox.outcomes import Dead, Outcome, Retry, Wait
-from service.outbox.store import Claim
 from service.settings import DispatcherSettings
 
 

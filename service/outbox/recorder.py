@@ -13,8 +13,10 @@ import logging
 from collections.abc import Sequence
 
 from connectors.ucaas import CallRecord
+from service.outbox.claims import Claim
+from service.outbox.outcome_writer import Finished
 from service.outbox.outcomes import Outcome
-from service.outbox.store import Claim, Finished, OutboxStore
+from service.outbox.store import OutboxStore
 
 log = logging.getLogger("ucaas_sync.dispatcher")
 

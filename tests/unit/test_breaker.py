@@ -15,9 +15,9 @@ from connectors.ucaas import CallRecord, ServerError, TransportError
 from service.domain.commands import Payload
 from service.executors.base import Accounts, Exec, Registry
 from service.outbox.breaker import BreakerState, OutageBreaker
+from service.outbox.claims import Claim
 from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.outcomes import Done, Outcome, Retry, Wait
-from service.outbox.store import Claim
 from service.settings import DispatcherSettings
 
 

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from connectors.ucaas import UCaaSClient
 from service.domain.commands import Command, Kind, Payload
 from service.executors.base import Accounts, Exec, Registry
+from service.outbox.claims import Claim
 from service.outbox.dispatcher import Dispatcher
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
-from service.outbox.store import Claim, OutboxStore
+from service.outbox.store import OutboxStore
 from service.outbox.tables import OutboxRow
 from service.outbox.unit_of_work import EventRecord, UnitOfWork
 from service.settings import DispatcherSettings
