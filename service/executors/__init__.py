@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.domain.commands import PAYLOADS, Kind
 from service.executors import customers, meetings, users
 from service.executors.base import Executor, Registry, healing
+from service.executors.registry import Executors
 
 EXECUTORS: dict[Kind, Executor] = {
     Kind.CREATE_USER: users.create_user,
@@ -23,3 +24,5 @@ EXECUTORS: dict[Kind, Executor] = {
 }
 
 REGISTRY: Registry = {kind.value: (PAYLOADS[kind], healing(EXECUTORS[kind])) for kind in Kind}
+
+__all__ = ["EXECUTORS", "REGISTRY", "Executors"]

@@ -24,8 +24,16 @@ from service.domain.commands import (
     CreateSubscription,
     UpdateCustomer,
 )
-from service.executors.base import Exec, WaitForError
-from service.outbox.outcomes import CapturedLogin, Dead, Done, MappingKey, MappingWrite, Outcome
+from service.executors.base import Exec
+from service.outbox.outcomes import (
+    CapturedLogin,
+    Dead,
+    Done,
+    MappingKey,
+    MappingWrite,
+    Outcome,
+    WaitForError,
+)
 
 
 def _address(address: Address) -> AddressIn:

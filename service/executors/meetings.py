@@ -17,8 +17,8 @@ from service.domain.commands import (
     ScheduleMeeting,
     UpdateMeeting,
 )
-from service.executors.base import Exec, TenantAccess, WaitForError
-from service.outbox.outcomes import Done, MappingKey, MappingWrite, Outcome
+from service.executors.base import Exec, TenantAccess
+from service.outbox.outcomes import Done, MappingKey, MappingWrite, Outcome, WaitForError
 
 STARTED = 1604
 

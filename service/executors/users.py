@@ -23,9 +23,9 @@ from service.domain.commands import (
     UpdateUser,
     UserPayload,
 )
-from service.executors.base import Exec, TenantAccess, WaitForError
+from service.executors.base import Exec, TenantAccess
 from service.outbox.mappings import IdMappingView
-from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome
+from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, WaitForError
 
 
 def _key(p: UserPayload) -> MappingKey:

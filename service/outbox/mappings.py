@@ -1,4 +1,4 @@
-"""Id mappings as the executors read them.
+"""Id mappings as the executors read them, and a tenant's stored login.
 
 Executors read mappings several times per command, so customers and users are kept in
 memory (bounded); everything else, and every `fresh` read, comes from the database.
@@ -12,9 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.ucaas import Credentials
 from service.outbox.outcomes import MappingKey
 from service.outbox.sql import bound
-from service.outbox.tables import MAPPING
+from service.outbox.tables import LOGINS, MAPPING
+from service.outbox.vault import CredentialVault
 
 # Mappings this process keeps copies of. Customers and users are added, and replaced only
 # after their UCaaS object vanished (reconcile forgets the mapping and queues a create, in
@@ -48,11 +50,14 @@ class IdMappingView:
 
 
 class MappingReads:
-    """Mappings by key or natural key (with the copies in memory), and a tenant's mappings
-    of a kind."""
+    """Mappings by key or natural key (with the copies in memory), a tenant's mappings of
+    a kind, and a tenant's stored login."""
 
-    def __init__(self, engine: AsyncEngine, cache_limit: int) -> None:
+    def __init__(
+        self, engine: AsyncEngine, vault: CredentialVault | None, cache_limit: int
+    ) -> None:
         self.engine = engine
+        self.vault = vault
         self.cache_limit = cache_limit
         # Single-statement reads need no transaction: on PostgreSQL, no BEGIN and ROLLBACK
         # round trips around each lookup (asyncpg's autocommit is a client-side flag).
@@ -125,6 +130,17 @@ class MappingReads:
                 )
             ).all()
         return [IdMappingView.of(r) for r in rows]
+
+    async def stored_login(self, tenant: str) -> Credentials | None:
+        """The tenant's login kept in the database (sealed by the vault), opened; None
+        without one, or without a vault to open it."""
+        if self.vault is None:
+            return None
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(LOGINS).where(LOGINS.c.tenant == tenant))).first()
+        if row is None:
+            return None
+        return Credentials(row.username, self.vault.open(row.secret))
 
 
 def _natural(mapping: IdMappingView) -> tuple[str, str, str]:

@@ -6,10 +6,11 @@ Each job lives in a module of its own, and the store hands each call to its part
 
 - claims.py: claim due commands under a lease, renew, take back, give back;
 - outcome_writer.py: record a batch of outcomes in one transaction;
-- mappings.py: id mappings, with bounded copies in memory;
+- mappings.py: id mappings (with bounded copies in memory) and a tenant's stored login;
 - operator.py: retry, drop, approve, deny.
 
-The store itself answers the status reads (counts, due, rows).
+The store itself answers the status reads (counts, due, rows). It is what the dispatcher
+(ports.CommandQueue) and the executors (ports.MappingReader) are given in production.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.ucaas import CallRecord
+from connectors.ucaas import CallRecord, Credentials
 from service.outbox import followers
 from service.outbox.claims import Claim, Claims
 from service.outbox.mappings import CACHE_LIMIT, IdMappingView, MappingReads
@@ -42,7 +43,7 @@ class OutboxStore:
         self.dialect = engine.dialect.name
         self.vault = vault
         self.claims = Claims(engine)
-        self.mappings = MappingReads(engine, cache_limit)
+        self.mappings = MappingReads(engine, vault, cache_limit)
         self.outcomes = OutcomeWriter(engine, vault, remember=self.mappings.remember)
         self.operator = OperatorActions(engine)
 
@@ -97,6 +98,9 @@ class OutboxStore:
 
     async def mappings_of(self, kind: str, tenant: str) -> list[IdMappingView]:
         return await self.mappings.mappings_of(kind, tenant)
+
+    async def stored_login(self, tenant: str) -> Credentials | None:
+        return await self.mappings.stored_login(tenant)
 
     # -- status reads ---------------------------------------------------------------------
     async def counts(self) -> dict[str, int]:
