@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
+from service.domain.commands import PRODUCERS
 from service.outbox import followers
 from service.outbox.claims import Claim
 from service.outbox.mappings import IdMappingView
@@ -25,9 +26,6 @@ from service.outbox.tables import CALLS, LOGINS, MAPPING, OUTBOX, CommandStatus,
 from service.outbox.vault import CredentialVault
 
 Finished = tuple[Claim, Outcome, Sequence[CallRecord]]
-# Kinds whose success can satisfy another command's prerequisite (a customer, a
-# subscription, a user to organise meetings, a freed seat): they wake the tenant's waiters.
-PRODUCERS = frozenset({"create_customer", "create_subscription", "create_user", "revoke_licence"})
 
 
 class OutcomeWriter:

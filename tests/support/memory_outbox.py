@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.ucaas import CallRecord, Credentials
-from service.domain.commands import Command, Payload
+from service.domain.commands import PRODUCERS, Command, Payload
 from service.outbox.claims import Claim, claim_of
 from service.outbox.mappings import CACHED_KINDS, IdMappingView
-from service.outbox.outcome_writer import PRODUCERS, Finished
+from service.outbox.outcome_writer import Finished
 from service.outbox.outcomes import Done, MappingKey, Outcome, Retry, Wait
 from service.outbox.ports import CommandQueue, CommandRunner, MappingReader
 from service.outbox.tables import RUNNABLE, TERMINAL, CommandStatus, utcnow
