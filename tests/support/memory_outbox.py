@@ -13,6 +13,9 @@ For unit tests of the dispatcher and the executors. What it keeps of the real st
   so a test can replace a mapping "in another process" behind a copy.
 
 Not kept: holds across entities (followers.py) and the operator's actions.
+
+`FunctionExecutors` is the executors' port (ports.CommandRunner) over plain functions, and
+`claim_for` a claim of one command, for running an executor without a dispatcher.
 """
 
 from __future__ import annotations
