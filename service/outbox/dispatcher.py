@@ -2,10 +2,10 @@
 
 Each claimed command runs in a task of its own: parse the payload with the kind's model,
 have the executors (ports.CommandRunner) attempt it against the UCaaS API, turn an error
-into retry/wait/park (failures.py), and record
-the outcome with its mappings and call log in one transaction. The loop claims as many
-rows as there are free workers (fewer, or none, while the outage breaker is open), and
-sleeps until woken by new commands, a finished task or the poll interval.
+into retry/wait/park (failures.py), and record the outcome with its mappings and call log
+in one transaction. The loop claims as many rows as there are free workers (fewer, or
+none, while the outage breaker is open), and sleeps until woken by new commands, a
+finished task or the poll interval.
 
 Shutdown stops claiming, lets running commands finish for `shutdown_grace_s`, then cancels
 the rest and gives their rows back, so nothing stays leased.
