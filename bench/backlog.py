@@ -232,7 +232,7 @@ async def claims(url: str, samples: int) -> dict[str, Any] | None:
                     "b_owner": "bench",
                     "b_expires": now + timedelta(seconds=60),
                 }
-                found = (await conn.execute(store._claim, values)).all()
+                found = (await conn.execute(store.claims.statement, values)).all()
                 await conn.rollback()
                 assert len(found) == 64, len(found)
 
@@ -253,7 +253,7 @@ async def housekeeping(url: str) -> dict[str, Any]:
 
         async def wake() -> None:
             async with engine.begin() as conn:
-                await store._wake_waiting(conn, {"T0"}, utcnow())
+                await store.outcomes.wake_waiting(conn, {"T0"}, utcnow())
 
         wake_ms = await timed(20, wake)
     finally:

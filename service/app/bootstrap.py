@@ -20,7 +20,7 @@ from connectors.ucaas import CallRecord, Credentials, UCaaSClient
 from service.calendar.poller import FeedPoller
 from service.calendar.registry import FeedRegistry
 from service.entrypoints.consumers import EventConsumer
-from service.executors import REGISTRY
+from service.executors import REGISTRY, Executors
 from service.executors.base import Accounts
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
@@ -122,11 +122,10 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     accounts = Accounts(
         ucaas,
         store,
-        vault,
         admin_acts_for_tenants=settings.admin_acts_for_tenants,
         configured=configured,
     )
-    dispatcher = Dispatcher(store, REGISTRY, accounts, settings.dispatch)
+    dispatcher = Dispatcher(store, Executors(accounts, REGISTRY), settings.dispatch)
     uow = UnitOfWork(engine, on_commit=dispatcher.wake)
     policy = LicencePolicy.load(settings.intake.licence_policy)
     intake = Intake(uow, policy, settings.intake)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.backoff import backoff_s
 from service.domain.feeds import Feed
-from service.outbox.store import upsert
+from service.outbox.sql import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
 
 

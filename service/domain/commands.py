@@ -4,14 +4,20 @@ A command is (kind, entity, payload, tenant). `entity` is the FIFO unit: command
 entity run in the order they were accepted, commands of different entities concurrently.
 Payloads are validated by the kind's model on the way in (translation) and on the way out
 (execution), so a bad payload is a programming error caught before any call.
+
+Each kind is declared once, by its payload model: `@command(Kind.X, ...)` names the kind
+and its properties, and PAYLOADS, DEPROVISIONING and PRODUCERS are derived from those
+declarations. A new UCaaS command is a Kind member and its payload here, an executor
+(`@executes(Payload)` in service/executors/), and the translation that emits it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +40,6 @@ class Kind(StrEnum):
     CANCEL_MEETING = "cancel_meeting"
 
 
-DEPROVISIONING = frozenset({Kind.SUSPEND_USER, Kind.REVOKE_LICENCE})
 # How a command held for approval (the deprovisioning guard) says so in its hold reason.
 APPROVAL = "approval: "
 DENIED = "denied"
@@ -42,6 +47,36 @@ DENIED = "denied"
 
 class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Declared by @command on each kind's payload model.
+    kind: ClassVar[Kind]
+    # Takes access away (suspends a user, revokes a licence): a burst of these is held for
+    # an operator's approval (intake/guard.py).
+    deprovisions: ClassVar[bool] = False
+    # Its success can satisfy another command's prerequisite (a customer, a subscription,
+    # a user to organise meetings, a freed seat): it wakes the tenant's waiting commands.
+    produces_prerequisite: ClassVar[bool] = False
+
+
+PAYLOADS: dict[Kind, type[Payload]] = {}  # each kind's payload model, filled by @command
+M = TypeVar("M", bound=type[Payload])
+
+
+def command(
+    kind: Kind, *, deprovisions: bool = False, produces_prerequisite: bool = False
+) -> Callable[[M], M]:
+    """Declare a payload model as the one of `kind`, with the kind's properties."""
+
+    def declare(model: M) -> M:
+        if kind in PAYLOADS:
+            raise TypeError(f"{kind} has two payload models: {PAYLOADS[kind]} and {model}")
+        model.kind = kind
+        model.deprovisions = deprovisions
+        model.produces_prerequisite = produces_prerequisite
+        PAYLOADS[kind] = model
+        return model
+
+    return declare
 
 
 # -- users ------------------------------------------------------------------------------
@@ -59,27 +94,33 @@ class UserProfile(Payload):
     designation: str | None = None
 
 
+@command(Kind.CREATE_USER, produces_prerequisite=True)
 class CreateUser(UserPayload):
     profile: UserProfile
 
 
+@command(Kind.UPDATE_USER)
 class UpdateUser(UserPayload):
     email: str = Field(description="to find the user if the mapping is lost")
     changes: dict[str, str | None]
 
 
+@command(Kind.SUSPEND_USER, deprovisions=True)
 class SuspendUser(UserPayload):
     pass
 
 
+@command(Kind.REACTIVATE_USER)
 class ReactivateUser(UserPayload):
     pass
 
 
+@command(Kind.ASSIGN_LICENCE)
 class AssignLicence(UserPayload):
     app: App
 
 
+@command(Kind.REVOKE_LICENCE, deprovisions=True, produces_prerequisite=True)
 class RevokeLicence(UserPayload):
     app: App
 
@@ -105,21 +146,25 @@ class CustomerProfile(Payload):
     individual: bool | None = None
 
 
+@command(Kind.CREATE_CUSTOMER, produces_prerequisite=True)
 class CreateCustomer(Payload):
     crm_id: str
     profile: CustomerProfile
 
 
+@command(Kind.UPDATE_CUSTOMER)
 class UpdateCustomer(Payload):
     crm_id: str
     changes: dict[str, Any]
 
 
+@command(Kind.CLOSE_CUSTOMER)
 class CloseCustomer(Payload):
     crm_id: str
     status: Literal["C", "S"] = "C"
 
 
+@command(Kind.CREATE_SUBSCRIPTION, produces_prerequisite=True)
 class CreateSubscription(Payload):
     crm_id: str
     purchase_id: str
@@ -148,33 +193,23 @@ class MeetingPayload(Payload):
     app: App = "vc"
 
 
+@command(Kind.SCHEDULE_MEETING)
 class ScheduleMeeting(MeetingPayload):
     meeting: MeetingSpec
 
 
+@command(Kind.UPDATE_MEETING)
 class UpdateMeeting(MeetingPayload):
     meeting: MeetingSpec
 
 
+@command(Kind.CANCEL_MEETING)
 class CancelMeeting(MeetingPayload):
     pass
 
 
-PAYLOADS: dict[Kind, type[Payload]] = {
-    Kind.CREATE_USER: CreateUser,
-    Kind.UPDATE_USER: UpdateUser,
-    Kind.SUSPEND_USER: SuspendUser,
-    Kind.REACTIVATE_USER: ReactivateUser,
-    Kind.ASSIGN_LICENCE: AssignLicence,
-    Kind.REVOKE_LICENCE: RevokeLicence,
-    Kind.CREATE_CUSTOMER: CreateCustomer,
-    Kind.UPDATE_CUSTOMER: UpdateCustomer,
-    Kind.CLOSE_CUSTOMER: CloseCustomer,
-    Kind.CREATE_SUBSCRIPTION: CreateSubscription,
-    Kind.SCHEDULE_MEETING: ScheduleMeeting,
-    Kind.UPDATE_MEETING: UpdateMeeting,
-    Kind.CANCEL_MEETING: CancelMeeting,
-}
+DEPROVISIONING = frozenset(k for k, model in PAYLOADS.items() if model.deprovisions)
+PRODUCERS = frozenset(k for k, model in PAYLOADS.items() if model.produces_prerequisite)
 
 
 def user_entity(tenant: str, employee_id: str) -> str:
@@ -218,9 +253,9 @@ class Command:
         return out
 
     @classmethod
-    def of(cls, payload: Payload, kind: Kind | None = None) -> Command:
-        """A command with the entity and tenant its payload implies."""
-        found = kind or next(k for k, model in PAYLOADS.items() if type(payload) is model)
+    def of(cls, payload: Payload) -> Command:
+        """A command of the payload's kind, with the entity and tenant the payload implies."""
+        found = type(payload).kind
         if isinstance(payload, UserPayload):
             return cls(
                 found, user_entity(payload.tenant, payload.employee_id), payload, payload.tenant

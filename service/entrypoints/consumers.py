@@ -28,7 +28,7 @@ from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, 
 from service.backoff import backoff_s
 from service.intake.shell import Intake, Taken
 from service.observability import metrics
-from service.outbox.store import insert_for
+from service.outbox.sql import insert_for
 from service.outbox.tables import DEAD_LETTERS
 from service.settings import KafkaSettings
 

@@ -4,7 +4,7 @@ An executor is `async (Exec, payload) -> Outcome`. It reads mappings, calls the 
 through the right account, and returns what to record; it never writes to the database
 itself, so the outcome and its mappings commit together.
 
-Customer and user mappings and tenant logins are kept in memory (store.CACHED_KINDS), and
+Customer and user mappings and tenant logins are kept in memory (mappings.CACHED_KINDS), and
 reconcile may replace them from any process. Rather than a database read per command to
 check a copy, an answer that a replaced id or login explains (404, an unknown customer id,
 a refused login) makes `healing` compare what the attempt used with the database; when
@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from connectors.ucaas import (
     ApiError,
     AuthenticationError,
@@ -32,16 +30,12 @@ from connectors.ucaas import (
     UCaaSError,
 )
 from service.domain.commands import Payload
-from service.outbox.outcomes import MappingKey, Outcome
-from service.outbox.store import CACHED_KINDS, Claim, IdMappingView, OutboxStore
-from service.outbox.tables import LOGINS
-from service.outbox.vault import CredentialVault
+from service.outbox.claims import Claim
+from service.outbox.mappings import CACHED_KINDS, IdMappingView
+from service.outbox.outcomes import MappingKey, Outcome, WaitForError
+from service.outbox.ports import MappingReader
 
 log = logging.getLogger("ucaas_sync.executors")
-
-
-class WaitForError(Exception):
-    """A prerequisite is missing: the command waits with this reason, it does not fail."""
 
 
 class ReplacedError(Exception):
@@ -74,11 +68,11 @@ class TenantAccess:
 
 @dataclass
 class Accounts:
-    """The platform account, and per-tenant accounts from the credential registry."""
+    """The platform account, and per-tenant accounts: configured, or stored (captured from
+    create_customer's answer)."""
 
     platform: UCaaSClient
-    store: OutboxStore
-    vault: CredentialVault | None
+    store: MappingReader
     admin_acts_for_tenants: bool = True
     configured: dict[str, Credentials] = field(default_factory=dict)
     # tenant -> the stored login and its client; the customer id is the store's copy
@@ -105,7 +99,7 @@ class Accounts:
         async with self._lock:
             if tenant in self._clients:
                 return self._clients[tenant][1]
-            credentials = self.configured.get(tenant) or await self._stored(tenant)
+            credentials = self.configured.get(tenant) or await self.store.stored_login(tenant)
             return self._client(tenant, credentials) if credentials else None
 
     def _client(self, tenant: str, credentials: Credentials) -> UCaaSClient:
@@ -120,21 +114,12 @@ class Accounts:
         one in use): the client for it from now on, or None when there is none."""
         if tenant not in self.configured:
             async with self._lock:
-                stored = await self._stored(tenant)
+                stored = await self.store.stored_login(tenant)
                 if stored is None:
                     self._clients.pop(tenant, None)
                 else:
                     self._client(tenant, stored)
         return await self._tenant_client(tenant)
-
-    async def _stored(self, tenant: str) -> Credentials | None:
-        if self.vault is None:
-            return None
-        async with self.store.engine.connect() as conn:
-            row = (await conn.execute(sa.select(LOGINS).where(LOGINS.c.tenant == tenant))).first()
-        if row is None:
-            return None
-        return Credentials(row.username, self.vault.open(row.secret))
 
     def forget(self, tenant: str) -> None:
         """Drop a cached tenant client (after a login was replaced)."""
@@ -166,7 +151,7 @@ class Exec:
     """One attempt at one command."""
 
     claim: Claim
-    store: OutboxStore
+    store: MappingReader
     accounts: Accounts
     zones: ZoneIds
     fresh: bool = False  # the attempt again after a replacement: read the database only

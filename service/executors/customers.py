@@ -24,8 +24,17 @@ from service.domain.commands import (
     CreateSubscription,
     UpdateCustomer,
 )
-from service.executors.base import Exec, WaitForError
-from service.outbox.outcomes import CapturedLogin, Dead, Done, MappingKey, MappingWrite, Outcome
+from service.executors.base import Exec
+from service.executors.registry import executes
+from service.outbox.outcomes import (
+    CapturedLogin,
+    Dead,
+    Done,
+    MappingKey,
+    MappingWrite,
+    Outcome,
+    WaitForError,
+)
 
 
 def _address(address: Address) -> AddressIn:
@@ -36,6 +45,7 @@ def _customer_mapping(crm_id: str, ucaas_id: str, state: dict[str, Any]) -> Mapp
     return MappingWrite(MappingKey("customer", "", crm_id), ucaas_id, crm_id, state)
 
 
+@executes(CreateCustomer)
 async def create_customer(x: Exec, p: CreateCustomer) -> Outcome:
     if await x.mapping("customer", "", p.crm_id, fresh=True):
         return Done(note="already mapped")
@@ -78,6 +88,7 @@ async def _customer_id(x: Exec, crm_id: str) -> str:
     return mapping.ucaas_id
 
 
+@executes(UpdateCustomer)
 async def update_customer(x: Exec, p: UpdateCustomer) -> Outcome:
     customer_id = await _customer_id(x, p.crm_id)
     changes = CustomerChanges.model_validate(p.changes)
@@ -95,6 +106,7 @@ async def update_customer(x: Exec, p: UpdateCustomer) -> Outcome:
     return Done(mappings=(_customer_mapping(p.crm_id, customer_id, state),))
 
 
+@executes(CloseCustomer)
 async def close_customer(x: Exec, p: CloseCustomer) -> Outcome:
     customer_id = await _customer_id(x, p.crm_id)
     try:
@@ -107,6 +119,7 @@ async def close_customer(x: Exec, p: CloseCustomer) -> Outcome:
     return Done(mappings=(_customer_mapping(p.crm_id, customer_id, state),))
 
 
+@executes(CreateSubscription)
 async def create_subscription(x: Exec, p: CreateSubscription) -> Outcome:
     key = MappingKey("subscription", p.crm_id, p.purchase_id)
     if await x.store.mapping(key):

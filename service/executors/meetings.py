@@ -17,8 +17,9 @@ from service.domain.commands import (
     ScheduleMeeting,
     UpdateMeeting,
 )
-from service.executors.base import Exec, TenantAccess, WaitForError
-from service.outbox.outcomes import Done, MappingKey, MappingWrite, Outcome
+from service.executors.base import Exec, TenantAccess
+from service.executors.registry import executes
+from service.outbox.outcomes import Done, MappingKey, MappingWrite, Outcome, WaitForError
 
 STARTED = 1604
 
@@ -68,6 +69,7 @@ async def _schedule(x: Exec, access: TenantAccess, p: MeetingPayload, spec: Meet
     return Done(mappings=(MappingWrite(_key(p), meeting.meeting_id, organiser, _state(spec)),))
 
 
+@executes(ScheduleMeeting)
 async def schedule_meeting(x: Exec, p: ScheduleMeeting) -> Outcome:
     if await x.store.mapping(_key(p)):
         return Done(note="already mapped")
@@ -75,6 +77,7 @@ async def schedule_meeting(x: Exec, p: ScheduleMeeting) -> Outcome:
     return await _schedule(x, access, p, p.meeting)
 
 
+@executes(UpdateMeeting)
 async def update_meeting(x: Exec, p: UpdateMeeting) -> Outcome:
     access = await x.tenant(p.tenant)
     mapping = await x.store.mapping(_key(p))
@@ -97,6 +100,7 @@ async def update_meeting(x: Exec, p: UpdateMeeting) -> Outcome:
     return Done(mappings=(MappingWrite(_key(p), mapping.ucaas_id, mapping.natural_key, state),))
 
 
+@executes(CancelMeeting)
 async def cancel_meeting(x: Exec, p: CancelMeeting) -> Outcome:
     mapping = await x.store.mapping(_key(p))
     if mapping is None:

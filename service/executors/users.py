@@ -23,9 +23,10 @@ from service.domain.commands import (
     UpdateUser,
     UserPayload,
 )
-from service.executors.base import Exec, TenantAccess, WaitForError
-from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome
-from service.outbox.store import IdMappingView
+from service.executors.base import Exec, TenantAccess
+from service.executors.registry import executes
+from service.outbox.mappings import IdMappingView
+from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, WaitForError
 
 
 def _key(p: UserPayload) -> MappingKey:
@@ -50,6 +51,7 @@ async def _find(access: TenantAccess, email: str) -> User | None:
     return found
 
 
+@executes(CreateUser)
 async def create_user(x: Exec, p: CreateUser) -> Outcome:
     if await _mapping(x, p, fresh=True):
         return Done(note="already mapped")
@@ -92,6 +94,7 @@ async def _user_id(x: Exec, p: UserPayload) -> str | None:
     return mapping.ucaas_id if mapping else None
 
 
+@executes(UpdateUser)
 async def update_user(x: Exec, p: UpdateUser) -> Outcome:
     access = await x.tenant(p.tenant)
     mapping = await _mapping(x, p)
@@ -129,10 +132,12 @@ async def _set_status(x: Exec, p: UserPayload, status: str) -> Outcome:
     return Done(mappings=(MappingWrite(mapping.key, mapping.ucaas_id, mapping.natural_key, state),))
 
 
+@executes(SuspendUser)
 async def suspend_user(x: Exec, p: SuspendUser) -> Outcome:
     return await _set_status(x, p, "S")
 
 
+@executes(ReactivateUser)
 async def reactivate_user(x: Exec, p: ReactivateUser) -> Outcome:
     return await _set_status(x, p, "A")
 
@@ -141,6 +146,7 @@ def _licence_key(p: AssignLicence | RevokeLicence) -> MappingKey:
     return MappingKey("licence", p.tenant, f"{p.employee_id}:{p.app}")
 
 
+@executes(AssignLicence)
 async def assign_licence(x: Exec, p: AssignLicence) -> Outcome:
     user_id = await _user_id(x, p)
     if user_id is None:
@@ -160,6 +166,7 @@ async def assign_licence(x: Exec, p: AssignLicence) -> Outcome:
     return Done(mappings=(mapping,), note=note)
 
 
+@executes(RevokeLicence)
 async def revoke_licence(x: Exec, p: RevokeLicence) -> Outcome:
     user_id = await _user_id(x, p)
     if user_id is None:

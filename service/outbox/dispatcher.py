@@ -1,10 +1,11 @@
 """The dispatcher: claims due commands and runs them, N at a time.
 
-Each claimed command runs in a task of its own: parse the payload, run the kind's
-executor against the UCaaS API, turn an error into retry/wait/park (policy.py), and record
-the outcome with its mappings and call log in one transaction. The loop claims as many
-rows as there are free workers (fewer, or none, while the outage breaker is open), and
-sleeps until woken by new commands, a finished task or the poll interval.
+Each claimed command runs in a task of its own: parse the payload with the kind's model,
+have the executors (ports.CommandRunner) attempt it against the UCaaS API, turn an error
+into retry/wait/park (failures.py), and record the outcome with its mappings and call log
+in one transaction. The loop claims as many rows as there are free workers (fewer, or
+none, while the outage breaker is open), and sleeps until woken by new commands, a
+finished task or the poll interval.
 
 Shutdown stops claiming, lets running commands finish for `shutdown_grace_s`, then cancels
 the rest and gives their rows back, so nothing stays leased.
@@ -26,13 +27,13 @@ from pydantic import ValidationError as PayloadError
 from structlog.contextvars import bound_contextvars
 
 from connectors.ucaas import CallRecord, RateLimitedError
-from service.executors.base import Accounts, Exec, Registry, ZoneIds
 from service.observability import metrics
 from service.outbox import failures
 from service.outbox.breaker import BreakerState, OutageBreaker
+from service.outbox.claims import Claim
 from service.outbox.outcomes import Dead, Done, Outcome, Retry, Wait
+from service.outbox.ports import CommandQueue, CommandRunner
 from service.outbox.recorder import Recorder
-from service.outbox.store import Claim, OutboxStore
 from service.outbox.tables import utcnow
 from service.settings import DispatcherSettings
 
@@ -60,18 +61,15 @@ class DispatchStats:
 class Dispatcher:
     def __init__(
         self,
-        store: OutboxStore,
-        registry: Registry,
-        accounts: Accounts,
+        store: CommandQueue,
+        executors: CommandRunner,
         settings: DispatcherSettings,
         *,
         owner: str | None = None,
         breaker: OutageBreaker | None = None,
     ) -> None:
         self.store = store
-        self.registry = registry
-        self.accounts = accounts
-        self.zones = ZoneIds(accounts.platform)
+        self.executors = executors
         self.settings = settings
         self.owner = owner or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.breaker = breaker or OutageBreaker(
@@ -199,21 +197,19 @@ class Dispatcher:
             )
 
     async def _attempt(self, claim: Claim) -> Outcome:
-        entry = self.registry.get(claim.kind)
-        if entry is None:
+        model = self.executors.payload_model(claim.kind)
+        if model is None:
             self.breaker.unused(1)  # no call: if this was the probe, another one goes
             return Dead("unknown_kind", f"no executor for {claim.kind}")
-        model, executor = entry
         try:
             payload = model.model_validate(claim.payload)
         except PayloadError as exc:
             self.breaker.unused(1)
             return Dead("bad_payload", f"{exc.error_count()} invalid field(s) in the payload")
-        context = Exec(claim, self.store, self.accounts, self.zones)
         now = utcnow()
         error: Exception | None = None
         try:
-            outcome = await executor(context, payload)
+            outcome = await self.executors.execute(claim, payload)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

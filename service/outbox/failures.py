@@ -27,9 +27,8 @@ from connectors.ucaas import (
     TransportError,
 )
 from service.backoff import backoff_s
-from service.executors.base import WaitForError
-from service.outbox.outcomes import Dead, Outcome, Retry, Wait
-from service.outbox.store import Claim
+from service.outbox.claims import Claim
+from service.outbox.outcomes import Dead, Outcome, Retry, Wait, WaitForError
 from service.settings import DispatcherSettings
 
 

@@ -22,23 +22,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.commands import Kind
+from service.outbox.sql import among
 from service.outbox.tables import OUTBOX, RUNNABLE, CommandStatus
 
 BLOCKED = "blocked by #{}"
 BEHIND = "queued behind #{}"
-
-
-def among(dialect: str, column: Any, values: Sequence[Any], item: Any) -> Any:
-    """`column IN (values)`; on PostgreSQL `= ANY(array)`: one statement text whatever
-    the count, where IN lists of each length are one more statement for asyncpg to
-    prepare (its statement cache thrashed with group commits of 1..256 outcomes)."""
-    if dialect == "postgresql":
-        return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(item)))
-    return column.in_(values)
 
 
 def _hold(reason: str, now: datetime) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What an attempt at a command came to. Executors return these; the store records them
-(with the id mappings and captured logins) in one transaction."""
+"""What an attempt at a command came to. Executors return these (or raise WaitForError);
+the store records them (with the id mappings and captured logins) in one transaction."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ class Retry:
     delay_s: float
     ambiguous: bool  # the call may have acted: look up before creating next time
     count: bool = True  # False while the API is down for everyone: keep the attempt
+
+
+class WaitForError(Exception):
+    """A prerequisite is missing: the command waits with this reason, it does not fail."""
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,16 @@ import logging
 from collections.abc import Sequence
 
 from connectors.ucaas import CallRecord
+from service.outbox.claims import Claim
+from service.outbox.outcome_writer import Finished
 from service.outbox.outcomes import Outcome
-from service.outbox.store import Claim, Finished, OutboxStore
+from service.outbox.ports import OutcomeStore
 
 log = logging.getLogger("ucaas_sync.dispatcher")
 
 
 class Recorder:
-    def __init__(self, store: OutboxStore, max_batch: int = 256) -> None:
+    def __init__(self, store: OutcomeStore, max_batch: int = 256) -> None:
         self.store = store
         self.max_batch = max_batch
         self._queue: list[tuple[Finished, asyncio.Future[bool]]] = []
@@ -31,7 +33,8 @@ class Recorder:
     async def record(self, claim: Claim, outcome: Outcome, calls: Sequence[CallRecord]) -> bool:
         """True once committed; False when the lease was lost; raises if the write failed."""
         if self._task is None or self._task.done():
-            return await self.store.finish(claim, outcome, calls)
+            [recorded] = await self.store.finish_many([(claim, outcome, calls)])
+            return recorded
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append(((claim, outcome, calls), future))
         self._ready.set()

@@ -1,11 +1,17 @@
-"""SQL helpers every outbox module shares."""
+"""SQL helpers every outbox module shares, written once: the dialect's INSERT ... ON
+CONFLICT, `IN` as PostgreSQL prefers it, chunks for long `IN` lists, and the name of a
+bound parameter in statements built once and run with values."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
+
 # Keeps IN lists well under every driver's limit on bound parameters.
 CHUNK = 500
 
@@ -14,3 +20,36 @@ def chunks(values: Iterable[T]) -> Iterator[list[T]]:
     items = list(values)
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def insert_for(dialect: str) -> Any:
+    """The INSERT with ON CONFLICT of the database in use (PostgreSQL or SQLite)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def upsert(dialect: str, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
+    statement = insert_for(dialect)(table).values(**values)
+    changes = {k: statement.excluded[k] for k in values if k not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+
+def upsert_many(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
+    """Insert rows (given at execution), or replace every other column on a key clash."""
+    statement = insert_for(dialect)(table)
+    changes = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+
+def among(dialect: str, column: Any, values: Sequence[Any], item: Any) -> Any:
+    """`column IN (values)`; on PostgreSQL `= ANY(array)`: one statement text whatever
+    the count, where IN lists of each length are one more statement for asyncpg to
+    prepare (its statement cache thrashed with group commits of 1..256 outcomes)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(item)))
+    return column.in_(values)
+
+
+def bound(name: str) -> Any:
+    """The parameter `b_<name>` of a statement built once (values given at execution; the
+    prefix keeps them apart from column names, which an UPDATE's own parameters take)."""
+    return sa.bindparam(f"b_{name}")

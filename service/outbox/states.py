@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.outbox.sql import chunks
-from service.outbox.store import upsert_many
+from service.outbox.sql import chunks, upsert_many
 from service.outbox.tables import STATES
 
 

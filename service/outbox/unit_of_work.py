@@ -32,9 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
 from service.outbox.followers import BLOCKED
-from service.outbox.sql import chunks
+from service.outbox.sql import chunks, insert_for
 from service.outbox.states import States
-from service.outbox.store import insert_for
 from service.outbox.tables import INBOX, OUTBOX, CommandStatus, utcnow
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,12 +11,12 @@ import pytest
 
 from connectors.ucaas import CallRecord, ServerError, TransportError
 from service.domain.commands import Payload
-from service.executors.base import Accounts, Exec, Registry
 from service.outbox.breaker import BreakerState, OutageBreaker
+from service.outbox.claims import Claim
 from service.outbox.dispatcher import Dispatcher, record_call
-from service.outbox.outcomes import Done, Outcome, Retry, Wait
-from service.outbox.store import Claim
+from service.outbox.outcomes import Done, Outcome
 from service.settings import DispatcherSettings
+from tests.support.memory_outbox import FunctionExecutors, MemoryOutbox
 
 
 class Clock:
@@ -259,69 +257,9 @@ class Step(Payload):
     n: int
 
 
-@dataclass
-class Row:
-    claim: Claim
-    due: float = 0.0
-    status: str = "pending"
-
-
-@dataclass
-class MemoryStore:
-    """Just enough of OutboxStore for the dispatcher: claim, finish, release, reclaim."""
-
-    rows: list[Row] = field(default_factory=list)
-    claims: int = 0
-    broken_claims: int = 0  # this many claims fail before they work again
-
-    def add(self, n: int, kind: str = "step", payload: dict[str, Any] | None = None) -> None:
-        claim = Claim(
-            id=n,
-            entity=f"e{n}",
-            kind=kind,
-            tenant=None,
-            payload={"n": n} if payload is None else payload,
-            attempts=0,
-            in_doubt=False,
-            created_at=datetime.now(UTC),
-            owner="",
-        )
-        self.rows.append(Row(claim))
-
-    async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
-        self.claims += 1
-        if self.broken_claims:
-            self.broken_claims -= 1
-            raise ConnectionError("database went away")
-        now = time.monotonic()
-        due = [r for r in self.rows if r.status == "pending" and r.due <= now][:limit]
-        for row in due:
-            row.status = "in_flight"
-            row.claim = replace(row.claim, attempts=row.claim.attempts + 1, owner=owner)
-        return [r.claim for r in due]
-
-    async def finish(self, claim: Claim, outcome: Outcome, calls: Any = ()) -> bool:
-        row = next(r for r in self.rows if r.claim.id == claim.id)
-        if isinstance(outcome, Retry | Wait):
-            row.status, row.due = "pending", time.monotonic() + outcome.delay_s
-        else:
-            row.status = "done" if isinstance(outcome, Done) else "dead"
-        return True
-
-    async def finish_many(self, items: Any) -> list[bool]:
-        return [await self.finish(claim, outcome, calls) for claim, outcome, calls in items]
-
-    async def release(self, claims: Any) -> int:
-        return 0
-
-    async def extend(self, owner: str, ids: Any, lease_s: float) -> int:
-        return len(ids)
-
-    async def reclaim_expired(self) -> int:
-        return 0
-
-    def statuses(self) -> dict[int, str]:
-        return {r.claim.id: r.status for r in self.rows}
+def add(outbox: MemoryOutbox, n: int, payload: dict[str, Any] | None = None) -> None:
+    row = outbox.add("step", {"n": n} if payload is None else payload, entity=f"e{n}")
+    assert row == n
 
 
 def api_answered(status: int = 200) -> None:
@@ -330,7 +268,11 @@ def api_answered(status: int = 200) -> None:
     record_call(CallRecord("GET", "/x", "/x", status, None, 0.001, None, datetime.now(UTC)))
 
 
-async def dispatch(store: MemoryStore, registry: Registry, until: Callable[[], bool]) -> Dispatcher:
+async def dispatch(
+    outbox: MemoryOutbox,
+    run: Callable[[Claim, Step], Awaitable[Outcome]],
+    until: Callable[[], bool],
+) -> Dispatcher:
     settings = DispatcherSettings(
         workers=4,
         poll_s=0.01,
@@ -340,8 +282,8 @@ async def dispatch(store: MemoryStore, registry: Registry, until: Callable[[], b
         backoff_base_s=0.01,
         shutdown_grace_s=0.5,
     )
-    accounts = Accounts(platform=None, store=store, vault=None)  # type: ignore[arg-type]
-    dispatcher = Dispatcher(store, registry, accounts, settings, owner="t")  # type: ignore[arg-type]
+    executors = FunctionExecutors({"step": (Step, run)})
+    dispatcher = Dispatcher(outbox, executors, settings, owner="t")
     task = asyncio.create_task(dispatcher.run())
     try:
         for _ in range(300):
@@ -357,11 +299,11 @@ async def dispatch(store: MemoryStore, registry: Registry, until: Callable[[], b
 async def test_a_probe_that_finds_nothing_due_is_tried_again() -> None:
     """The first failure opens the breaker; the row backs off (Retry-After 0.3 s) past the
     first probe time, so the first probe claims nothing. Dispatch must not stall on it."""
-    store = MemoryStore()
-    store.add(1)
+    outbox = MemoryOutbox()
+    add(outbox, 1)
     calls = 0
 
-    async def down_once(ctx: Exec, step: Step) -> Outcome:
+    async def down_once(claim: Claim, step: Step) -> Outcome:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -371,51 +313,49 @@ async def test_a_probe_that_finds_nothing_due_is_tried_again() -> None:
         api_answered()
         return Done()
 
-    dispatcher = await dispatch(
-        store, {"step": (Step, down_once)}, lambda: store.statuses() == {1: "done"}
-    )
-    assert store.statuses() == {1: "done"}
+    dispatcher = await dispatch(outbox, down_once, lambda: outbox.statuses() == {1: "done"})
+    assert outbox.statuses() == {1: "done"}
     assert calls == 2
     assert dispatcher.breaker.opened == 1
     assert dispatcher.breaker.state is BreakerState.CLOSED
 
 
 async def test_a_failed_probe_claim_is_tried_again() -> None:
-    store = MemoryStore()
-    store.add(1)
+    outbox = MemoryOutbox()
+    add(outbox, 1)
     calls: list[int] = []
 
-    async def down_first(ctx: Exec, step: Step) -> Outcome:
+    async def down_first(claim: Claim, step: Step) -> Outcome:
         calls.append(step.n)
         if len(calls) == 1:
-            store.add(2)
-            store.broken_claims = 3  # the database hiccups during the outage too
+            add(outbox, 2)
+            outbox.broken_claims = 3  # the database hiccups during the outage too
             raise TransportError("GET", "/x", "connect refused", ambiguous=False)
         api_answered()
         return Done()
 
     await dispatch(
-        store,
-        {"step": (Step, down_first)},
-        lambda: set(store.statuses().values()) == {"done"},
+        outbox,
+        down_first,
+        lambda: set(outbox.statuses().values()) == {"done"},
     )
-    assert store.statuses() == {1: "done", 2: "done"}
+    assert outbox.statuses() == {1: "done", 2: "done"}
 
 
 async def test_a_probe_that_makes_no_call_is_followed_by_another() -> None:
     """The probe claims a command with a bad payload (the failed one is not due yet):
     parked without a call, it says nothing about the API; the next due command must
     still be let through as a probe."""
-    store = MemoryStore()
-    store.add(1)
+    outbox = MemoryOutbox()
+    add(outbox, 1)
     calls: list[int] = []
 
-    async def down_first(ctx: Exec, step: Step) -> Outcome:
+    async def down_first(claim: Claim, step: Step) -> Outcome:
         calls.append(step.n)
         if len(calls) == 1:
             # While the breaker is open, a bad command and a good one become due.
-            store.add(2, payload={"n": "not a number"})
-            store.add(3)
+            add(outbox, 2, payload={"n": "not a number"})
+            add(outbox, 3)
             raise ServerError(
                 method="GET", route="/x", status=500, code=None, api_message="x", retry_after=0.3
             )
@@ -423,8 +363,8 @@ async def test_a_probe_that_makes_no_call_is_followed_by_another() -> None:
         return Done()
 
     await dispatch(
-        store,
-        {"step": (Step, down_first)},
-        lambda: store.statuses() == {1: "done", 2: "dead", 3: "done"},
+        outbox,
+        down_first,
+        lambda: outbox.statuses() == {1: "done", 2: "dead", 3: "done"},
     )
-    assert store.statuses() == {1: "done", 2: "dead", 3: "done"}
+    assert outbox.statuses() == {1: "done", 2: "dead", 3: "done"}

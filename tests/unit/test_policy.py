@@ -22,10 +22,9 @@ from connectors.ucaas import (
     ValidationError,
 )
 from connectors.ucaas.errors import ApiErrorDetail
-from service.executors.base import WaitForError
+from service.outbox.claims import Claim
 from service.outbox.failures import bounded, is_outage, outcome_of, wait_delay_s
-from service.outbox.outcomes import Dead, Done, Retry, Wait
-from service.outbox.store import Claim
+from service.outbox.outcomes import Dead, Done, Retry, Wait, WaitForError
 from service.settings import DispatcherSettings
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -381,7 +381,8 @@ def test_every_repair_payload_is_valid_for_its_kind() -> None:
     for command in commands:
         data = command.as_json()
         assert parse_payload(data["kind"], data["payload"]) == command.payload
-        assert Command.of(command.payload, command.kind).entity == command.entity
+        of = Command.of(command.payload)
+        assert (of.kind, of.entity) == (command.kind, command.entity)
 
 
 def test_summary_counts() -> None:

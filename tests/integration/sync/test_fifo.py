@@ -19,6 +19,7 @@ import pytest
 
 from connectors.ucaas import UCaaSClient
 from service.domain.commands import Command, Kind, Payload
+from service.executors import Executors
 from service.executors.base import Accounts, Exec, Registry
 from service.outbox.dispatcher import Dispatcher
 from service.outbox.outcomes import Done, Outcome, Retry
@@ -116,12 +117,9 @@ async def run_scenario(
     rng = random.Random(seed)
     plan = scenario(rng)
     recorder = Recorder(random.Random(seed + 1), plan.retry_once)
-    accounts = Accounts(nowhere, store, vault=None)
+    executors = Executors(Accounts(nowhere, store), recorder.registry())
     settings = SETTINGS.model_copy(update={"workers": SETTINGS.workers // dispatchers})
-    fleet = [
-        Dispatcher(store, recorder.registry(), accounts, settings, owner=f"d{n}")
-        for n in range(dispatchers)
-    ]
+    fleet = [Dispatcher(store, executors, settings, owner=f"d{n}") for n in range(dispatchers)]
 
     def wake_all() -> None:
         for d in fleet:

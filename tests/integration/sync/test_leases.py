@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 from connectors.ucaas import UCaaSClient
 from service.domain.commands import Command, Kind, Payload
+from service.executors import Executors
 from service.executors.base import Accounts, Exec, Registry
+from service.outbox.claims import Claim
 from service.outbox.dispatcher import Dispatcher
 from service.outbox.outcomes import Dead, Done, MappingKey, MappingWrite, Outcome, Retry, Wait
-from service.outbox.store import Claim, OutboxStore
+from service.outbox.store import OutboxStore
 from service.outbox.tables import OutboxRow
 from service.outbox.unit_of_work import EventRecord, UnitOfWork
 from service.settings import DispatcherSettings
@@ -95,7 +97,9 @@ async def test_a_live_dispatcher_finishes_a_crashed_owners_rows_looking_first(
 
     registry: Registry = {Kind.UPDATE_USER.value: (Step, record)}
     settings = DispatcherSettings(workers=4, poll_s=0.02, lease_s=0.5, shutdown_grace_s=1.0)
-    dispatcher = Dispatcher(store, registry, Accounts(nowhere, store, None), settings, owner="live")
+    dispatcher = Dispatcher(
+        store, Executors(Accounts(nowhere, store), registry), settings, owner="live"
+    )
     task = asyncio.create_task(dispatcher.run())
     try:
         for _ in range(500):
@@ -196,7 +200,9 @@ async def test_shutdown_gives_cut_short_rows_back_uncounted_and_in_doubt(
         Kind.SUSPEND_USER.value: (Step, finish_in_grace),
     }
     settings = DispatcherSettings(workers=4, poll_s=0.02, lease_s=30, shutdown_grace_s=0.3)
-    dispatcher = Dispatcher(store, registry, Accounts(nowhere, store, None), settings, owner="d")
+    dispatcher = Dispatcher(
+        store, Executors(Accounts(nowhere, store), registry), settings, owner="d"
+    )
     task = asyncio.create_task(dispatcher.run())
     for _ in range(200):
         if len(started) == 3:
@@ -364,8 +370,8 @@ async def test_a_slow_command_keeps_its_lease_and_runs_once(
 
     registry: Registry = {Kind.UPDATE_USER.value: (Step, takes_long)}
     settings = DispatcherSettings(workers=2, poll_s=0.02, lease_s=0.5)
-    first = Dispatcher(store, registry, Accounts(nowhere, store, None), settings, owner="one")
-    rival = Dispatcher(store, registry, Accounts(nowhere, store, None), settings, owner="two")
+    first = Dispatcher(store, Executors(Accounts(nowhere, store), registry), settings, owner="one")
+    rival = Dispatcher(store, Executors(Accounts(nowhere, store), registry), settings, owner="two")
     tasks = [asyncio.create_task(d.run()) for d in (first, rival)]
     try:
         for _ in range(300):

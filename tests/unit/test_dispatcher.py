@@ -1,0 +1,80 @@
+"""The dispatcher over the in-memory outbox and plain executor functions (no I/O): what an
+attempt's result or error makes of the row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.ucaas import ServerError
+from service.domain.commands import Payload
+from service.outbox.claims import Claim
+from service.outbox.dispatcher import Dispatcher
+from service.outbox.outcomes import Done, Outcome, WaitForError
+from service.settings import DispatcherSettings
+from tests.support.memory_outbox import Attempt, FunctionExecutors, MemoryOutbox
+
+SETTINGS = DispatcherSettings(workers=2, poll_s=0.01, backoff_base_s=0.01, backoff_cap_s=0.02)
+
+
+class Step(Payload):
+    n: int
+
+
+async def drain(outbox: MemoryOutbox, kinds: dict[str, Attempt]) -> Dispatcher:
+    executors = FunctionExecutors({kind: (Step, run) for kind, run in kinds.items()})
+    dispatcher = Dispatcher(outbox, executors, SETTINGS, owner="t")
+    await dispatcher.run_until_idle(idle_s=0.1, timeout_s=10)
+    return dispatcher
+
+
+async def test_a_missing_prerequisite_makes_the_row_wait() -> None:
+    outbox = MemoryOutbox()
+    row = outbox.add("step", {"n": 1}, entity="user:T1:E1", tenant="T1")
+
+    async def no_customer(claim: Claim, step: Step) -> Outcome:
+        raise WaitForError("tenant T1 has no UCaaS customer yet")
+
+    dispatcher = await drain(outbox, {"step": no_customer})
+
+    waiting = outbox.rows[row]
+    assert (waiting.status, waiting.note) == ("waiting", "tenant T1 has no UCaaS customer yet")
+    assert waiting.attempts == 0  # waiting is not failing
+    assert set(dispatcher.stats.outcomes) == {"wait"}  # re-checked, never failed
+
+
+async def test_a_kind_no_executor_runs_is_dead_without_a_call() -> None:
+    outbox = MemoryOutbox()
+    row = outbox.add("retired_kind", {"n": 1}, entity="user:T1:E1")
+    ran: list[Any] = []
+
+    async def step(claim: Claim, payload: Step) -> Outcome:
+        ran.append(payload)
+        return Done()
+
+    await drain(outbox, {"step": step})
+
+    assert outbox.status(row) == "dead"
+    assert outbox.rows[row].last_error == "unknown_kind: no executor for retired_kind"
+    assert ran == []
+
+
+async def test_after_an_ambiguous_failure_the_next_attempt_is_in_doubt() -> None:
+    """A 5xx may have acted: the row is retried, and its next claim tells the executor to
+    look the object up before creating it. The entity's next command waits its turn."""
+    outbox = MemoryOutbox()
+    first = outbox.add("step", {"n": 1}, entity="user:T1:E1")
+    second = outbox.add("step", {"n": 2}, entity="user:T1:E1")
+    seen: list[tuple[int, int, bool]] = []
+
+    async def flaky(claim: Claim, step: Step) -> Outcome:
+        seen.append((step.n, claim.attempts, claim.in_doubt))
+        if len(seen) == 1:
+            raise ServerError(
+                method="POST", route="/users", status=503, code=None, api_message="busy"
+            )
+        return Done()
+
+    await drain(outbox, {"step": flaky})
+
+    assert outbox.statuses() == {first: "done", second: "done"}
+    assert seen == [(1, 1, False), (1, 2, True), (2, 1, False)]
