@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.devtools import sample_commands as c
 from service.domain.commands import (
     DEPROVISIONING,
     PAYLOADS,
@@ -18,7 +19,6 @@ from service.executors import EXECUTORS, REGISTRY
 from service.executors.base import Exec
 from service.executors.registry import executes
 from service.outbox.outcomes import Done, Outcome
-from tests.support import commands as c
 
 
 def test_every_kind_has_exactly_one_payload_model() -> None:

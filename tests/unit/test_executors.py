@@ -19,11 +19,11 @@ from pydantic import SecretStr
 from connectors.ucaas import Credentials, NotFoundError, UCaaSClient
 from sandbox.errors import ApiError as SandboxError
 from sandbox.errors import not_found
+from service.devtools import sample_commands as c
 from service.domain.commands import Command
 from service.executors import REGISTRY, Executors
 from service.executors.base import Accounts
 from service.outbox.outcomes import CapturedLogin, Dead, Done, MappingKey, Outcome, WaitForError
-from tests.support import commands as c
 from tests.support.memory_outbox import MemoryOutbox, claim_for
 
 BASE = "http://ucaas.test/ucaas/v1"
