@@ -23,6 +23,7 @@ from connectors.ucaas import NotFoundError, UCaaSClient
 from connectors.ucaas.models.meetings import Meeting, MeetingQuery
 from service.domain.commands import App, Command, Kind, customer_entity
 from service.outbox.followers import BLOCKED
+from service.outbox.sql import chunks
 from service.outbox.tables import MAPPING, OUTBOX, TERMINAL, CommandStatus, utcnow
 from service.outbox.unit_of_work import Accepted, EventRecord, UnitOfWork
 from service.reconcile.drift import detect, meeting_over
@@ -42,7 +43,6 @@ from service.reconcile.repair import reopens, with_repairs
 T = TypeVar("T")
 FEW = 16  # up to this many objects of a kind: one GET each; more: the list route
 CONCURRENCY = 8
-CHUNK = 500  # ids per IN (...) clause
 # Serialises concurrent `reconcile --repair` runs on PostgreSQL ("reconcile" in hex).
 LOCK_KEY = 0x7265636F6E63696C
 SCHEDULES = (Kind.SCHEDULE_MEETING.value, Kind.UPDATE_MEETING.value)
@@ -128,17 +128,11 @@ async def load_mappings(
     ]
 
 
-def _chunks(items: Iterable[str]) -> Iterable[list[str]]:
-    ordered = sorted(set(items))
-    for start in range(0, len(ordered), CHUNK):
-        yield ordered[start : start + CHUNK]
-
-
 async def meeting_refs(engine: AsyncEngine, keys: Iterable[str]) -> dict[str, MeetingOwner]:
     """Organiser and app of each meeting, from the last command that scheduled it."""
     out: dict[str, MeetingOwner] = {}
     async with engine.connect() as conn:
-        for chunk in _chunks(f"meeting:{k}" for k in keys):
+        for chunk in chunks(sorted({f"meeting:{k}" for k in keys})):
             rows = await conn.execute(
                 sa.select(OUTBOX.c.payload)
                 .where(OUTBOX.c.kind.in_(SCHEDULES), OUTBOX.c.entity.in_(chunk))
@@ -154,7 +148,7 @@ async def meeting_refs(engine: AsyncEngine, keys: Iterable[str]) -> dict[str, Me
 async def open_commands(conn: AsyncConnection, entities: Iterable[str]) -> dict[str, OpenCommand]:
     """Each entity's first unfinished command; an open reconcile repair is preferred."""
     out: dict[str, OpenCommand] = {}
-    for chunk in _chunks(entities):
+    for chunk in chunks(sorted(set(entities))):
         rows = await conn.execute(
             sa.select(OUTBOX.c.id, OUTBOX.c.entity, OUTBOX.c.event_source)
             .where(OUTBOX.c.status.not_in(TERMINAL), OUTBOX.c.entity.in_(chunk))

@@ -131,7 +131,11 @@ def test_effective_configuration_masks_every_secret(config_file: Path) -> None:
 def test_config_command_prints_the_effective_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(CONFIG_FILE_VARIABLE, raising=False)
+    # `--config` sets the variable for the process (as a CLI run should); set here first,
+    # so monkeypatch takes it away again afterwards: left behind, it gave every later
+    # test in the run this file's settings (a wrong UCaaS password: 401s far from here)
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, "")
+    monkeypatch.delenv(CONFIG_FILE_VARIABLE)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("UCAAS_SYNC_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
