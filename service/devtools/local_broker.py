@@ -31,13 +31,9 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from service.devtools.processes import free_port, stop
+
 log = logging.getLogger("ucaas_sync.broker")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def docker_answers() -> bool:
@@ -158,13 +154,8 @@ class LocalBroker:
             create_topics_now(self.bootstrap, names, partitions)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)
         if self.container is not None:
             self.container.stop()
 

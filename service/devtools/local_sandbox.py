@@ -7,7 +7,6 @@ would, and talks to it over HTTP.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from service.devtools.processes import free_port, stop
+
 DEFAULT_API_ID = "sandbox-app"
 DEFAULT_ADMIN = ("admin@sandbox.test", "sandbox-admin")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sandbox_command() -> list[str]:
@@ -69,10 +64,4 @@ class LocalSandbox:
         raise RuntimeError(f"ucaas-sandbox did not answer on port {port}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)

@@ -40,13 +40,10 @@ class HrEvent:
         return user_entity(self.tenant, self.employee_id)
 
 
-@dataclass(frozen=True)
-class CompanyEvent:
-    kind: CompanyKind
+class _OfCompany:
+    """A CRM fact: its entity is the company's, its tenant the company's CRM id."""
+
     crm_id: str
-    # The UCaaS customer fields the event carries (an update carries only what changed);
-    # a created company carries them all.
-    fields: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def entity(self) -> str:
@@ -55,6 +52,15 @@ class CompanyEvent:
     @property
     def tenant(self) -> str:
         return self.crm_id
+
+
+@dataclass(frozen=True)
+class CompanyEvent(_OfCompany):
+    kind: CompanyKind
+    crm_id: str
+    # The UCaaS customer fields the event carries (an update carries only what changed);
+    # a created company carries them all.
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,18 +73,11 @@ class Purchase:
 
 
 @dataclass(frozen=True)
-class PurchaseEvent:
+class PurchaseEvent(_OfCompany):
+    """A purchase changes its company's state (the purchases taken)."""
+
     crm_id: str
     purchase: Purchase
-
-    @property
-    def entity(self) -> str:
-        """A purchase changes its company's state (the purchases taken)."""
-        return customer_entity(self.crm_id)
-
-    @property
-    def tenant(self) -> str:
-        return self.crm_id
 
 
 @dataclass(frozen=True)

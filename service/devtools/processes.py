@@ -1,0 +1,25 @@
+"""Small helpers for the processes the development tools start (broker, sandbox)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[Any], timeout_s: float = 10) -> None:
+    """Terminate it, and kill it if it does not end within `timeout_s`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
