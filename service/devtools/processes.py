@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from typing import Any
@@ -13,11 +14,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop(process: subprocess.Popen[Any], timeout_s: float = 10) -> None:
-    """Terminate it, and kill it if it does not end within `timeout_s`."""
+def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout_s: float = 10) -> None:
+    """Send it `sig` (SIGTERM: terminate), and kill it if it does not end in `timeout_s`."""
     if process.poll() is not None:
         return
-    process.terminate()
+    process.send_signal(sig)
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -16,7 +16,7 @@ import orjson
 
 from service.devtools import sample_commands as c
 from service.devtools.local_broker import Topics
-from service.devtools.local_sandbox import free_port
+from service.devtools.processes import free_port
 from service.devtools.service_processes import Outbox
 from tests.support.kafka import EventProducer
 from tests.support.sandbox_server import SandboxAdmin

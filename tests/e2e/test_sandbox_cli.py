@@ -6,7 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import free_port, start_sandbox, stop
+from service.devtools.processes import free_port
+from tests.support.processes import start_sandbox, stop
 
 ADMIN = ("admin@sandbox.test", "sandbox-admin")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from service.devtools.processes import stop as stop_process
+
 BIN = Path(sys.executable).parent
 
 
@@ -42,11 +44,6 @@ def start_sandbox(port: int, *args: str) -> subprocess.Popen[str]:
 
 
 def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop it (devtools' stop) and return what it printed."""
+    stop_process(process, sig)
     return process.stdout.read() if process.stdout else ""

@@ -179,7 +179,7 @@ async def test_read_timeout_is_ambiguous(sandbox: SandboxAdmin) -> None:
 
 
 async def test_refused_connection_was_not_sent() -> None:
-    from tests.support.processes import free_port
+    from service.devtools.processes import free_port
 
     url = f"http://127.0.0.1:{free_port()}/ucaas/v1"  # nothing listens there
     async with UCaaSClient(
