@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated
 
 import orjson
 import typer
 import uvloop
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.outbox import db
 from service.outbox.prune import PruneReport, prune
@@ -58,12 +61,19 @@ def db_prune(
     )
 
 
-async def _prune(older_than: timedelta, *, dry_run: bool, batch: int) -> PruneReport:
-    settings = Settings()
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The configured database for one command: SQLite upgraded first (it upgrades itself
+    on start), two connections, closed afterwards."""
     if settings.is_sqlite:
         await asyncio.to_thread(db.upgrade, settings.database_url)
     engine = db.make_engine(settings.database_url, pool_size=2)
     try:
-        return await prune(engine, older_than, dry_run=dry_run, batch=batch)
+        yield engine
     finally:
         await engine.dispose()
+
+
+async def _prune(older_than: timedelta, *, dry_run: bool, batch: int) -> PruneReport:
+    async with opened(Settings()) as engine:
+        return await prune(engine, older_than, dry_run=dry_run, batch=batch)

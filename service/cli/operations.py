@@ -8,7 +8,6 @@ its database.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -19,8 +18,8 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.database import opened
 from service.cli.settings_reference import as_markdown
-from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.settings import Settings
 from service.views import Operations, StatusReport
@@ -33,13 +32,8 @@ console = Console()
 @asynccontextmanager
 async def operations() -> AsyncIterator[Operations]:
     settings = Settings()
-    if settings.is_sqlite:
-        await asyncio.to_thread(db.upgrade, settings.database_url)
-    engine = db.make_engine(settings.database_url, pool_size=2)
-    try:
+    async with opened(settings) as engine:
         yield Operations(engine, OutboxStore(engine), settings)
-    finally:
-        await engine.dispose()
 
 
 def _run(action: Callable[[Operations], Awaitable[T]]) -> T:

@@ -4,8 +4,8 @@ Each row says which topic carries the type, the schema of its data (connectors/)
 that data becomes a domain event (the source's mapping), how a domain event and the
 entity's desired state become commands (the source's translation), and the model of that
 state. Everything else that knows the event types reads this table: the intake and
-`plan` (`to_domain`, `translate`), the entity states (`STATE_MODELS`), the metrics'
-labels (`KNOWN_TYPES`) and the AsyncAPI document (entrypoints/asyncapi.py).
+`plan` (`to_domain`, `translate`), the model each entity's state is read with (`state`),
+the metrics' labels (`KNOWN_TYPES`) and the AsyncAPI document (entrypoints/asyncapi.py).
 
 Adding an event type: a row here, the domain event's kind (domain/events.py), and the
 rule that translates it (the source's module: hr.py, crm.py, feeds.py).
@@ -13,7 +13,7 @@ rule that translates it (the source's module: hr.py, crm.py, feeds.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -139,13 +139,23 @@ EVENT_TYPES: tuple[EventType[Any, Any, Any], ...] = (
 
 BY_TYPE: dict[str, EventType[Any, Any, Any]] = {row.name: row for row in EVENT_TYPES}
 KNOWN_TYPES = frozenset(BY_TYPE)
-# entity_state.kind -> the model of that state
-STATE_MODELS: dict[str, type[DesiredState]] = {
-    row.state.entity_kind: row.state for row in EVENT_TYPES
-}
-DOMAIN_TYPES: dict[type[Any], EventType[Any, Any, Any]] = {}
-for _row in EVENT_TYPES:  # one row per domain class is enough to translate its events
-    DOMAIN_TYPES.setdefault(_row.domain, _row)
+
+
+def _by_domain(
+    rows: Sequence[EventType[Any, Any, Any]],
+) -> dict[type[Any], EventType[Any, Any, Any]]:
+    """Translation and state belong to the domain event, not to the CloudEvent type (the
+    translation reads the event's kind): the rows of one domain class must agree, so that
+    translating by the event's class is translating by its row."""
+    found: dict[type[Any], EventType[Any, Any, Any]] = {}
+    for row in rows:
+        first = found.setdefault(row.domain, row)
+        if (first.translate, first.state) != (row.translate, row.state):
+            raise TypeError(f"{row.name} translates {row.domain.__name__} unlike {first.name}")
+    return found
+
+
+BY_DOMAIN = _by_domain(EVENT_TYPES)
 
 
 def row_of(envelope: Envelope) -> EventType[Any, Any, Any]:
@@ -163,10 +173,4 @@ def to_domain(envelope: Envelope) -> DomainEvent:
 
 def translate(event: DomainEvent, state: BaseModel | None, context: Context) -> Translation:
     """The one translation the intake and the dry-run `plan` share."""
-    return DOMAIN_TYPES[type(event)].translation(event, state, context)
-
-
-def state_kind(event: DomainEvent) -> str:
-    """The kind of the desired state the event changes (entity_state.kind)."""
-    kind: str = DOMAIN_TYPES[type(event)].state.entity_kind
-    return kind
+    return BY_DOMAIN[type(event)].translation(event, state, context)
