@@ -75,7 +75,9 @@ class IntakeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_INTAKE_", extra="ignore")
 
     licence_policy: Path | None = Field(None, description="TOML file; default: vc for all")
-    guard_threshold: int = Field(20, ge=0, description="deprovisioning per tenant and window")
+    guard_threshold: int = Field(
+        20, ge=0, description="people deprovisioned per tenant and window, then approval"
+    )
     guard_window_s: float = Field(3600.0, gt=0, description="the guard's counting window")
     close_status: Literal["C", "S"] = Field(
         "C", description="crm.company.closed: C close, S suspend"

@@ -32,6 +32,7 @@ from service.domain.events import DomainEvent, FeedEvent
 from service.domain.translation import Translation
 from service.intake.events import KNOWN_TYPES, Context, EventType, row_of
 from service.intake.guard import approvals as guard_approvals
+from service.intake.guard import people
 from service.intake.licences import LicencePolicy
 from service.intake.mapping import InvalidEventError
 from service.observability import metrics
@@ -174,7 +175,7 @@ class Intake:
         accepted = []
         for plan in planned:
             commands = plan.translation.commands
-            count = _deprovisioning(commands)
+            count = people(commands)
             if not count:
                 accepted.append(plan.accepted)
                 continue
@@ -223,11 +224,12 @@ def _count(envelopes: Sequence[Envelope], results: Sequence[Taken]) -> None:
 async def recent_deprovisioning(
     conn: AsyncConnection, tenants: Iterable[str], since: datetime
 ) -> Counter[str]:
-    """Each tenant's suspends and revokes accepted since then, in one query."""
+    """Each tenant's people suspended or revoked by commands accepted since then, in one
+    query."""
     found: Counter[str] = Counter()
     for some in chunks(sorted(set(tenants))):
         rows = await conn.execute(
-            sa.select(OUTBOX.c.tenant, sa.func.count())
+            sa.select(OUTBOX.c.tenant, sa.func.count(sa.distinct(OUTBOX.c.entity)))
             .where(
                 OUTBOX.c.tenant.in_(some),
                 OUTBOX.c.created_at >= since,

@@ -187,7 +187,7 @@ async def running(
         KAFKA_BOOTSTRAP_SERVERS=kafka,
         UCAAS_SYNC_KAFKA_SESSION_TIMEOUT_MS="6000",
         UCAAS_SYNC_ADMIN_TOKEN=TOKEN,
-        UCAAS_SYNC_INTAKE_GUARD_THRESHOLD="2",  # a second leaver waits for approval
+        UCAAS_SYNC_INTAKE_GUARD_THRESHOLD="1",  # a second leaver waits for approval
         UCAAS_SYNC_CALENDAR_ALLOW_PRIVATE_ADDRESSES="true",
     )
     run = RunProcess(env, tmp_path)

@@ -12,7 +12,7 @@ from service.domain.commands import (
     SuspendUser,
     UpdateUser,
 )
-from service.intake.guard import approvals
+from service.intake.guard import approvals, people
 
 REF = {"tenant": "CRM-1", "employee_id": "E1"}
 LEFT = [
@@ -28,22 +28,32 @@ MIXED = [
 
 
 def test_nothing_held_up_to_the_threshold() -> None:
-    assert approvals(LEFT, recent=0, threshold=3, window_s=3600) == {}
-    assert approvals(LEFT, recent=17, threshold=20, window_s=3600) == {}
+    assert approvals(LEFT, recent=0, threshold=1, window_s=3600) == {}
+    assert approvals(LEFT, recent=19, threshold=20, window_s=3600) == {}
+
+
+def test_a_leaver_is_one_person_however_many_licences() -> None:
+    """Three commands (two revokes and a suspend) of one employee count once."""
+    assert people(LEFT) == 1
+    assert approvals(LEFT, recent=2, threshold=3, window_s=3600) == {}
+    other = Command.of(SuspendUser(tenant="CRM-1", employee_id="E2"))
+    assert people([*LEFT, other]) == 2
 
 
 def test_beyond_the_threshold_every_deprovisioning_command_is_held() -> None:
-    held = approvals(LEFT, recent=1, threshold=3, window_s=3600)
+    held = approvals(LEFT, recent=3, threshold=3, window_s=3600)
     assert sorted(held) == [0, 1, 2]
     assert set(held.values()) == {
-        f"{APPROVAL}4 suspends/revokes for tenant CRM-1 within 60 min (limit 3)"
+        f"{APPROVAL}4 people suspended/revoked in tenant CRM-1 within 60 min (limit 3)"
     }
 
 
 def test_only_deprovisioning_is_held() -> None:
     held = approvals(MIXED, recent=5, threshold=5, window_s=1800)
     assert list(held) == [2]
-    assert held[2] == f"{APPROVAL}6 suspends/revokes for tenant CRM-1 within 30 min (limit 5)"
+    assert held[2] == (
+        f"{APPROVAL}6 people suspended/revoked in tenant CRM-1 within 30 min (limit 5)"
+    )
 
 
 def test_no_deprovisioning_nothing_held_however_busy() -> None:
@@ -53,12 +63,14 @@ def test_no_deprovisioning_nothing_held_however_busy() -> None:
 
 def test_threshold_zero_holds_every_deprovisioning() -> None:
     held = approvals([LEFT[2]], recent=0, threshold=0, window_s=600)
-    assert held == {0: f"{APPROVAL}1 suspends/revokes for tenant CRM-1 within 10 min (limit 0)"}
+    assert held == {
+        0: f"{APPROVAL}1 people suspended/revoked in tenant CRM-1 within 10 min (limit 0)"
+    }
 
 
 @pytest.mark.parametrize(
     ("recent", "threshold", "held"),
-    [(0, 2, True), (0, 3, False), (2, 4, True), (2, 5, False), (10, 5, True)],
+    [(0, 0, True), (0, 1, False), (2, 2, True), (2, 3, False), (10, 5, True)],
 )
 def test_the_count_includes_recent_and_new(recent: int, threshold: int, held: bool) -> None:
     assert bool(approvals(LEFT, recent=recent, threshold=threshold, window_s=3600)) is held

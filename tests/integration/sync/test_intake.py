@@ -252,12 +252,12 @@ async def test_the_guard_holds_a_deprovisioning_burst_for_approval(
 
     lefts = [c for c in await outbox(engine) if c.kind in ("revoke_licence", "suspend_user")]
     assert len(lefts) == 10
-    # the first leaver's revoke + suspend (2 <= 3) run; from the second on (4 > 3), held
-    assert [c.status for c in lefts[:2]] == [CommandStatus.PENDING.value] * 2
-    held = lefts[2:]
+    # the guard counts people: three leavers (3 <= 3) run, the fourth and fifth are held
+    assert [c.status for c in lefts[:6]] == [CommandStatus.PENDING.value] * 6
+    held = lefts[6:]
     assert {c.status for c in held} == {CommandStatus.HELD.value}
     assert all(c.hold_reason.startswith("approval: ") for c in held)
-    assert f"for tenant {TENANT}" in held[0].hold_reason
+    assert f"4 people suspended/revoked in tenant {TENANT}" in held[0].hold_reason
     assert "(limit 3)" in held[0].hold_reason
 
     # another tenant is not affected; this tenant stays held while the window lasts
@@ -277,7 +277,7 @@ async def test_the_guard_holds_a_deprovisioning_burst_for_approval(
     assert await store.deny(command_id=held[0].id) == 1
     assert await store.deny(command_id=held[0].id) == 0  # no longer held
     assert await store.approve(tenant="CRM-2") == 0
-    assert await store.approve(tenant=TENANT) == 9
+    assert await store.approve(tenant=TENANT) == 5
     after = {c.id: c for c in await outbox(engine)}
     assert after[held[0].id].status == CommandStatus.DROPPED.value
     assert {after[c.id].status for c in held[1:]} == {CommandStatus.PENDING.value}
@@ -286,13 +286,13 @@ async def test_the_guard_holds_a_deprovisioning_burst_for_approval(
 
 
 async def test_dropped_commands_do_not_count_towards_the_guard(engine: AsyncEngine) -> None:
-    take = intake(engine, guard_threshold=2).take
+    take = intake(engine, guard_threshold=1).take
     await take([hr("joined", "E1"), hr("joined", "E2")])
-    await take([hr("left", "E1")])  # 2: at the limit, runs
-    await take([hr("left", "E2")])  # 4: held
+    await take([hr("left", "E1")])  # 1 person: at the limit, runs
+    await take([hr("left", "E2")])  # 2 people: held
     store = OutboxStore(engine)
     assert await store.deny(tenant=TENANT) == 2
-    await take([hr("joined", "E3"), hr("leave_started", "E3")])  # 2 counted + 1 = 3: held
+    await take([hr("joined", "E3"), hr("leave_started", "E3")])  # 1 counted + 1 = 2: held
     [suspend] = [c for c in await outbox(engine) if c.entity == user_entity(TENANT, "E3")][-1:]
     assert suspend.status == CommandStatus.HELD.value
 
@@ -325,15 +325,15 @@ async def test_approving_keeps_the_effective_date(engine: AsyncEngine) -> None:
 
 
 async def test_an_approved_burst_is_not_counted_again(engine: AsyncEngine) -> None:
-    take = intake(engine, guard_threshold=2).take
+    take = intake(engine, guard_threshold=1).take
     await take([hr("joined", f"E{n}") for n in range(4)])
-    await take([hr("left", "E0"), hr("left", "E1")])  # 4 commands: over the limit of 2
+    await take([hr("left", "E0"), hr("left", "E1")])  # 2 people: over the limit of 1
     store = OutboxStore(engine)
     held = await store.held_for_approval()
     assert len(held) >= 2
     assert await store.approve(tenant=TENANT) == len(held)
     # one more leaver: the approved ones are not counted, the 2 that ran are
     await take([hr("left", "E2")])
-    assert len(await store.held_for_approval()) == 2  # 2 ran + 2 new > 2: held
+    assert len(await store.held_for_approval()) == 2  # E0 ran + E2 = 2 people > 1: held
     await store.deny(tenant=TENANT)
     assert await store.held_for_approval() == []
