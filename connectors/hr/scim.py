@@ -7,7 +7,7 @@ ignored (a SCIM resource carries many).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -39,6 +39,17 @@ class EnterpriseUser(ScimModel):
     division: str | None = None
 
 
+class ScimMeta(ScimModel):
+    resource_type: str | None = Field(None, alias="resourceType")
+    last_modified: datetime | None = Field(None, alias="lastModified")
+
+    @field_validator("last_modified")
+    @classmethod
+    def _utc_when_unzoned(cls, value: datetime | None) -> datetime | None:
+        # RFC 7643 says xsd:dateTime; some sources leave the zone out: read it as UTC
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 class ScimUser(ScimModel):
     schemas: list[str] = Field(default_factory=lambda: [CORE])
     id: str | None = None
@@ -49,6 +60,8 @@ class ScimUser(ScimModel):
     emails: list[ScimEmail] = Field(default_factory=list)
     active: bool = True
     title: str | None = None
+    user_type: str | None = Field(None, alias="userType")
+    meta: ScimMeta | None = None
     enterprise: EnterpriseUser | None = Field(
         None, validation_alias=AliasChoices(ENTERPRISE, "enterprise")
     )

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     UPDATE_USER = "update_user"
     SUSPEND_USER = "suspend_user"
     REACTIVATE_USER = "reactivate_user"
+    CHANGE_EMAIL = "change_email"
     ASSIGN_LICENCE = "assign_licence"
     REVOKE_LICENCE = "revoke_licence"
     CREATE_CUSTOMER = "create_customer"
@@ -97,6 +98,9 @@ class UserProfile(Payload):
 @command(Kind.CREATE_USER, produces_prerequisite=True)
 class CreateUser(UserPayload):
     profile: UserProfile
+    # A rehire under a new employee id: this leaver's UCaaS user is the person's, adopted
+    # rather than created again.
+    rehire_of: str | None = None
 
 
 @command(Kind.UPDATE_USER)
@@ -113,6 +117,15 @@ class SuspendUser(UserPayload):
 @command(Kind.REACTIVATE_USER)
 class ReactivateUser(UserPayload):
     pass
+
+
+@command(Kind.CHANGE_EMAIL)
+class ChangeEmail(UserPayload):
+    """An e-mail change, which the API cannot make: queued held for a person, who changes
+    it in UCaaS by hand and approves; the executor then checks and records it."""
+
+    old_email: str
+    new_email: str
 
 
 @command(Kind.ASSIGN_LICENCE)
@@ -240,6 +253,7 @@ class Command:
     payload: Payload
     tenant: str | None = None
     not_before: datetime | None = None  # effective-dated: not to run before this time
+    held: str | None = None  # why it waits for a person from the start (the translation's)
 
     def as_json(self) -> dict[str, Any]:
         """The shape `plan` prints and the outbox stores."""
@@ -250,6 +264,8 @@ class Command:
         }
         if self.not_before is not None:
             out["not_before"] = self.not_before.isoformat()
+        if self.held is not None:
+            out["held"] = self.held
         return out
 
     @classmethod

@@ -28,12 +28,20 @@ FeedKind = Literal["registered", "removed"]
 
 @dataclass(frozen=True)
 class HrEvent:
+    """What an HR system says of one person: the whole SCIM user, level-triggered (the
+    kind is a hint; `active` and the scope decide whether they are a leaver)."""
+
     kind: HrKind
     tenant: str
     employee_id: str
     profile: UserProfile
     effective_at: datetime | None
-    active: bool = True  # SCIM `active`: an update for an unknown inactive user creates none
+    active: bool = True  # SCIM `active`
+    # When the source says the person looked like this (SCIM meta.lastModified, else the
+    # CloudEvent's time): an event older than one applied changes nothing.
+    source_time: datetime | None = None
+    employee_number: str | None = None  # enterprise employeeNumber: a rehire match key
+    out_of_scope: str | None = None  # why the policy's scope leaves them out: a leaver
 
     @property
     def entity(self) -> str:

@@ -23,9 +23,17 @@ class DesiredState(BaseModel):
 
     entity_kind: ClassVar[str]  # its name in the entity_state table
 
+    def match_keys(self) -> tuple[str | None, str | None]:
+        """What else finds the entity (entity_state.natural_key, alt_key): a user's
+        e-mail and employee number, for matching a rehire under a new id."""
+        return (None, None)
+
 
 @dataclass(frozen=True)
 class Translation:
     commands: list[Command] = field(default_factory=list)
     state: DesiredState | None = None  # the entity's new desired state; None: unchanged
     note: str | None = None  # why nothing (or less) happened, for the inbox and logs
+    # The entity's commands dated ahead and not yet run are withdrawn (dropped) before
+    # these are queued: a later event replaced or cancelled the change they make.
+    withdraw: bool = False

@@ -16,6 +16,7 @@ from connectors.ucaas import (
 from connectors.ucaas.models.users import NewUser, User, UserChanges
 from service.domain.commands import (
     AssignLicence,
+    ChangeEmail,
     CreateUser,
     ReactivateUser,
     RevokeLicence,
@@ -55,6 +56,11 @@ async def _find(access: TenantAccess, email: str) -> User | None:
 async def create_user(x: Exec, p: CreateUser) -> Outcome:
     if await _mapping(x, p, fresh=True):
         return Done(note="already mapped")
+    if p.rehire_of is not None:
+        leaver = await x.mapping("user", p.tenant, p.rehire_of, fresh=True)
+        if leaver is not None:  # the person's own user, under their new employee id
+            mapping = MappingWrite(_key(p), leaver.ucaas_id, leaver.natural_key, leaver.state)
+            return Done(mappings=(mapping,), note=f"rehire: {p.rehire_of}'s user adopted")
     access = await x.tenant(p.tenant)
     state = p.profile.model_dump(mode="json", exclude_none=True) | {"status": "A"}
     existing = await _find(access, p.profile.email) if x.lookup_first else None
@@ -130,6 +136,29 @@ async def _set_status(x: Exec, p: UserPayload, status: str) -> Outcome:
         return Done(note="user gone from UCaaS")
     state = {**mapping.state, "status": status}
     return Done(mappings=(MappingWrite(mapping.key, mapping.ucaas_id, mapping.natural_key, state),))
+
+
+@executes(ChangeEmail)
+async def change_email(x: Exec, p: ChangeEmail) -> Outcome:
+    """Approved by a person who changed the e-mail in UCaaS by hand: record it if UCaaS
+    has it now, else say what is still to do."""
+    mapping = await _mapping(x, p)
+    if mapping is None:
+        return Done(note="no such user: no e-mail to change")
+    access = await x.tenant(p.tenant)
+    try:
+        user = await access.api.users.get(mapping.ucaas_id)
+    except NotFoundError:
+        await x.recheck()
+        return Done(note="user gone from UCaaS")
+    if (user.email or "").lower() != p.new_email.lower():
+        return Dead(
+            "email",
+            f"UCaaS still has {user.email}: the API cannot change an e-mail; change it to "
+            f"{p.new_email} in UCaaS by hand, then retry this command (or drop it)",
+        )
+    state = {**mapping.state, "email": p.new_email}
+    return Done(mappings=(MappingWrite(mapping.key, mapping.ucaas_id, p.new_email, state),))
 
 
 @executes(SuspendUser)

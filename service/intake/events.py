@@ -40,9 +40,10 @@ from service.domain.events import (
 from service.domain.translation import DesiredState, Translation
 from service.intake import crm, feeds, hr
 from service.intake.crm import CompanyState
-from service.intake.hr import UserState
 from service.intake.licences import LicencePolicy
+from service.intake.lifecycle import UserState, translate_hr
 from service.intake.mapping import InvalidEventError, validate
+from service.intake.people import People
 from service.settings import IntakeSettings
 
 Topic = Literal["hr", "crm", "calendar"]  # KafkaSettings.hr_topic, crm_topic, calendar_topic
@@ -58,6 +59,8 @@ class Context:
     policy: LicencePolicy
     settings: IntakeSettings
     now: datetime
+    # the leavers an unknown employee id may be (a rehire under a new id); None: no one
+    people: People | None = None
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,12 @@ class EventType(Generic[W, E, S]):
     topic: Topic
     data: type[W]  # the schema of the CloudEvent's data
     domain: type[E]  # the domain event it becomes
-    to_domain: Callable[[Envelope, W], E]
+    to_domain: Callable[[Envelope, W, LicencePolicy], E]
     translate: Callable[[E, S | None, Context], Translation]
     state: type[S]  # the desired state of the event's entity
 
-    def event(self, envelope: Envelope) -> E:
-        return self.to_domain(envelope, validate(self.data, envelope.data))
+    def event(self, envelope: Envelope, policy: LicencePolicy) -> E:
+        return self.to_domain(envelope, validate(self.data, envelope.data), policy)
 
     def translation(self, event: E, state: BaseModel | None, context: Context) -> Translation:
         """Translate with the entity's state, if it is of this type's model."""
@@ -80,7 +83,9 @@ class EventType(Generic[W, E, S]):
 
 
 def _hr(event: HrEvent, state: UserState | None, context: Context) -> Translation:
-    return hr.translate_hr(event, state, context.policy, now=context.now)
+    people, now = context.people, context.now
+    leaver = people.leaver(event, now) if state is None and people is not None else None
+    return translate_hr(event, state, context.policy, now=now, leaver=leaver)
 
 
 def _company(event: CompanyEvent, state: CompanyState | None, context: Context) -> Translation:
@@ -95,6 +100,15 @@ def _feed(event: FeedEvent, state: FeedState | None, context: Context) -> Transl
     return feeds.translate_feed(event, state, context.now)
 
 
+def _no_policy(mapping: Callable[[Envelope, W], E]) -> Callable[[Envelope, W, LicencePolicy], E]:
+    """A mapping the policy file has no say in (CRM, calendar)."""
+
+    def mapped(envelope: Envelope, data: W, _: LicencePolicy) -> E:
+        return mapping(envelope, data)
+
+    return mapped
+
+
 def _hr_type(kind: HrKind) -> EventType[HrUserData, HrEvent, UserState]:
     return EventType(
         f"hr.user.{kind}", "hr", HrUserData, HrEvent, partial(hr.event_of, kind), _hr, UserState
@@ -102,14 +116,14 @@ def _hr_type(kind: HrKind) -> EventType[HrUserData, HrEvent, UserState]:
 
 
 def _company_type(kind: CompanyKind) -> EventType[Company, CompanyEvent, CompanyState]:
-    mapping = partial(crm.company_event, kind)
+    mapping = _no_policy(partial(crm.company_event, kind))
     return EventType(
         f"crm.company.{kind}", "crm", Company, CompanyEvent, mapping, _company, CompanyState
     )
 
 
 def _feed_type(kind: FeedKind) -> EventType[FeedData, FeedEvent, FeedState]:
-    mapping = partial(feeds.feed_event, kind)
+    mapping = _no_policy(partial(feeds.feed_event, kind))
     return EventType(
         f"calendar.feed.{kind}", "calendar", FeedData, FeedEvent, mapping, _feed, FeedState
     )
@@ -129,7 +143,7 @@ EVENT_TYPES: tuple[EventType[Any, Any, Any], ...] = (
         "crm",
         PurchaseData,
         PurchaseEvent,
-        crm.purchase_event,
+        _no_policy(crm.purchase_event),
         _purchase,
         CompanyState,
     ),
@@ -137,6 +151,7 @@ EVENT_TYPES: tuple[EventType[Any, Any, Any], ...] = (
     _feed_type("removed"),
 )
 
+DEFAULT_POLICY = LicencePolicy()
 BY_TYPE: dict[str, EventType[Any, Any, Any]] = {row.name: row for row in EVENT_TYPES}
 KNOWN_TYPES = frozenset(BY_TYPE)
 
@@ -165,9 +180,10 @@ def row_of(envelope: Envelope) -> EventType[Any, Any, Any]:
     return found
 
 
-def to_domain(envelope: Envelope) -> DomainEvent:
-    """The domain event a CloudEvent says, or InvalidEventError."""
-    event: DomainEvent = row_of(envelope).event(envelope)
+def to_domain(envelope: Envelope, policy: LicencePolicy | None = None) -> DomainEvent:
+    """The domain event a CloudEvent says (mapped as the policy file says), or
+    InvalidEventError."""
+    event: DomainEvent = row_of(envelope).event(envelope, policy or DEFAULT_POLICY)
     return event
 
 

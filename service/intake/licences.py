@@ -66,6 +66,8 @@ class LicencePolicy(BaseModel):
     default_apps: tuple[App, ...] = ("vc",)
     rules: tuple[Rule, ...] = ()
     tenants: dict[str, TenantPolicy] = Field(default_factory=dict)
+    # how an unknown employee id is matched to a leaver (a rehire under a new id)
+    rehire_match: tuple[Literal["email", "employee_number"], ...] = ("email",)
 
     def apps_for(self, tenant: str, department: str | None, title: str | None) -> tuple[App, ...]:
         own = self.tenants.get(tenant)

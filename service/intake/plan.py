@@ -34,7 +34,7 @@ def plan_event(
     """The commands a CloudEvent (structured JSON) implies, as plan prints them."""
     record = Record(topic="plan", partition=0, offset=0, key=None, value=raw)
     try:
-        event = to_domain(parse(record))
+        event = to_domain(parse(record), policy)
     except (InvalidRecordError, InvalidEventError) as exc:
         raise PlanError(f"{exc.error}: {exc.reason}") from None
     context = Context(policy or LicencePolicy(), settings or IntakeSettings(), utcnow())

@@ -22,24 +22,34 @@ from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 from structlog.contextvars import bound_contextvars
 
 from connectors.events.cloudevents import Envelope
 from service.calendar import registry as calendar_registry
 from service.domain.commands import DEPROVISIONING, Command
-from service.domain.events import DomainEvent, FeedEvent
+from service.domain.events import DomainEvent, FeedEvent, HrEvent
 from service.domain.translation import Translation
 from service.intake.events import KNOWN_TYPES, Context, EventType, row_of
 from service.intake.guard import approvals as guard_approvals
-from service.intake.guard import people
+from service.intake.guard import people as people_deprovisioned
 from service.intake.licences import LicencePolicy
+from service.intake.lifecycle import UserState
 from service.intake.mapping import InvalidEventError
+from service.intake.people import People
 from service.observability import metrics
 from service.outbox.sql import chunks
 from service.outbox.states import SavedState
 from service.outbox.tables import OUTBOX, CommandStatus, utcnow
-from service.outbox.unit_of_work import Accepted, EventRecord, Transaction, UnitOfWork
+from service.outbox.unit_of_work import (
+    Accepted,
+    EventRecord,
+    Transaction,
+    UnitOfWork,
+    Withdrawn,
+    WithdrawRaced,
+)
 from service.settings import IntakeSettings
 
 
@@ -102,7 +112,7 @@ class Intake:
         for index, envelope in enumerate(envelopes):
             try:
                 row = row_of(envelope)
-                parsed.append(_Parsed(index, envelope, row.event(envelope), row))
+                parsed.append(_Parsed(index, envelope, row.event(envelope, self.policy), row))
             except InvalidEventError as exc:
                 results.append(Taken("invalid", error=exc.error, reason=exc.reason))
                 continue
@@ -110,11 +120,16 @@ class Intake:
         if not parsed:
             _count(envelopes, results)
             return results
+        floor = None  # the batch's clock is at least this (a withdrawal that raced)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.uow.transaction() as tx:
-                    taken = await self._take_batch(tx, parsed)
+                    taken = await self._take_batch(tx, parsed, floor)
                 break
+            except WithdrawRaced as raced:
+                if attempt == ATTEMPTS:
+                    raise
+                floor = max(floor or raced.effective_at, raced.effective_at)
             except _Raced:
                 if attempt == ATTEMPTS:
                     raise
@@ -123,34 +138,43 @@ class Intake:
         _count(envelopes, results)  # committed: a rolled back batch comes again, uncounted
         return results
 
-    async def _take_batch(self, tx: Transaction, parsed: Sequence[_Parsed]) -> dict[int, Taken]:
+    async def _take_batch(
+        self, tx: Transaction, parsed: Sequence[_Parsed], floor: datetime | None = None
+    ) -> dict[int, Taken]:
         """A constant number of statements whatever the batch's size: the states and the
         inbox read at once, the events translated in order in memory (an entity's state
         carried from one to the next), then each table written in one statement."""
         states = await tx.states.load({p.event.entity: p.row.state for p in parsed})
         seen = await tx.inbox.taken((p.envelope.source, p.envelope.id) for p in parsed)
+        people = await self._people(tx, parsed, states)
         taken: dict[int, Taken] = {}
         planned: list[_Planned] = []
         saved: list[SavedState] = []
+        withdrawn: list[Withdrawn] = []
         for p in parsed:
             envelope, event = p.envelope, p.event
             if (envelope.source, envelope.id) in seen:
                 taken[p.index] = Taken("duplicate", note="event id already taken")
                 continue
             seen.add((envelope.source, envelope.id))
-            now = utcnow()
+            now = max(utcnow(), floor) if floor is not None else utcnow()
             if isinstance(event, FeedEvent):  # a duplicate neither registers nor removes
                 event = await self._feed_event(tx.conn, event, now)
             entity = event.entity
             with bound_contextvars(event_id=envelope.id, entity=entity):
-                context = Context(self.policy, self.settings, now)
+                context = Context(self.policy, self.settings, now, people)
                 translation = p.row.translation(event, states.get(entity), context)
+            if translation.withdraw:
+                withdrawn.append(Withdrawn(entity, envelope.id, now))
+                _withdraw_planned(planned, entity, now)
             outcome = "accepted" if translation.commands else (translation.note or "no change")
             record = _record(envelope, event.tenant)
             accepted = Accepted(record, translation.commands, outcome, now)
             planned.append(_Planned(event.tenant, translation, accepted))
             if translation.state is not None:
                 states[entity] = translation.state
+                if isinstance(translation.state, UserState):
+                    people.add(entity, event.tenant, translation.state)
                 kind = p.row.state.entity_kind
                 saved.append(
                     SavedState(entity, kind, event.tenant, translation.state, envelope.id, now)
@@ -160,22 +184,42 @@ class Intake:
         written = await tx.inbox.add(accepted_all)
         if len(written) != len(accepted_all):
             raise _Raced
+        await tx.commands.withdraw(withdrawn)
         await tx.commands.add(accepted_all)
         await tx.states.save(saved)
         return taken
 
+    async def _people(
+        self, tx: Transaction, parsed: Sequence[_Parsed], states: dict[str, BaseModel]
+    ) -> People:
+        """The people an unknown employee id of the batch may be (a rehire under a new
+        id): those with its e-mail or employee number, and those the batch has."""
+        people = People(self.policy.rehire_match)
+        unknown = [
+            p.event for p in parsed if isinstance(p.event, HrEvent) and p.event.entity not in states
+        ]
+        if unknown:
+            keys = [(e.tenant, e.profile.email, e.employee_number) for e in unknown]
+            for entity, tenant, found in await tx.states.matching(UserState.entity_kind, keys):
+                people.add(entity, tenant, UserState.model_validate(found))
+        tenants = {p.event.entity: p.event.tenant for p in parsed}
+        for entity, state in states.items():
+            if isinstance(state, UserState):
+                people.add(entity, tenants[entity], state)
+        return people
+
     async def _guard(self, conn: AsyncConnection, planned: Sequence[_Planned]) -> list[Accepted]:
         """Hold deprovisioning bursts for approval: each tenant's recent suspends and
         revokes counted once, then this batch's added in order."""
-        tenants = {p.tenant for p in planned if _deprovisioning(p.translation.commands)}
+        tenants = {p.tenant for p in planned if _deprovisioning(p.accepted.commands)}
         if not tenants:
             return [p.accepted for p in planned]
         since = planned[0].accepted.now - timedelta(seconds=self.settings.guard_window_s)
         recent = await recent_deprovisioning(conn, tenants, since)
         accepted = []
         for plan in planned:
-            commands = plan.translation.commands
-            count = people(commands)
+            commands = plan.accepted.commands
+            count = people_deprovisioned(commands)
             if not count:
                 accepted.append(plan.accepted)
                 continue
@@ -209,6 +253,18 @@ def _record(envelope: Envelope, tenant: str) -> EventRecord:
         tenant=tenant,
         fingerprint=fingerprint(envelope),
     )
+
+
+def _withdraw_planned(planned: list[_Planned], entity: str, now: datetime) -> None:
+    """What an earlier event of the batch dated ahead for `entity` is withdrawn too."""
+    for index, plan in enumerate(planned):
+        kept = [
+            c
+            for c in plan.accepted.commands
+            if c.entity != entity or c.not_before is None or c.not_before <= now
+        ]
+        if len(kept) != len(plan.accepted.commands):
+            planned[index] = replace(plan, accepted=replace(plan.accepted, commands=kept))
 
 
 def _deprovisioning(commands: Sequence[Command]) -> int:

@@ -2,7 +2,8 @@
 their worker died, given back at shutdown.
 
 Claims take due runnable rows whose entity has no earlier unfinished row (FIFO per
-entity), the row due longest first: a command re-checked every few seconds while it
+entity; a row effective-dated ahead does not count until its date), the row due longest
+first: a command re-checked every few seconds while it
 waits is due again each time, and taken in id order such rows ahead of a new command
 could fill every claim for ever (employees waiting for the customer queued after them).
 On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so several
@@ -171,7 +172,7 @@ _ONE_PLAN = sa.text(
 
 def _claim_statement(dialect: str) -> Any:
     """Due runnable rows, due longest first (ix_outbox_due), whose entity has no earlier
-    unfinished row, leased to `b_owner` until `b_expires`."""
+    unfinished row (but those dated ahead), leased to `b_owner` until `b_expires`."""
     o, earlier = _CANDIDATE, _EARLIER
     blocked = (
         sa.select(sa.literal(1))
@@ -179,6 +180,13 @@ def _claim_statement(dialect: str) -> Any:
             earlier.c.entity == o.c.entity,
             earlier.c.id < o.c.id,
             earlier.c.status.not_in(TERMINAL),
+            # a change dated ahead holds up nothing until its date (a notice period's
+            # profile updates run now), or until it runs
+            sa.or_(
+                earlier.c.effective_at.is_(None),
+                earlier.c.effective_at <= bound("now"),
+                earlier.c.status == CommandStatus.IN_FLIGHT.value,
+            ),
         )
         .exists()
     )

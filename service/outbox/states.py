@@ -3,7 +3,7 @@ calendar feed), read and written inside the transaction that queues its commands
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.domain.translation import DesiredState
 from service.outbox.sql import chunks, upsert_many
 from service.outbox.tables import STATES
 
@@ -48,6 +49,31 @@ class States:
                 found[entity] = models[entity].model_validate(state)
         return found
 
+    async def matching(
+        self, kind: str, keys: Iterable[tuple[str, str | None, str | None]]
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(entity, tenant, state) of the `kind` entities of each (tenant, natural key,
+        alternative key) given: the people an unknown employee id may be."""
+        wanted = sorted(
+            {(t, "n", n) for t, n, _ in keys if n} | {(t, "a", a) for t, _, a in keys if a}
+        )
+        found: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        for some in chunks(wanted):
+            either = [
+                sa.and_(
+                    STATES.c.tenant == tenant,
+                    (STATES.c.natural_key if which == "n" else STATES.c.alt_key) == value,
+                )
+                for tenant, which, value in some
+            ]
+            rows = await self.conn.execute(
+                sa.select(STATES.c.entity, STATES.c.tenant, STATES.c.state).where(
+                    STATES.c.kind == kind, sa.or_(*either)
+                )
+            )
+            found.update((entity, (entity, tenant, state)) for entity, tenant, state in rows)
+        return list(found.values())
+
     async def save(self, saved: Sequence[SavedState]) -> None:
         """Insert or replace the states in one statement; for an entity named more than
         once, the last one counts."""
@@ -60,9 +86,15 @@ class States:
                 "kind": s.kind,
                 "tenant": s.tenant,
                 "state": s.state.model_dump(mode="json"),
+                "natural_key": _keys(s.state)[0],
+                "alt_key": _keys(s.state)[1],
                 "last_event": s.event_id,
                 "updated_at": s.now,
             }
             for s in last.values()
         ]
         await self.conn.execute(upsert_many(self.conn.dialect.name, STATES, ["entity"]), rows)
+
+
+def _keys(state: BaseModel) -> tuple[str | None, str | None]:
+    return state.match_keys() if isinstance(state, DesiredState) else (None, None)

@@ -132,6 +132,9 @@ class OutboxRow(SQLModel, table=True):
     updated_at: datetime = _time()
     done_at: datetime | None = _time(nullable=True)
     approved_at: datetime | None = _time(nullable=True)  # a held burst let through
+    # Effective-dated (an HR change dated ahead): until then the row neither runs nor holds
+    # up its entity's later commands, and a later event may withdraw it.
+    effective_at: datetime | None = _time(nullable=True)
 
 
 class IdMapping(SQLModel, table=True):
@@ -177,10 +180,17 @@ class EntityState(SQLModel, table=True):
     state translation reads and writes, in the same transaction as the commands."""
 
     __tablename__ = "entity_state"
+    # a rehire under a new employee id is found by a leaver's e-mail or employee number
+    __table_args__ = (
+        sa.Index("ix_entity_state_natural", "kind", "tenant", "natural_key"),
+        sa.Index("ix_entity_state_alt", "kind", "tenant", "alt_key"),
+    )
 
     entity: str = Field(primary_key=True, max_length=255)
     kind: str = Field(max_length=40)
     tenant: str | None = Field(default=None, max_length=100, index=True)
+    natural_key: str | None = Field(default=None, max_length=255)  # a user's e-mail
+    alt_key: str | None = Field(default=None, max_length=255)  # a user's employee number
     state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     last_event: str | None = Field(default=None, max_length=255)
     updated_at: datetime = _time()

@@ -112,7 +112,10 @@ class Commands:
         blockers = await self.dead_blockers({c.entity for a in accepted for c in a.commands})
         rows = [
             _command_row(
-                command, a.event, a.approvals.get(index) or blockers.get(command.entity), a.now
+                command,
+                a.event,
+                a.approvals.get(index) or command.held or blockers.get(command.entity),
+                a.now,
             )
             for a in accepted
             for index, command in enumerate(a.commands)
@@ -120,6 +123,33 @@ class Commands:
         if rows:
             await self.conn.execute(OUTBOX.insert(), rows)
             self.queued += len(rows)
+
+    async def withdraw(self, withdrawn: Sequence[Withdrawn]) -> None:
+        """Drop each entity's commands dated ahead that have not run, in favour of what a
+        later event asks; WithdrawRaced if one the translation took for waiting has been
+        claimed meanwhile (its date came): translated again, it is then what happened."""
+        for w in withdrawn:
+            dated = sa.and_(
+                OUTBOX.c.entity == w.entity,
+                OUTBOX.c.effective_at.is_not(None),
+                OUTBOX.c.effective_at > w.now,
+            )
+            await self.conn.execute(
+                OUTBOX.update()
+                .where(dated, OUTBOX.c.status.in_(UNCLAIMED))
+                .values(
+                    status=CommandStatus.DROPPED.value,
+                    hold_reason=f"withdrawn by event {w.event_id}"[:255],
+                    updated_at=w.now,
+                )
+            )
+            ran = await self.conn.scalar(
+                sa.select(sa.func.max(OUTBOX.c.effective_at)).where(
+                    dated, OUTBOX.c.status.not_in(_WITHDRAWABLE)
+                )
+            )
+            if ran is not None:
+                raise WithdrawRaced(w.entity, ran)
 
     async def dead_blockers(self, entities: Iterable[str]) -> dict[str, str]:
         """The hold reason naming each entity's first dead command, for those that have one."""
@@ -132,6 +162,28 @@ class Commands:
             )
             found.update((entity, BLOCKED.format(dead)) for entity, dead in rows)
         return found
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """An entity whose commands dated after `now` a later event withdraws."""
+
+    entity: str
+    event_id: str
+    now: datetime
+
+
+class WithdrawRaced(Exception):
+    """A dated command to withdraw started running meanwhile (its date came, by the
+    clock of the process that claimed it): translate again as of that date."""
+
+    def __init__(self, entity: str, effective_at: datetime) -> None:
+        super().__init__(f"{entity}: a command dated {effective_at} started meanwhile")
+        self.effective_at = effective_at
+
+
+UNCLAIMED = (CommandStatus.PENDING.value, CommandStatus.WAITING.value, CommandStatus.HELD.value)
+_WITHDRAWABLE = (*UNCLAIMED, CommandStatus.DROPPED.value)
 
 
 @dataclass(frozen=True)
@@ -205,6 +257,7 @@ def _command_row(
         "attempts": 0,
         "in_doubt": False,
         "next_attempt_at": command.not_before or now,
+        "effective_at": command.not_before,
         "event_source": event.source,
         "event_id": event.event_id,
         "created_at": now,

@@ -12,7 +12,7 @@ from connectors.ucaas.models.customers import AddressIn, CustomerChanges
 from connectors.ucaas.models.meetings import Invitees, MeetingChanges
 from connectors.ucaas.models.users import UserChanges
 from service.domain.commands import UserProfile
-from service.intake.hr import EDITABLE
+from service.intake.lifecycle import EDITABLE
 
 
 def test_a_removed_middle_name_is_sent_as_the_apis_empty_value() -> None:

@@ -134,10 +134,10 @@ async def test_the_same_content_under_a_new_id_is_accepted_with_no_commands(
     take = intake(engine).take
     await take([first])
     [taken] = await take([again])
-    assert (taken.outcome, taken.commands, taken.note) == ("accepted", 0, "nothing changed")
+    assert (taken.outcome, taken.commands, taken.note) == ("accepted", 0, "nothing changed: active already")
     assert len(await outbox(engine)) == 2
     inbox = {r.event_id: r for r in await rows(engine, INBOX)}
-    assert inbox[again.id].outcome == "nothing changed"
+    assert inbox[again.id].outcome == "nothing changed: active already"
     assert inbox[again.id].commands == 0
     assert inbox[again.id].fingerprint == inbox[first.id].fingerprint
 
@@ -207,7 +207,7 @@ async def test_state_persists_across_batches_and_intakes(engine: AsyncEngine) ->
     assert leave.commands == 1
     [leave_again] = await later.take([hr("leave_started", "E1")])
     assert leave_again.commands == 0
-    assert leave_again.note == "leave for a user who is on_leave: nothing to do"
+    assert leave_again.note == "nothing changed: on leave already"
     [back] = await intake(engine).take([hr("leave_ended", "E1")])
     assert back.commands == 1
     [created] = await intake(engine).take([cloudevent("crm.company.created", "CRM-5", COMPANY)])

@@ -1,0 +1,68 @@
+"""Who an unknown employee id may be: a leaver of the same tenant with their e-mail or
+employee number (a rehire under a new id, matched as Okta matches imports).
+
+The intake fills it with the people the batch's keys find in the database, and with each
+state the batch itself changes; `plan --events` fills it with what it has planned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from service.domain.commands import user_entity
+from service.domain.events import HrEvent
+from service.intake.lifecycle import Leaver, UserState, settled
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+MatchKey = Literal["email", "employee_number"]
+
+
+@dataclass(frozen=True)
+class _Person:
+    tenant: str
+    employee_id: str
+    state: UserState
+
+
+class People:
+    def __init__(self, match: Sequence[MatchKey] = ("email",)) -> None:
+        self.match = tuple(match)
+        self._people: dict[str, _Person] = {}
+
+    def add(self, entity: str, tenant: str, state: UserState) -> None:
+        prefix = user_entity(tenant, "")
+        if entity.startswith(prefix):
+            self._people[entity] = _Person(tenant, entity[len(prefix) :], state)
+
+    def leaver(self, event: HrEvent, now: datetime) -> Leaver | None:
+        """The leaver `event`'s person is: someone of the tenant with one of the match
+        keys, all of whom have left (an e-mail an active person holds is not a
+        rehire's); of several leavers, the one last heard of."""
+        keys = {
+            "email": event.profile.email,
+            "employee_number": event.employee_number,
+        }
+        for name in self.match:
+            value = keys[name]
+            if value is None:
+                continue
+            found = [
+                (p, settled(p.state, now))
+                for p in self._people.values()
+                if p.tenant == event.tenant
+                and p.employee_id != event.employee_id
+                and p.state.status != "absent"
+                and _key(p.state, name) == value
+            ]
+            if found and all(state.status == "left" for _, state in found):
+                person, state = max(found, key=lambda f: f[1].as_of or _EARLIEST)
+                return Leaver(person.employee_id, state)
+        return None
+
+
+def _key(state: UserState, name: MatchKey) -> str | None:
+    return state.profile.email if name == "email" else state.employee_number
