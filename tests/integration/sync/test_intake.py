@@ -134,7 +134,11 @@ async def test_the_same_content_under_a_new_id_is_accepted_with_no_commands(
     take = intake(engine).take
     await take([first])
     [taken] = await take([again])
-    assert (taken.outcome, taken.commands, taken.note) == ("accepted", 0, "nothing changed: active already")
+    assert (taken.outcome, taken.commands, taken.note) == (
+        "accepted",
+        0,
+        "nothing changed: active already",
+    )
     assert len(await outbox(engine)) == 2
     inbox = {r.event_id: r for r in await rows(engine, INBOX)}
     assert inbox[again.id].outcome == "nothing changed: active already"
