@@ -8,7 +8,9 @@ what the event asks of UCaaS, is lifecycle.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import EmailStr, TypeAdapter
 from pydantic import ValidationError as DataError
@@ -17,6 +19,7 @@ from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import HrUserData
 from service.domain.commands import UserProfile
 from service.domain.events import HrEvent, HrKind
+from service.intake.attributes import DEFAULT, PROFILE_FIELDS, ProfileField
 from service.intake.licences import LicencePolicy
 from service.intake.mapping import (
     EMPLOYEE_ID_MAX,
@@ -34,15 +37,17 @@ def event_of(kind: HrKind, envelope: Envelope, user: HrUserData, policy: Licence
     """The domain event of an hr.user.* CloudEvent whose data is `user`."""
     employee_id = entity_id(user.employee_id, envelope, EMPLOYEE_ID_MAX)
     tenant = plain(user.tenant, "tenant")
+    scim: Mapping[str, Any] = envelope.data
     return HrEvent(
         kind,
         tenant,
         employee_id,
-        profile_of(user),
+        profile_of(scim, tenant, policy),
         user.effective_at,
         user.active,
         source_time=source_time(envelope, user),
         employee_number=user.enterprise.employee_number if user.enterprise else None,
+        out_of_scope=policy.out_of_scope(tenant, scim),
     )
 
 
@@ -55,38 +60,59 @@ def source_time(envelope: Envelope, user: HrUserData) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
-def profile_of(user: HrUserData) -> UserProfile:
-    """A UCaaS user profile from a SCIM user, or InvalidEventError if the API could not
-    take it (every check here is one the API would otherwise answer with a 11xx code)."""
-    email = user.primary_email
+# What errors call each field when it comes from where it always did.
+_NAMES: dict[ProfileField, str] = {
+    "email": "email",
+    "first_name": "name.givenName",
+    "middle_name": "name.middleName",
+    "last_name": "name.familyName",
+    "department": "department",
+    "designation": "title",
+}
+_LIMITS: dict[ProfileField, int] = {
+    "email": TEXT_MAX,
+    "first_name": NAME_MAX,
+    "middle_name": NAME_MAX,
+    "last_name": NAME_MAX,
+    "department": TEXT_MAX,
+    "designation": TEXT_MAX,
+}
+
+
+def profile_of(scim: Mapping[str, Any], tenant: str, policy: LicencePolicy) -> UserProfile:
+    """The UCaaS user profile of a raw SCIM user, filled as the policy's attribute mapping
+    says, or InvalidEventError if the API could not take it (every check here is one the
+    API would otherwise answer with a 11xx code)."""
+    mapping = policy.attributes_for(tenant)
+    values = mapping.values(scim)
+
+    def name(field: ProfileField) -> str:
+        same = mapping.sources[field] == DEFAULT.sources[field]
+        return _NAMES[field] if same else f"{field} ({mapping.describe(field)})"
+
+    email = values["email"]
     if email is None:
-        raise invalid("no e-mail: emails[] or an e-mail userName needed")
+        if mapping.sources["email"] == DEFAULT.sources["email"]:
+            raise invalid("no e-mail: emails[] or an e-mail userName needed")
+        raise invalid(f"no e-mail: {mapping.describe('email')} gave none")
     try:
         email = _EMAIL.validate_python(email)
     except DataError:
         raise invalid(f"{email!r} is not a valid e-mail address") from None
-    name = user.name
-    first = (name.given_name if name else None) or (user.display_name or "").split(" ")[0]
-    if not first:
-        raise invalid("name.givenName is required (UCaaS needs a first name)")
-    fields = {
-        "email": (email, TEXT_MAX),
-        "name.givenName": (first, NAME_MAX),
-        "name.middleName": (name.middle_name if name else None, NAME_MAX),
-        "name.familyName": (name.family_name if name else None, NAME_MAX),
-        "department": (user.enterprise.department if user.enterprise else None, TEXT_MAX),
-        "title": (user.title, TEXT_MAX),
-    }
-    for field_name, (value, limit) in fields.items():
-        if value is not None and len(value) > limit:
-            raise invalid(f"{field_name} is longer than the {limit} characters UCaaS takes")
+    if values["first_name"] is None:
+        raise invalid(f"{name('first_name')} is required (UCaaS needs a first name)")
+    for field in PROFILE_FIELDS:
+        value = values[field]
+        if value is not None and len(value) > _LIMITS[field]:
+            limit = _LIMITS[field]
+            raise invalid(f"{name(field)} is longer than the {limit} characters UCaaS takes")
         if value is not None:
-            plain(value, field_name)
+            plain(value, name(field))
     return UserProfile(
         email=email.lower(),
-        first_name=first,
-        middle_name=fields["name.middleName"][0] or None,
-        last_name=fields["name.familyName"][0] or None,
-        department=fields["department"][0] or None,
-        designation=user.title or None,
+        first_name=values["first_name"],
+        middle_name=values["middle_name"],
+        last_name=values["last_name"],
+        department=values["department"],
+        designation=values["designation"],
     )

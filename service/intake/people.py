@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from service.domain.commands import user_entity
 from service.domain.events import HrEvent
+from service.intake.licences import RehireKey as MatchKey
 from service.intake.lifecycle import Leaver, UserState, settled
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-MatchKey = Literal["email", "employee_number"]
 
 
 @dataclass(frozen=True)

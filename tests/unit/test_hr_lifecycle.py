@@ -25,9 +25,11 @@ from service.domain.commands import (
 )
 from service.domain.events import HrEvent, HrKind
 from service.domain.translation import Translation
+from service.intake.events import to_domain
 from service.intake.licences import LicencePolicy, Rule
 from service.intake.lifecycle import Leaver, UserState, settled, translate_hr
 from service.intake.people import People
+from tests.support.kafka import envelope
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=30)
@@ -331,3 +333,52 @@ def test_any_interleaving_converges_on_what_the_latest_event_says(
         assert user.profile["first_name"] == latest.profile.first_name
     else:
         assert not user.exists or (user.status, user.apps) == ("S", set())
+
+
+# -- the policy file's scope and attribute mapping, through the mapping --------------------
+SCOPED = LicencePolicy.from_text(
+    """
+[scope]
+user_types = ["Employee"]
+countries = ["FR"]
+
+[attributes]
+department = "urn:example:params:scim:schemas:extension:acme:2.0:User:team"
+"""
+)
+
+
+def scim_event(kind: str = "updated", **data: Any) -> Any:
+    user = {
+        "userName": "ann@acme.example",
+        "name": {"givenName": "Ann"},
+        "userType": "Employee",
+        "addresses": [{"type": "work", "country": "FR", "primary": True}],
+        "urn:example:params:scim:schemas:extension:acme:2.0:User": {"team": "Sales"},
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "E1"},
+        "tenant": "CRM-1",
+        **data,
+    }
+    return to_domain(envelope(f"hr.user.{kind}", "E1", user), SCOPED)
+
+
+def test_the_mapping_fills_the_profile_as_the_policy_file_says() -> None:
+    ev = scim_event()
+    assert isinstance(ev, HrEvent)
+    assert (ev.profile.department, ev.out_of_scope) == ("Sales", None)
+
+
+def test_a_user_leaving_the_scope_is_deprovisioned_like_a_leaver() -> None:
+    joined = scim_event("joined")
+    state = translate_hr(joined, None, POLICY, now=NOW).state
+    assert isinstance(state, UserState)
+    moved = scim_event(addresses=[{"type": "work", "country": "DE"}])
+    assert "DE" in (moved.out_of_scope or "")
+    result = translate_hr(moved, state, POLICY, now=NOW)
+    assert [c.kind for c in result.commands] == [
+        Kind.REVOKE_LICENCE,
+        Kind.REVOKE_LICENCE,
+        Kind.SUSPEND_USER,
+    ]
+    contractor = scim_event("joined", userType="Contractor")
+    assert translate_hr(contractor, None, POLICY, now=NOW).commands == []

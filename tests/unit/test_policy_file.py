@@ -110,19 +110,19 @@ def test_duplicate_apps_are_given_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ('default_app = ["vc"]\n', "default_app"),
-        ('[[rules]]\ndepartment = "Sales"\napp = ["vc"]\n', "rules.0"),
-        ('[[rules]]\ndepartment = "Sales"\nteam = "x"\napps = ["vc"]\n', "rules.0.team"),
-        ('[tenants."CRM-1"]\ndefaults = ["vc"]\n', "tenants.CRM-1.defaults"),
-        ('default_apps = ["vc", "zoom"]\n', "default_apps.1"),
-        ('[[rules]]\ndepartment = "Sales"\n', "rules.0.apps"),
+        ('default_app = ["vc"]\n', "line 1: default_app: unknown key"),
+        ('[[rules]]\ndepartment = "Sales"\napp = ["vc"]\n', "line 3: rules[0].app: unknown key"),
+        ('[[rules]]\ndepartment = "Sales"\nteam = "x"\napps = ["vc"]\n', "line 3: rules[0].team"),
+        ('[tenants."CRM-1"]\ndefaults = ["vc"]\n', "line 2: tenants.CRM-1.defaults"),
+        ('default_apps = ["vc", "zoom"]\n', "line 1: default_apps[1]: Input should be"),
+        ('[[rules]]\ndepartment = "Sales"\n', "line 1: rules[0].apps: missing"),
     ],
 )
 def test_unknown_keys_and_bad_values_are_rejected(tmp_path: Path, text: str, said: str) -> None:
     with pytest.raises(PolicyError) as caught:
         LicencePolicy.load(write(tmp_path, text))
     message = str(caught.value)
-    assert message.startswith(f"licence policy {tmp_path / 'licences.toml'}: {said}")
+    assert message.startswith(f"licence policy {tmp_path / 'licences.toml'} {said}")
     assert "\n" not in message
 
 
