@@ -1,13 +1,15 @@
-"""`ucaas-sync reconcile`: drift between what the service pushed and what UCaaS holds.
+"""`ucaas-sync reconcile`: drift between what the service pushed and what UCaaS holds;
+with --hr-snapshot, HR's whole population against the users the service manages.
 
 Exit codes: 0 no drift (or every drift has a repair queued), 1 drift left without a
-queued repair, 2 a usage or configuration error, or UCaaS / the database not answering.
+queued repair, 2 a usage or configuration error, UCaaS / the database / the broker not
+answering, or --repair refused for a snapshot that looks empty or truncated.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -18,10 +20,14 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.ucaas import UCaaSError
-from service.app.bootstrap import bootstrap
+from service.app.bootstrap import DEFAULT_KAFKA, bootstrap
 from service.outbox.vault import MissingSecretKeyError
 from service.reconcile import KINDS, Drift, RepairStatus, Report, kinds_of, reconcile
+from service.reconcile.hr_model import Finding, HrReport
+from service.reconcile.hr_shell import load_snapshot, reconcile_hr
 from service.settings import Settings
+
+ERRORS = (ValueError, ValidationError, MissingSecretKeyError, UCaaSError, SQLAlchemyError)
 
 REPAIR_LABELS = {
     RepairStatus.PLANNED: "would queue",
@@ -40,6 +46,20 @@ async def _run(tenant: str | None, kinds: tuple[str, ...], repair: bool) -> Repo
         await service.aclose()
 
 
+async def _run_hr(spec: str, tenant: str | None, repair: bool, force: bool) -> HrReport:
+    settings = Settings()
+    # the snapshot first: a file or topic that cannot be read costs no connection
+    broker = settings.kafka.bootstrap_servers or DEFAULT_KAFKA
+    snapshot = await load_snapshot(spec, tenant=tenant, bootstrap=broker)
+    service = await bootstrap(settings)
+    try:
+        return await reconcile_hr(
+            service, snapshot, guard=settings.intake, tenant=tenant, repair=repair, force=force
+        )
+    finally:
+        await service.aclose()
+
+
 def reconcile_command(
     tenant: Annotated[str | None, typer.Option(help="only this tenant (its CRM id)")] = None,
     kind: Annotated[
@@ -50,15 +70,39 @@ def reconcile_command(
         bool, typer.Option("--repair", help="queue the commands that fix the drift")
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    hr_snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--hr-snapshot",
+            metavar="FILE|kafka:TOPIC",
+            help="HR's whole population (a SCIM ListResponse, or a compacted topic of "
+            "hr.user.* events): report orphans and leavers still active",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="--repair even a snapshot that looks empty or truncated"),
+    ] = False,
 ) -> None:
     """Read users, licences, customers, subscriptions and meetings back from UCaaS and
     report drift from what the service last pushed; --repair queues the fixing commands.
 
+    With --hr-snapshot: the UCaaS users the service manages that HR no longer has
+    (orphans) or says are inactive while they are active (leavers still active);
+    --repair revokes their licences and suspends them, through the deprovisioning guard.
+    --tenant is then the tenant of records without one (and the only one reconciled).
+
     Exit code 0: in step, or every drift has a repair queued; 1: drift left; 2: error."""
+    if hr_snapshot is not None:
+        if kind:
+            _usage("--kind does not apply to --hr-snapshot")
+        _hr(hr_snapshot, tenant, repair=repair, force=force, json=json)
+    if force:
+        _usage("--force applies to --hr-snapshot only")
     try:
         kinds = kinds_of(kind)
         report = uvloop.run(_run(tenant, kinds, repair))
-    except (ValueError, ValidationError, MissingSecretKeyError, UCaaSError, SQLAlchemyError) as exc:
+    except ERRORS as exc:
         # Messages name the setting or the route, never a body or a credential.
         typer.echo(f"error: {_one_line(exc)}", err=True)
         raise typer.Exit(2) from None
@@ -110,4 +154,64 @@ def _table(report: Report) -> None:
                 repair += f" ({drift.reason})"
             table.add_row(drift.kind, drift.tenant, drift.external_id, drift.ucaas_id, what, repair)
         console.print(table)
+    console.print(report.summary(), highlight=False)
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+# -- against HR ---------------------------------------------------------------------------
+def _hr(spec: str, tenant: str | None, *, repair: bool, force: bool, json: bool) -> NoReturn:
+    try:
+        report = uvloop.run(_run_hr(spec, tenant, repair, force))
+    except ERRORS as exc:
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        raise typer.Exit(2) from None
+    if json:
+        for finding in report.findings:
+            typer.echo(orjson.dumps(finding.as_json(), default=str).decode())
+        for skipped in report.snapshot.skipped:
+            line = {"skipped": skipped.ref, "employee_id": skipped.employee_id}
+            typer.echo(orjson.dumps(line | {"reason": skipped.reason}).decode())
+        typer.echo(orjson.dumps(report.as_json()).decode())
+    else:
+        _hr_table(report)
+    if report.refused:
+        typer.echo(f"error: --repair refused: {report.refused}", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(1 if report.unresolved else 0)
+
+
+def _hr_repair(finding: Finding) -> str:
+    commands = ", ".join(c.kind.value for c in finding.repair or ())
+    shown = REPAIR_LABELS[finding.repair_status] + (f": {commands}" if commands else "")
+    if finding.held:
+        shown += f", held for approval ({finding.held})"
+    if finding.reason:
+        shown += f" ({finding.reason})"
+    return shown
+
+
+def _hr_table(report: HrReport) -> None:
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240)
+    if report.findings:
+        table = Table("finding", "tenant", "employee id", "ucaas id", "e-mail", "status", "repair")
+        for f in report.findings:
+            table.add_row(
+                f.what.value,
+                f.user.tenant,
+                ", ".join(f.user.employee_ids),
+                f.user.ucaas_id,
+                f.user.email or "",
+                f.status or "-",
+                _hr_repair(f),
+            )
+        console.print(table)
+    for skipped in report.snapshot.skipped:
+        who = f" ({skipped.employee_id})" if skipped.employee_id else ""
+        console.print(f"skipped {skipped.ref}{who}: {skipped.reason}", highlight=False)
+    for suspect in report.suspect:
+        console.print(f"warning: {suspect}", highlight=False)
     console.print(report.summary(), highlight=False)
