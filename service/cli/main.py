@@ -1,8 +1,9 @@
 """`ucaas-sync`: the service's command line."""
 
 # The docstring above is the app's help. Here: the app, running the service (`run`,
-# `dispatch`) and the developer's commands (`demo`, `broker`, `plan`, `asyncapi`);
-# the operator's in operations.py, `db` in database.py, `reconcile` in reconcile.py.
+# `dispatch`) and the developer's commands (`demo`, `broker`, `asyncapi`); the
+# operator's in operations.py, `db` in database.py, `reconcile` in reconcile.py, `plan`
+# in plan.py.
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ import logging
 import os
 import signal
 import subprocess
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 import uvloop
 
@@ -26,12 +25,12 @@ from service.calendar.registry import FeedFileError
 from service.cli.database import db_app
 from service.cli.operations import approve, dead_app, deny, history, status
 from service.cli.operations import config as show_config
+from service.cli.plan import plan
 from service.cli.reconcile import reconcile_command
 from service.devtools.local_broker import LocalBroker, with_dead_letters
 from service.entrypoints.admin_host import AdminRefusedError
 from service.entrypoints.asyncapi import as_json, as_yaml
-from service.intake.licences import LicencePolicy, PolicyError
-from service.intake.plan import PlanError, plan_calendar, plan_event, read
+from service.intake.licences import PolicyError
 from service.observability.logs import configure as configure_logging
 from service.settings import CONFIG_FILE_VARIABLE, Settings
 
@@ -39,6 +38,7 @@ log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
+app.command("plan")(plan)
 app.command("status")(status)
 app.command("history")(history)
 app.command("config")(show_config)
@@ -110,44 +110,6 @@ def dispatch() -> None:
     """Run only the dispatcher (the same as `run --no-consumers --no-poller --no-admin`)."""
     _logging()
     uvloop.run(_serve(Parts(consumers=False, poller=False, admin=False)))
-
-
-@app.command()
-def plan(
-    event: Annotated[
-        Path | None, typer.Option("--event", help="a CloudEvent (structured JSON)")
-    ] = None,
-    ics: Annotated[Path | None, typer.Option("--ics", help="an iCalendar file")] = None,
-    now: Annotated[datetime | None, typer.Option(help="ISO 8601; default: now")] = None,
-    horizon_days: Annotated[float | None, typer.Option(help="default: 30")] = None,
-    organizer: Annotated[
-        str, typer.Option(help="the organiser's e-mail")
-    ] = "organizer@example.com",
-) -> None:
-    """Print the commands an event or a calendar file would produce, as JSON lines.
-
-    No side effects: nothing is read but the file, nothing is written."""
-    settings = Settings()
-    try:
-        if ics is not None and event is None:
-            commands = plan_calendar(
-                read(ics),
-                settings.calendar,
-                now=now,
-                horizon_days=horizon_days,
-                organizer=organizer,
-            )
-        elif event is not None and ics is None:
-            policy = LicencePolicy.load(settings.intake.licence_policy)
-            commands = list(plan_event(read(event), policy, settings.intake))
-        else:
-            raise PlanError("give one of --event FILE.json or --ics FILE.ics")
-        lines = [orjson.dumps(c).decode() for c in commands]
-    except (PlanError, PolicyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for line in lines:
-        typer.echo(line)
 
 
 @app.command()

@@ -13,13 +13,11 @@ from typing import Any
 
 from connectors.calendar.fetch import FeedError
 from connectors.calendar.ics import parse_feed
-from connectors.events.cloudevents import InvalidRecordError, Record, parse
 from service.calendar.poller import limits_of, rules_of
 from service.calendar.translate import diff_feed
 from service.domain.feeds import Feed
-from service.intake.events import Context, to_domain, translate
+from service.intake.history import History, LineError
 from service.intake.licences import LicencePolicy
-from service.intake.mapping import InvalidEventError
 from service.outbox.tables import utcnow
 from service.settings import CalendarSettings, IntakeSettings
 
@@ -31,16 +29,14 @@ class PlanError(Exception):
 def plan_event(
     raw: bytes, policy: LicencePolicy | None = None, settings: IntakeSettings | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The commands a CloudEvent (structured JSON) implies, as plan prints them."""
-    record = Record(topic="plan", partition=0, offset=0, key=None, value=raw)
+    """The commands a CloudEvent (structured JSON) implies for an entity the service has
+    not seen, as plan prints them."""
+    history = History(policy or LicencePolicy(), settings or IntakeSettings(), utcnow())
     try:
-        event = to_domain(parse(record), policy)
-    except (InvalidRecordError, InvalidEventError) as exc:
-        raise PlanError(f"{exc.error}: {exc.reason}") from None
-    context = Context(policy or LicencePolicy(), settings or IntakeSettings(), utcnow())
-    translation = translate(event, None, context)
-    for command in translation.commands:
-        yield command.as_json()
+        history.take(raw)
+    except LineError as exc:
+        raise PlanError(str(exc)) from None
+    yield from history.lines
 
 
 def plan_calendar(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -146,7 +146,7 @@ class Intake:
         carried from one to the next), then each table written in one statement."""
         states = await tx.states.load({p.event.entity: p.row.state for p in parsed})
         seen = await tx.inbox.taken((p.envelope.source, p.envelope.id) for p in parsed)
-        people = await self._people(tx, parsed, states)
+        people = await people_for(tx, self.policy, [p.event for p in parsed], states)
         taken: dict[int, Taken] = {}
         planned: list[_Planned] = []
         saved: list[SavedState] = []
@@ -188,25 +188,6 @@ class Intake:
         await tx.commands.add(accepted_all)
         await tx.states.save(saved)
         return taken
-
-    async def _people(
-        self, tx: Transaction, parsed: Sequence[_Parsed], states: dict[str, BaseModel]
-    ) -> People:
-        """The people an unknown employee id of the batch may be (a rehire under a new
-        id): those with its e-mail or employee number, and those the batch has."""
-        people = People(self.policy.rehire_match)
-        unknown = [
-            p.event for p in parsed if isinstance(p.event, HrEvent) and p.event.entity not in states
-        ]
-        if unknown:
-            keys = [(e.tenant, e.profile.email, e.employee_number) for e in unknown]
-            for entity, tenant, found in await tx.states.matching(UserState.entity_kind, keys):
-                people.add(entity, tenant, UserState.model_validate(found))
-        tenants = {p.event.entity: p.event.tenant for p in parsed}
-        for entity, state in states.items():
-            if isinstance(state, UserState):
-                people.add(entity, tenants[entity], state)
-        return people
 
     async def _guard(self, conn: AsyncConnection, planned: Sequence[_Planned]) -> list[Accepted]:
         """Hold deprovisioning bursts for approval: each tenant's recent suspends and
@@ -253,6 +234,27 @@ def _record(envelope: Envelope, tenant: str) -> EventRecord:
         tenant=tenant,
         fingerprint=fingerprint(envelope),
     )
+
+
+async def people_for(
+    tx: Transaction,
+    policy: LicencePolicy,
+    events: Sequence[DomainEvent],
+    states: Mapping[str, BaseModel],
+) -> People:
+    """The people an unknown employee id among `events` may be (a rehire under a new id):
+    those the database has with its e-mail or employee number, and those of `states`."""
+    found = People(policy.rehire_match)
+    unknown = [e for e in events if isinstance(e, HrEvent) and e.entity not in states]
+    if unknown:
+        keys = [(e.tenant, e.profile.email, e.employee_number) for e in unknown]
+        for entity, tenant, saved in await tx.states.matching(UserState.entity_kind, keys):
+            found.add(entity, tenant, UserState.model_validate(saved))
+    tenants = {e.entity: e.tenant for e in events}
+    for entity, state in states.items():
+        if isinstance(state, UserState):
+            found.add(entity, tenants[entity], state)
+    return found
 
 
 def _withdraw_planned(planned: list[_Planned], entity: str, now: datetime) -> None:

@@ -101,7 +101,7 @@ def test_hr_example_plans_create_then_licence(runs: dict[str, Run]) -> None:
     assert (run.code, run.stderr) == (0, "")
     lines = run.lines()
     assert [line["kind"] for line in lines] == ["create_user", "assign_licence"]
-    assert all(set(line) == {"kind", "entity", "payload"} for line in lines)
+    assert all(set(line) == {"kind", "entity", "payload", "event"} for line in lines)
     assert {line["entity"] for line in lines} == {"user:CRM-1001:E1001"}
     assert lines[0]["payload"] == {
         "tenant": "CRM-1001",

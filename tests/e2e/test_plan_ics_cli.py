@@ -201,7 +201,7 @@ def test_an_empty_calendar_plans_nothing(plan: Any, tmp_path: Path) -> None:
     [
         ("html", "error: not usable iCalendar: not iCalendar: the body looks like HTML"),
         ("missing", "error: cannot read "),
-        ("both", "error: give one of --event FILE.json or --ics FILE.ics"),
+        ("both", "error: give one of --event FILE [--live], --events FILE or --ics FILE"),
     ],
 )
 def test_unusable_input_is_one_error_line(runs: dict[str, Run], name: str, message: str) -> None:
@@ -245,7 +245,7 @@ BROKEN_RULE = (
         ),
         (["--ics", "."], "error: cannot read ."),
         (["--ics", str(FIXTURES / "team_v1.ics"), "--now", "2026-10-01T00:00:00"], "error: --now"),
-        ([], "error: give one of --event FILE.json or --ics FILE.ics"),
+        ([], "error: give one of --event FILE [--live], --events FILE or --ics FILE"),
     ],
     ids=[
         "truncated",
