@@ -85,7 +85,8 @@ class EventType(Generic[W, E, S]):
 def _hr(event: HrEvent, state: UserState | None, context: Context) -> Translation:
     people, now = context.people, context.now
     leaver = people.leaver(event, now) if state is None and people is not None else None
-    return translate_hr(event, state, context.policy, now=now, leaver=leaver)
+    holder = people.holder(event, now) if people is not None else None
+    return translate_hr(event, state, context.policy, now=now, leaver=leaver, holder=holder)
 
 
 def _company(event: CompanyEvent, state: CompanyState | None, context: Context) -> Translation:

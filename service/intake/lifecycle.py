@@ -24,8 +24,10 @@ or the licences to revoke) withdraws them and queues what it asks instead. An un
 Order by source time: an event older than the last one applied for the person changes
 nothing. Rehire: an unknown employee id whose e-mail (or employee number, as the policy
 says) is a leaver's in the same tenant is that person: their UCaaS user is adopted and
-reactivated, not created again. An e-mail change, which the API cannot make, is queued
-held for a person.
+reactivated, not created again. A leaver whose UCaaS user someone else active holds (the
+same e-mail under another employee id: a rehire whose joiner came first) leaves it to
+them: only the licences they do not have are revoked, the user is not suspended. An
+e-mail change, which the API cannot make, is queued held for a person.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def translate_hr(
     *,
     now: datetime,
     leaver: Leaver | None = None,
+    holder: tuple[str, UserState] | None = None,
 ) -> Translation:
     if state is not None and _older(event, state):
         return Translation(note=f"older than the event applied ({state.as_of}): nothing changed")
@@ -159,7 +162,8 @@ def translate_hr(
     ref = {"tenant": event.tenant, "employee_id": event.employee_id}
     profile = _profile(event.profile, before)
     apps_now = _apps(policy, event, status_now)
-    commands = _step(ref, current, status_now, before, apps_now, profile, rehire_of)
+    shared = holder[1].apps if holder is not None else None
+    commands = _step(ref, current, status_now, before, apps_now, profile, rehire_of, shared)
     email_flag = before.email_flagged if before is not None else None
     if before is not None and status_now in HAS_USER and current != "absent":
         commands += _email(ref, before, event.profile.email)
@@ -178,7 +182,7 @@ def translate_hr(
     if later is not None and later[1] != status_now:
         at, status_then = later
         apps_then = _apps(policy, event, status_then)
-        steps = _step(ref, status_now, status_then, after, apps_then, profile, rehire_of)
+        steps = _step(ref, status_now, status_then, after, apps_then, profile, rehire_of, shared)
         plan = _digest(steps, at)
         pending = Pending(at=at, status=status_then, apps=apps_then, plan=plan)
         if live is None or live.plan != plan:
@@ -245,13 +249,17 @@ def _step(
     apps: tuple[App, ...],
     profile: UserProfile,
     rehire_of: str | None,
+    shared: tuple[App, ...] | None = None,
 ) -> list[Payload | Command]:
     """The commands that take a person from one status to another, with their profile and
-    the licences they have then."""
+    the licences they have then. `shared`: someone else active has the same UCaaS user
+    (the same e-mail), with these licences; a leaver leaves it to them."""
     had = state.apps if state is not None and before != "absent" else ()
     if after == "left":
         if before in ("left", "absent"):
             return []
+        if shared is not None:
+            return [RevokeLicence(**ref, app=app) for app in had if app not in shared]
         return [*(RevokeLicence(**ref, app=app) for app in had), SuspendUser(**ref)]
     if after == "absent":
         return []

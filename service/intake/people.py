@@ -7,14 +7,14 @@ state the batch itself changes; `plan --events` fills it with what it has planne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from service.domain.commands import user_entity
 from service.domain.events import HrEvent
 from service.intake.licences import RehireKey as MatchKey
-from service.intake.lifecycle import Leaver, UserState, settled
+from service.intake.lifecycle import HAS_USER, Leaver, UserState, settled
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
@@ -60,6 +60,23 @@ class People:
                 person, state = max(found, key=lambda f: f[1].as_of or _EARLIEST)
                 return Leaver(person.employee_id, state)
         return None
+
+    def holder(self, event: HrEvent, now: datetime) -> tuple[str, UserState] | None:
+        """Someone else of the tenant, active or on leave, whose UCaaS user (found by
+        e-mail) is the one `event`'s person has: a leaver then leaves it to them."""
+        return _holder_of(self._people.values(), event, now)
+
+
+def _holder_of(
+    people: Iterable[_Person], event: HrEvent, now: datetime
+) -> tuple[str, UserState] | None:
+    for person in people:
+        if person.tenant != event.tenant or person.employee_id == event.employee_id:
+            continue
+        state = settled(person.state, now)
+        if state.status in HAS_USER and state.profile.email == event.profile.email:
+            return person.employee_id, state
+    return None
 
 
 def _key(state: UserState, name: MatchKey) -> str | None:

@@ -242,10 +242,13 @@ async def people_for(
     events: Sequence[DomainEvent],
     states: Mapping[str, BaseModel],
 ) -> People:
-    """The people an unknown employee id among `events` may be (a rehire under a new id):
-    those the database has with its e-mail or employee number, and those of `states`."""
+    """The people an unknown employee id among `events` may be (a rehire under a new id),
+    or who share a leaver's UCaaS user: those the database has with their e-mail or
+    employee number, and those of `states`."""
     found = People(policy.rehire_match)
-    unknown = [e for e in events if isinstance(e, HrEvent) and e.entity not in states]
+    unknown = [
+        e for e in events if isinstance(e, HrEvent) and (e.entity not in states or _may_leave(e))
+    ]
     if unknown:
         keys = [(e.tenant, e.profile.email, e.employee_number) for e in unknown]
         for entity, tenant, saved in await tx.states.matching(UserState.entity_kind, keys):
@@ -255,6 +258,12 @@ async def people_for(
         if isinstance(state, UserState):
             found.add(entity, tenants[entity], state)
     return found
+
+
+def _may_leave(event: HrEvent) -> bool:
+    """Whether the event may make its person a leaver (who then leaves a UCaaS user they
+    share to its other holder)."""
+    return not event.active or event.kind == "left" or event.out_of_scope is not None
 
 
 def _withdraw_planned(planned: list[_Planned], entity: str, now: datetime) -> None:

@@ -8,7 +8,7 @@ import httpx
 from service.domain.commands import ChangeEmail, Command, CreateUser, UserProfile
 from service.outbox.outcomes import Dead, Done, MappingKey
 from tests.unit.test_executors import ANN, ANN_EMAIL, TENANT, World, missing, with_ann
-from tests.unit.test_executors import world as world  # noqa: F401 - the fixture
+from tests.unit.test_executors import world as world
 
 
 async def test_a_rehire_adopts_the_leavers_user_without_a_call(world: World) -> None:

@@ -382,3 +382,21 @@ def test_a_user_leaving_the_scope_is_deprovisioned_like_a_leaver() -> None:
     ]
     contractor = scim_event("joined", userType="Contractor")
     assert translate_hr(contractor, None, POLICY, now=NOW).commands == []
+
+
+def test_a_leaver_leaves_a_shared_user_to_its_active_holder() -> None:
+    """E2 joined with E1's e-mail before E1's leaving was heard of (two keys, two
+    partitions): E1's leaving must not suspend the user E2 now has."""
+    e1 = active(department="Sales")  # vc and wb
+    e2 = run(event("joined", employee_id="E2"), None).state  # vc
+    assert isinstance(e2, UserState)
+    people = people_with(("E1", e1), ("E2", e2))
+    holder = people.holder(event("left"), NOW)
+    assert holder is not None
+    assert holder[0] == "E2"
+    result = run(event("left"), e1, holder=holder)
+    assert payloads(result) == [RevokeLicence(**REF, app="wb")]
+    assert isinstance(result.state, UserState)
+    assert result.state.status == "left"
+    alone = run(event("left"), e1)
+    assert Kind.SUSPEND_USER in [c.kind for c in alone.commands]

@@ -174,3 +174,14 @@ async def test_active_false_on_an_update_is_a_leaver(engine: AsyncEngine) -> Non
         "assign_licence",
     ]
     assert back.note == "rehire: same UCaaS user"
+
+
+async def test_a_rehires_joiner_heard_before_the_leaver_keeps_the_user(
+    engine: AsyncEngine,
+) -> None:
+    take = intake(engine).take
+    await take([hr("joined", "E1")])
+    await take([hr("joined", "E2", userName="e1@acme.example")])  # before E1's leaving
+    [gone] = await take([hr("left", "E1")])
+    assert gone.commands == 0  # E2 has the user, with the same licence
+    assert "suspend_user" not in [r.kind for r in await commands_of(engine, "E1")]
