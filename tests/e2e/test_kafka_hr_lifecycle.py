@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.devtools.service_processes import MOVING
+from tests.e2e import test_kafka_intake
 from tests.e2e.test_kafka_intake import (
     USER_POST,
     InProcess,
@@ -25,6 +26,8 @@ from tests.e2e.test_kafka_intake import (
 )
 from tests.e2e.test_kafka_intake import start_service as start_service
 from tests.support.sandbox_server import SandboxAdmin
+
+start_service = test_kafka_intake.start_service  # the fixture
 
 
 def _due_counts(run: InProcess) -> tuple[int, int]:

@@ -10,6 +10,8 @@ from service.outbox.outcomes import Dead, Done, MappingKey
 from tests.unit.test_executors import ANN, ANN_EMAIL, TENANT, World, missing, with_ann
 from tests.unit.test_executors import world as world
 
+world = test_executors.world  # the fixture
+
 
 async def test_a_rehire_adopts_the_leavers_user_without_a_call(world: World) -> None:
     with_ann(world, "u-1")  # E1 left; their user is u-1
