@@ -24,7 +24,6 @@ from tests.e2e.test_kafka_intake import (
     tenant_view,
     users_by_email,
 )
-from tests.e2e.test_kafka_intake import start_service as start_service
 from tests.support.sandbox_server import SandboxAdmin
 
 start_service = test_kafka_intake.start_service  # the fixture

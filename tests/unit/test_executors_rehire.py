@@ -7,8 +7,8 @@ import httpx
 
 from service.domain.commands import ChangeEmail, Command, CreateUser, UserProfile
 from service.outbox.outcomes import Dead, Done, MappingKey
+from tests.unit import test_executors
 from tests.unit.test_executors import ANN, ANN_EMAIL, TENANT, World, missing, with_ann
-from tests.unit.test_executors import world as world
 
 world = test_executors.world  # the fixture
 
