@@ -1,8 +1,9 @@
 """The `data` of crm.* CloudEvents (our documented schema; see docs/events.md).
 
-- crm.company.created / crm.company.updated / crm.company.closed: a `Company`
-  (on update, only the fields that changed need be present)
-- crm.subscription.purchased: a `Purchase`
+- crm.company.created / updated / closed / reopened: a `Company` (on update, only the
+  fields that changed need be present; `status`, when present, wins over the type)
+- crm.subscription.purchased / updated / cancelled: a `Purchase`, whole, as the CRM has it
+  now (`status`, when present, wins over the type)
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Company(CrmModel):
     office_address: PostalAddress | None = None
     billing_address: PostalAddress | None = None
     individual: bool | None = None
+    status: Literal["active", "closed"] | None = Field(
+        None, description="absent: as the event's type says (closed, reopened) or unchanged"
+    )
 
 
 class Purchase(CrmModel):
@@ -60,3 +64,6 @@ class Purchase(CrmModel):
     app: Literal["vc", "wb"]
     seats: int = Field(ge=1, le=100_000)
     start: date
+    status: Literal["active", "cancelled", "expired"] | None = Field(
+        None, description="absent: as the event's type says (cancelled) or unchanged"
+    )

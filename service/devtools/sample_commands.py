@@ -20,8 +20,11 @@ from service.domain.commands import (
     CustomerProfile,
     MeetingSpec,
     ReactivateUser,
+    ReopenCustomer,
     RevokeLicence,
     ScheduleMeeting,
+    SetSubscriptionSeats,
+    SetSubscriptionStatus,
     SuspendUser,
     UpdateCustomer,
     UpdateMeeting,
@@ -57,6 +60,10 @@ def close_customer(crm_id: str, status: Literal["C", "S"] = "C") -> Command:
     return Command.of(CloseCustomer(crm_id=crm_id, status=status))
 
 
+def reopen_customer(crm_id: str) -> Command:
+    return Command.of(ReopenCustomer(crm_id=crm_id))
+
+
 def update_customer(crm_id: str, **changes: object) -> Command:
     return Command.of(UpdateCustomer(crm_id=crm_id, changes=changes))
 
@@ -73,6 +80,20 @@ def create_subscription(
             seats=seats,
             start=datetime.now(UTC).date(),
         )
+    )
+
+
+def set_subscription_status(
+    crm_id: str, status: Literal["A", "S", "X"], purchase: str = "p1"
+) -> Command:
+    return Command.of(
+        SetSubscriptionStatus(crm_id=crm_id, purchase_id=f"{crm_id}-{purchase}", status=status)
+    )
+
+
+def set_subscription_seats(crm_id: str, seats: int, purchase: str = "p1") -> Command:
+    return Command.of(
+        SetSubscriptionSeats(crm_id=crm_id, purchase_id=f"{crm_id}-{purchase}", seats=seats)
     )
 
 

@@ -36,6 +36,9 @@ class Kind(StrEnum):
     UPDATE_CUSTOMER = "update_customer"
     CLOSE_CUSTOMER = "close_customer"
     CREATE_SUBSCRIPTION = "create_subscription"
+    REOPEN_CUSTOMER = "reopen_customer"
+    SET_SUBSCRIPTION_STATUS = "set_subscription_status"
+    SET_SUBSCRIPTION_SEATS = "set_subscription_seats"
     SCHEDULE_MEETING = "schedule_meeting"
     UPDATE_MEETING = "update_meeting"
     CANCEL_MEETING = "cancel_meeting"
@@ -177,14 +180,42 @@ class CloseCustomer(Payload):
     status: Literal["C", "S"] = "C"
 
 
-@command(Kind.CREATE_SUBSCRIPTION, produces_prerequisite=True)
-class CreateSubscription(Payload):
+# A closed (or suspended) customer refuses its tenant's login (4014): reopening it lets the
+# tenant's waiting commands run again.
+@command(Kind.REOPEN_CUSTOMER, produces_prerequisite=True)
+class ReopenCustomer(Payload):
+    crm_id: str
+
+
+class PurchasePayload(Payload):
+    """A command about one CRM purchase: its entity is its company's purchases."""
+
     crm_id: str
     purchase_id: str
+
+
+@command(Kind.CREATE_SUBSCRIPTION, produces_prerequisite=True)
+class CreateSubscription(PurchasePayload):
     plan_id: str
     app: App
     seats: int = Field(ge=1)
     start: date
+
+
+SubscriptionStatus = Literal["A", "S", "X"]  # active, suspended, expired (the API's codes)
+
+
+# Not `deprovisions`: the guard counts people, and this is one deliberate CRM act on a
+# company. A subscription active again (or with more seats) can be what a waiting licence
+# or meeting needs (1262, 1615/1616), hence produces_prerequisite.
+@command(Kind.SET_SUBSCRIPTION_STATUS, produces_prerequisite=True)
+class SetSubscriptionStatus(PurchasePayload):
+    status: SubscriptionStatus
+
+
+@command(Kind.SET_SUBSCRIPTION_SEATS, produces_prerequisite=True)
+class SetSubscriptionSeats(PurchasePayload):
+    seats: int = Field(ge=1)
 
 
 # -- meetings -----------------------------------------------------------------------------
@@ -278,9 +309,10 @@ class Command:
             )
         if isinstance(payload, MeetingPayload):
             return cls(found, meeting_entity(payload.meeting_key), payload, payload.tenant)
-        if isinstance(payload, CreateSubscription):
+        if isinstance(payload, PurchasePayload):
             # Not the customer's entity: a purchase may come before the company, and it
-            # waits for the customer instead of blocking the customer's creation.
+            # waits for the customer instead of blocking the customer's creation; its
+            # later status and seat changes queue behind its creation.
             return cls(found, subscription_entity(payload.crm_id), payload, payload.crm_id)
         crm_id = getattr(payload, "crm_id", None)
         if isinstance(crm_id, str):

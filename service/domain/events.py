@@ -22,7 +22,10 @@ from service.domain.commands import (
 from service.domain.feeds import Feed, feed_entity
 
 HrKind = Literal["joined", "updated", "leave_started", "leave_ended", "left"]
-CompanyKind = Literal["created", "updated", "closed"]
+CompanyKind = Literal["created", "updated", "closed", "reopened"]
+CompanyStatus = Literal["open", "closed"]
+PurchaseKind = Literal["purchased", "updated", "cancelled"]
+PurchaseStatus = Literal["active", "cancelled", "expired"]
 FeedKind = Literal["registered", "removed"]
 
 
@@ -69,23 +72,29 @@ class CompanyEvent(_OfCompany):
     # The UCaaS customer fields the event carries (an update carries only what changed);
     # a created company carries them all.
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # The status the data states, if it states one: it wins over the event's name.
+    status: CompanyStatus | None = None
 
 
 @dataclass(frozen=True)
 class Purchase:
+    """A purchase as the CRM has it now (every crm.subscription.* event carries it whole)."""
+
     purchase_id: str
     plan: str  # a UCaaS plan id
     app: App
     seats: int
     start: date
+    status: PurchaseStatus | None = None  # None: the data does not say; the event's name does
 
 
 @dataclass(frozen=True)
 class PurchaseEvent(_OfCompany):
-    """A purchase changes its company's state (the purchases taken)."""
+    """A purchase changes its company's state (its purchases, their status and seats)."""
 
     crm_id: str
     purchase: Purchase
+    kind: PurchaseKind = "purchased"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""create_customer, update_customer, close_customer, create_subscription.
+"""create_customer, update_customer, close_customer, reopen_customer.
 
 Customers are keyed by the CRM id, which is also their `customer_code` in UCaaS: the
-natural key to find one after an answer was lost. Subscriptions are keyed by the CRM
-purchase; after a lost answer the customer's subscription of the same plan that no other
-purchase maps to is adopted.
+natural key to find one after an answer was lost. A customer's status (A active, S
+suspended, C closed) is changed with `PATCH /customers/{id}`. Subscriptions: see
+subscriptions.py.
 """
 
 from __future__ import annotations
@@ -12,16 +12,11 @@ from typing import Any
 
 from connectors.ucaas import AlreadyExistsError, NotFoundError
 from connectors.ucaas.models.customers import AddressIn, CustomerChanges, NewCustomer
-from connectors.ucaas.models.subscriptions import (
-    NewSubscription,
-    NewSubscriptionTerms,
-    SubscriptionQuery,
-)
 from service.domain.commands import (
     Address,
     CloseCustomer,
     CreateCustomer,
-    CreateSubscription,
+    ReopenCustomer,
     UpdateCustomer,
 )
 from service.executors.base import Exec
@@ -81,7 +76,7 @@ async def create_customer(x: Exec, p: CreateCustomer) -> Outcome:
     )
 
 
-async def _customer_id(x: Exec, crm_id: str) -> str:
+async def customer_id_of(x: Exec, crm_id: str) -> str:
     mapping = await x.mapping("customer", "", crm_id)
     if mapping is None:
         raise WaitForError(f"customer {crm_id} is not created yet")
@@ -90,7 +85,7 @@ async def _customer_id(x: Exec, crm_id: str) -> str:
 
 @executes(UpdateCustomer)
 async def update_customer(x: Exec, p: UpdateCustomer) -> Outcome:
-    customer_id = await _customer_id(x, p.crm_id)
+    customer_id = await customer_id_of(x, p.crm_id)
     changes = CustomerChanges.model_validate(p.changes)
     try:
         await x.platform.customers.edit(customer_id, changes)
@@ -108,7 +103,7 @@ async def update_customer(x: Exec, p: UpdateCustomer) -> Outcome:
 
 @executes(CloseCustomer)
 async def close_customer(x: Exec, p: CloseCustomer) -> Outcome:
-    customer_id = await _customer_id(x, p.crm_id)
+    customer_id = await customer_id_of(x, p.crm_id)
     try:
         await x.platform.customers.edit(customer_id, CustomerChanges(status=p.status))
     except NotFoundError:
@@ -119,33 +114,14 @@ async def close_customer(x: Exec, p: CloseCustomer) -> Outcome:
     return Done(mappings=(_customer_mapping(p.crm_id, customer_id, state),))
 
 
-@executes(CreateSubscription)
-async def create_subscription(x: Exec, p: CreateSubscription) -> Outcome:
-    key = MappingKey("subscription", p.crm_id, p.purchase_id)
-    if await x.store.mapping(key):
-        return Done(note="already mapped")
-    customer_id = await _customer_id(x, p.crm_id)
-    state = p.model_dump(mode="json")
-    if x.lookup_first:
-        adopted = await _unmapped_subscription(x, customer_id, p)
-        if adopted is not None:
-            mapping = MappingWrite(key, adopted, p.app, state)
-            return Done(mappings=(mapping,), note="adopted the existing subscription")
-    saved = await x.platform.subscriptions.add(
-        NewSubscription(
-            customer_id=customer_id,
-            plan_id=p.plan_id,
-            room_type="standard",
-            subscription=NewSubscriptionTerms(subsxn_date=p.start, no_of_license=p.seats),
-        )
-    )
-    return Done(mappings=(MappingWrite(key, saved.subscription.subscription_id, p.app, state),))
-
-
-async def _unmapped_subscription(x: Exec, customer_id: str, p: CreateSubscription) -> str | None:
-    taken = {m.ucaas_id for m in await x.store.mappings_of("subscription", p.crm_id)}
-    query = SubscriptionQuery(search_by="customer_id", search_string=customer_id)
-    async for sub in x.platform.subscriptions.iterate(query):
-        if sub.plan_id == p.plan_id and sub.subscription_id not in taken:
-            return sub.subscription_id
-    return None
+@executes(ReopenCustomer)
+async def reopen_customer(x: Exec, p: ReopenCustomer) -> Outcome:
+    customer_id = await customer_id_of(x, p.crm_id)
+    try:
+        await x.platform.customers.edit(customer_id, CustomerChanges(status="A"))
+    except NotFoundError:
+        await x.recheck()
+        return Dead("404", f"customer {p.crm_id} no longer exists in UCaaS: nothing to reopen")
+    mapping = await x.mapping("customer", "", p.crm_id)
+    state = {**(mapping.state if mapping else {}), "status": "A"}
+    return Done(mappings=(_customer_mapping(p.crm_id, customer_id, state),))

@@ -36,6 +36,7 @@ from service.domain.events import (
     HrEvent,
     HrKind,
     PurchaseEvent,
+    PurchaseKind,
 )
 from service.domain.translation import DesiredState, Translation
 from service.intake import crm, feeds, hr
@@ -123,6 +124,19 @@ def _company_type(kind: CompanyKind) -> EventType[Company, CompanyEvent, Company
     )
 
 
+def _purchase_type(kind: PurchaseKind) -> EventType[PurchaseData, PurchaseEvent, CompanyState]:
+    mapping = _no_policy(partial(crm.purchase_event, kind))
+    return EventType(
+        f"crm.subscription.{kind}",
+        "crm",
+        PurchaseData,
+        PurchaseEvent,
+        mapping,
+        _purchase,
+        CompanyState,
+    )
+
+
 def _feed_type(kind: FeedKind) -> EventType[FeedData, FeedEvent, FeedState]:
     mapping = _no_policy(partial(feeds.feed_event, kind))
     return EventType(
@@ -139,15 +153,10 @@ EVENT_TYPES: tuple[EventType[Any, Any, Any], ...] = (
     _company_type("created"),
     _company_type("updated"),
     _company_type("closed"),
-    EventType(
-        "crm.subscription.purchased",
-        "crm",
-        PurchaseData,
-        PurchaseEvent,
-        _no_policy(crm.purchase_event),
-        _purchase,
-        CompanyState,
-    ),
+    _company_type("reopened"),
+    _purchase_type("purchased"),
+    _purchase_type("updated"),
+    _purchase_type("cancelled"),
     _feed_type("registered"),
     _feed_type("removed"),
 )

@@ -159,8 +159,9 @@ def _subscription(p: Pushed, actual: Subscription | None) -> Drift | None:
     if p.state.get("seats") is not None and seats is not None and p.state["seats"] != seats:
         fields["seats"] = (p.state["seats"], seats)
     status = actual.subscription.status if actual.subscription else None
-    if status is not None and status != "A":
-        fields["status"] = ("A", status)
+    wanted = p.state.get("status") or "A"  # set_subscription_status records S, X, A
+    if status is not None and status != wanted:
+        fields["status"] = (wanted, status)
     return _drift(p, What.DIFFERS, entity, fields) if fields else None
 
 

@@ -3,8 +3,10 @@
     customer missing        create_customer (+ close_customer if it was closed/suspended)
     customer differs        update_customer with the pushed values (status "A" included),
                             close_customer when the pushed status is C or S
-    subscription missing    create_subscription (starting today if the purchase is older)
-    subscription differs    none: no command changes a subscription (seats, plan, status)
+    subscription missing    create_subscription (starting today if the purchase is older),
+                            + set_subscription_status if it was suspended or expired
+    subscription differs    none: reconcile leaves a subscription's seats, plan and status
+                            to a person (the CRM's changes set them)
     user missing            create_user (+ suspend_user if it was suspended); its licences
                             are their own drifts: assign_licence
     user differs            update_user with the pushed values; suspend_user/reactivate_user
@@ -40,6 +42,7 @@ from service.domain.commands import (
     CreateUser,
     CustomerProfile,
     ReactivateUser,
+    SetSubscriptionStatus,
     SuspendUser,
     UpdateCustomer,
     UpdateMeeting,
@@ -141,11 +144,19 @@ def _customer(drift: Drift) -> Plan:
 
 def _subscription(drift: Drift, today: date) -> Plan:
     if drift.what is not What.MISSING:
-        return None, "no command changes a subscription: change it in UCaaS or in the CRM"
-    payload = CreateSubscription.model_validate(dict(drift.state))
+        return None, "reconcile does not change a subscription: change it in UCaaS or in the CRM"
+    fields = {k: v for k, v in drift.state.items() if k in CreateSubscription.model_fields}
+    payload = CreateSubscription.model_validate(fields)
     if payload.start < today:  # the API refuses a start in the past
         payload = payload.model_copy(update={"start": today})
-    return (Command.of(payload),), "re-created from today" if payload.start == today else None
+    commands = [Command.of(payload)]
+    status = drift.state.get("status")
+    if status in ("S", "X"):  # the purchase was cancelled or expired: made as it was
+        ended = SetSubscriptionStatus(
+            crm_id=payload.crm_id, purchase_id=payload.purchase_id, status=status
+        )
+        commands.append(Command.of(ended))
+    return tuple(commands), "re-created from today" if payload.start == today else None
 
 
 # -- users --------------------------------------------------------------------------------

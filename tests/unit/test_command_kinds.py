@@ -60,6 +60,11 @@ def test_derived_kind_lists() -> None:
         Kind.CREATE_SUBSCRIPTION,
         Kind.CREATE_USER,
         Kind.REVOKE_LICENCE,
+        # a customer reopened, a subscription active again or with more seats: what a
+        # waiting user, licence or meeting may need
+        Kind.REOPEN_CUSTOMER,
+        Kind.SET_SUBSCRIPTION_STATUS,
+        Kind.SET_SUBSCRIPTION_SEATS,
     } == PRODUCERS
 
 
@@ -69,6 +74,9 @@ def test_derived_kind_lists() -> None:
         (c.create_user("T1", "E1"), Kind.CREATE_USER),
         (c.revoke("T1", "E1"), Kind.REVOKE_LICENCE),
         (c.create_subscription("T1"), Kind.CREATE_SUBSCRIPTION),
+        (c.reopen_customer("T1"), Kind.REOPEN_CUSTOMER),
+        (c.set_subscription_status("T1", "S"), Kind.SET_SUBSCRIPTION_STATUS),
+        (c.set_subscription_seats("T1", 5), Kind.SET_SUBSCRIPTION_SEATS),
         (c.cancel("T1", "k", "a@t1.example"), Kind.CANCEL_MEETING),
     ],
 )

@@ -308,6 +308,33 @@ def test_changed_seats_or_status_of_a_subscription_are_reported_not_repaired() -
     assert (drift.repair, drift.status) == (None, RepairStatus.NONE)
 
 
+def test_a_missing_cancelled_subscription_is_bought_again_and_suspended() -> None:
+    # the state set_subscription_status and set_subscription_seats leave on the mapping
+    ended = {**SUB_STATE, "seats": 14, "status": "S"}
+    drift = only(
+        repaired(detect(pushed_all(subscription=ended), observed(subscriptions={}), NOW).drifts),
+        "subscription",
+    )
+    create, suspend = drift.repair or ()
+    assert create.as_json()["payload"] == {**SUB_STATE, "seats": 14, "start": "2026-03-02"}
+    assert suspend.as_json()["payload"] == {
+        "crm_id": SUB_STATE["crm_id"],
+        "purchase_id": SUB_STATE["purchase_id"],
+        "status": "S",
+    }
+    assert create.entity == suspend.entity == "subscriptions:CRM-1"
+
+
+def test_a_subscription_is_compared_with_the_status_the_service_set() -> None:
+    # set_subscription_status records S for a cancelled purchase: S in UCaaS is in step
+    suspended = pushed_all(subscription={**SUB_STATE, "status": "S"})
+    found = detect(suspended, observed(subscriptions={"s1": subscription(status="S")}), NOW)
+    assert [d.kind for d in found.drifts] == []
+    active = detect(suspended, observed(subscriptions={"s1": subscription(status="A")}), NOW)
+    drift = only(active.drifts, "subscription")
+    assert dict(drift.fields) == {"status": ("S", "A")}
+
+
 # -- meetings -------------------------------------------------------------------------------
 def test_a_cancelled_meeting_is_scheduled_again() -> None:
     drift = only(repaired(detect(pushed_all(), observed(meetings={}), NOW).drifts), "meeting")

@@ -19,9 +19,17 @@ from service.domain.commands import (
     customer_entity,
     subscription_entity,
 )
-from service.domain.events import CompanyEvent, CompanyKind, Purchase, PurchaseEvent
+from service.domain.events import (
+    CompanyEvent,
+    CompanyKind,
+    Purchase,
+    PurchaseEvent,
+    PurchaseKind,
+)
 from service.intake.crm import (
     CompanyState,
+    PurchaseState,
+    company_status,
     customer_fields,
     translate_company,
     translate_purchase,
@@ -58,10 +66,14 @@ PROFILE = {
 
 def company(kind: CompanyKind, **fields: Any) -> CompanyEvent:
     """The event the CRM mapping makes of a company with these (CRM) fields."""
-    return CompanyEvent(kind, "CRM-1", customer_fields(Company.model_validate(fields)))
+    wire = Company.model_validate(fields)
+    return CompanyEvent(kind, "CRM-1", customer_fields(wire), company_status(wire))
 
 
-def purchase(purchase_id: str = "P-1", **changes: Any) -> PurchaseEvent:
+def purchase(
+    purchase_id: str = "P-1", kind: PurchaseKind = "purchased", **changes: Any
+) -> PurchaseEvent:
+    """The event the CRM mapping makes of a crm.subscription.<kind> with this purchase."""
     data = {
         "purchase_id": purchase_id,
         "plan": "vc-basic",
@@ -72,7 +84,9 @@ def purchase(purchase_id: str = "P-1", **changes: Any) -> PurchaseEvent:
     }
     wire = PurchaseData.model_validate(data)
     return PurchaseEvent(
-        "CRM-1", Purchase(wire.purchase_id, wire.plan, wire.app, wire.seats, wire.start)
+        "CRM-1",
+        Purchase(wire.purchase_id, wire.plan, wire.app, wire.seats, wire.start, wire.status),
+        kind,
     )
 
 
@@ -225,7 +239,8 @@ def test_purchase_creates_a_subscription_on_its_companys_purchases_entity() -> N
         start=date(2026, 12, 1),
     )
     assert isinstance(result.state, CompanyState)
-    assert result.state.purchases == ("P-1",)
+    assert list(result.state.purchases) == ["P-1"]
+    assert result.state.purchases["P-1"] == PurchaseState(status="active", seats=25, plan="wb-pro")
     assert result.state.created  # the company's fields are kept
 
 
@@ -237,7 +252,7 @@ def test_purchase_twice_once_and_another_purchase_again() -> None:
     other = translate_purchase(purchase("P-2"), first.state)  # type: ignore[arg-type]
     assert [c.kind for c in other.commands] == [Kind.CREATE_SUBSCRIPTION]
     assert isinstance(other.state, CompanyState)
-    assert other.state.purchases == ("P-1", "P-2")
+    assert list(other.state.purchases) == ["P-1", "P-2"]
 
 
 def test_purchase_before_the_company_then_created_creates_the_customer() -> None:
@@ -248,7 +263,7 @@ def test_purchase_before_the_company_then_created_creates_the_customer() -> None
     result = translate_company(company("created", **FULL), early.state)
     assert [c.kind for c in result.commands] == [Kind.CREATE_CUSTOMER]  # not an update
     assert isinstance(result.state, CompanyState)
-    assert result.state.purchases == ("P-1",)
+    assert list(result.state.purchases) == ["P-1"]
     assert result.state.created
 
 

@@ -231,7 +231,9 @@ async def test_state_persists_across_batches_and_intakes(engine: AsyncEngine) ->
     company = states["customer:CRM-5"]
     assert company.kind == "company"
     assert company.state["created"] is True
-    assert company.state["purchases"] == ["P-1"]
+    assert company.state["purchases"] == {
+        "P-1": {"status": "active", "seats": 3, "plan": "vc-basic", "subscribed": True}
+    }
 
 
 async def test_left_for_an_unknown_user_is_recorded_and_does_nothing(
