@@ -63,6 +63,9 @@ class User:
     title: str | None
     status: UserStatus
     apps: frozenset[str]
+    # each employee id that has this UCaaS user: their status and licences
+    holders: dict[str, UserStatus] = field(default_factory=dict)
+    wants: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def ucaas_status(self) -> str:
@@ -121,32 +124,53 @@ class ExpectedState:
         return self
 
     def _hr(self, kind: str, data: dict[str, Any]) -> None:
+        """docs/events.md's HR rules: SCIM `active` false or `left` is a leaver whatever
+        the type, `leave_started` on leave, `joined`/`leave_ended` active, `updated` as
+        before (active when unknown or gone). An unknown employee id with the e-mail of
+        a user the tenant has is that user (a rehire under a new id, or its joiner come
+        first); a user stays active while any of its employee ids is."""
         profile = _profile(data)
         employee = (data.get(ENTERPRISE) or {}).get("employeeNumber") or data["externalId"]
-        key = (data["tenant"], employee)
-        known = self.users.get(key)
-        wanted = self.policy.apps(profile["department"], profile["title"])
-        if kind in ("joined", "updated"):
-            if known is None:
-                if kind == "updated" and not data.get("active", True):
-                    return
-                self.users[key] = User(data["tenant"], status="active", apps=wanted, **profile)
-                return
-            if known.status == "left" and kind == "updated":
-                return
-            if known.status == "left":
-                known.status = "active"  # rehire: the same UCaaS user
-            for name in ("first", "middle", "last", "department", "title"):
-                setattr(known, name, profile[name])  # the e-mail cannot change
-            known.apps = wanted
-        elif known is None:
+        tenant = data["tenant"]
+        key = (tenant, employee)
+        if not data.get("active", True) or kind == "left":
+            target: UserStatus | None = "left"
+        elif kind == "leave_started":
+            target = "on_leave"
+        elif kind in ("joined", "leave_ended"):
+            target = "active"
+        else:
+            target = None  # updated: as before
+        user = self.users.get(key)
+        if user is None:
+            if target == "left":
+                return  # never here: nothing to take away
+            user = next(
+                (
+                    u
+                    for (t, _), u in self.users.items()
+                    if t == tenant and u.email == profile["email"]
+                ),
+                None,
+            ) or User(tenant, status="left", apps=frozenset(), **profile)
+            self.users[key] = user
+            was: UserStatus = "left"
+        else:
+            was = user.holders.get(employee, "left")
+        now: UserStatus = target or (was if was != "left" else "active")
+        if was == "left" and now == "left":
             return
-        elif kind == "leave_started" and known.status == "active":
-            known.status = "on_leave"
-        elif kind == "leave_ended" and known.status == "on_leave":
-            known.status = "active"
-        elif kind == "left" and known.status != "left":
-            known.status, known.apps = "left", frozenset()
+        wanted = self.policy.apps(profile["department"], profile["title"])
+        user.holders[employee] = now
+        user.wants[employee] = wanted if now != "left" else frozenset()
+        if now != "left":
+            for name in ("first", "middle", "last", "department", "title"):
+                setattr(user, name, profile[name])  # the e-mail cannot change
+        statuses = set(user.holders.values())
+        user.status = next(
+            s for s in ("active", "on_leave", "left") if s in statuses or s == "left"
+        )
+        user.apps = frozenset().union(*user.wants.values())
 
     def _crm(self, kind: str, subject: str, data: dict[str, Any]) -> None:
         company = self.companies.setdefault(data.get("company_id") or subject, Company())

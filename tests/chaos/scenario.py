@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -76,10 +76,11 @@ class _Person:
     department: str
     title: str
     domain: str
+    mailbox: str | None = None  # a rehire under a new id keeps the first id's mailbox
 
     @property
     def email(self) -> str:
-        return f"{self.employee_id.lower()}@{self.domain}"
+        return f"{(self.mailbox or self.employee_id).lower()}@{self.domain}"
 
 
 @dataclass
@@ -203,6 +204,11 @@ def _life(b: _Builder, person: _Person, start: float, *, stable: bool) -> None:
             "left": ("joined", "updated", "left"),
         }[status]
         kind = rng.choice(moves)
+        if kind == "left" and rng.random() < 0.5:
+            # as Workday- and Entra-style feeds terminate: an update, SCIM active false
+            b.add("hr", "hr.user.updated", person.employee_id, scim(person, active=False), at)
+            status = "left"
+            continue
         if kind in ("updated", "joined"):
             change = rng.choice(("department", "title", "family", "middle"))
             if change == "department":
@@ -213,8 +219,8 @@ def _life(b: _Builder, person: _Person, start: float, *, stable: bool) -> None:
                 person.family = rng.choice([f for f in FAMILY if f != person.family])
             else:
                 person.middle = None if person.middle else "K."
-            if kind == "joined":
-                status = "active"
+            if kind == "joined" or status == "left":
+                status = "active"  # an update of a leaver, active true, is a rehire too
         elif kind == "leave_started" and status == "active":
             status = "on_leave"
         elif kind == "leave_ended" and status == "on_leave":
@@ -222,11 +228,16 @@ def _life(b: _Builder, person: _Person, start: float, *, stable: bool) -> None:
         elif kind == "left":
             status = "left"
         b.add("hr", f"hr.user.{kind}", person.employee_id, scim(person, active=kind != "left"), at)
+    if status == "left" and rng.random() < 0.3:
+        # back under a new employee id, the same work e-mail: the same UCaaS user
+        back = replace(person, employee_id=f"R{person.employee_id}", mailbox=person.employee_id)
+        b.add("hr", "hr.user.joined", back.employee_id, scim(back), at + rng.uniform(0.1, 0.3))
 
 
 def _strangers(b: _Builder, tenant: str, count: int) -> None:
-    """Events for people HR never hired here: a leave, a leaver, an inactive update (all
-    recorded, nothing done) and an update of an active one (created as a joiner)."""
+    """Events for people HR never hired here: a leaver and an inactive update (recorded,
+    nothing done), an update of an active one (created as a joiner) and a leave (created,
+    suspended: the SCIM user says they are employed, on leave)."""
     for n in range(count):
         person = _person(b, tenant, 90_000 + n)
         kind, active = b.rng.choice(
