@@ -37,3 +37,6 @@ class Translation:
     # The entity's commands dated ahead and not yet run are withdrawn (dropped) before
     # these are queued: a later event replaced or cancelled the change they make.
     withdraw: bool = False
+    # The entity the commands run under (and withdrawals apply to), when not the event's:
+    # a rehire under a new employee id queues behind the UCaaS user's first employee id.
+    entity: str | None = None

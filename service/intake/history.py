@@ -94,7 +94,7 @@ class History:
         context = Context(self.policy, self.settings, self.now, self.people)
         translation: Translation = row.translation(event, self.states.get(entity), context)
         if translation.withdraw:
-            self._withdraw(entity, envelope.id)
+            self._withdraw(translation.entity or entity, envelope.id)
         held = approvals(
             translation.commands,
             recent=self.recent[event.tenant],

@@ -51,6 +51,7 @@ from service.domain.commands import (
     SuspendUser,
     UpdateUser,
     UserProfile,
+    user_entity,
 )
 from service.domain.events import HrEvent
 from service.domain.translation import DesiredState, Translation
@@ -89,7 +90,8 @@ class UserState(DesiredState):
     as_of: datetime | None = None  # the source time of the latest event applied
     employee_number: str | None = None
     email_flagged: str | None = None  # an e-mail change queued for a person
-    rehire_of: str | None = None  # the employee id whose UCaaS user this person took back
+    # the employee id whose UCaaS user this person took back; their commands share its queue
+    rehire_of: str | None = None
 
     def match_keys(self) -> tuple[str | None, str | None]:
         return (self.profile.email, self.employee_number)
@@ -124,9 +126,10 @@ def translate_hr(
 ) -> Translation:
     if state is not None and _older(event, state):
         return Translation(note=f"older than the event applied ({state.as_of}): nothing changed")
-    rehire_of = None
+    rehire_of = root = None
     if state is None and leaver is not None:
         state, rehire_of = leaver.state, leaver.employee_id
+        root = leaver.state.rehire_of or leaver.employee_id
     before = settled(state, now) if state is not None else None
     current: Status = before.status if before is not None else "absent"
     dated = event.effective_at if event.effective_at and event.effective_at > now else None
@@ -176,7 +179,7 @@ def translate_hr(
         as_of=_latest(event.source_time, state.as_of if state else None),
         employee_number=event.employee_number,
         email_flagged=email_flag,
-        rehire_of=rehire_of or (before.rehire_of if before is not None else None),
+        rehire_of=root or (before.rehire_of if before is not None else None),
     )
     pending, dated_commands, withdraw = None, [], False
     if later is not None and later[1] != status_now:
@@ -201,7 +204,13 @@ def translate_hr(
         )
     if after == state and not queued and not withdraw:
         return Translation(note=f"nothing changed: {status_now.replace('_', ' ')} already")
-    return Translation(queued, after, note, withdraw=withdraw)
+    if after.rehire_of is None:
+        return Translation(queued, after, note, withdraw=withdraw)
+    # One UCaaS user, one queue: a rehire's commands run behind what is still queued for
+    # the employee id whose user it took back (its suspension, say), in order.
+    lane = user_entity(event.tenant, after.rehire_of)
+    queued = [Command(c.kind, lane, c.payload, c.tenant, c.not_before, c.held) for c in queued]
+    return Translation(queued, after, note, withdraw=withdraw, entity=lane)
 
 
 def _older(event: HrEvent, state: UserState) -> bool:

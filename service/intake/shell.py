@@ -165,8 +165,9 @@ class Intake:
                 context = Context(self.policy, self.settings, now, people)
                 translation = p.row.translation(event, states.get(entity), context)
             if translation.withdraw:
-                withdrawn.append(Withdrawn(entity, envelope.id, now))
-                _withdraw_planned(planned, entity, now)
+                lane = translation.entity or entity
+                withdrawn.append(Withdrawn(lane, envelope.id, now))
+                _withdraw_planned(planned, lane, now)
             outcome = "accepted" if translation.commands else (translation.note or "no change")
             record = _record(envelope, event.tenant)
             accepted = Accepted(record, translation.commands, outcome, now)
