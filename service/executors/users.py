@@ -85,9 +85,15 @@ async def create_user(x: Exec, p: CreateUser) -> Outcome:
                 return Dead(str(exc.code), f"{exc.api_message} (in another customer)")
         else:
             return Done(mappings=(_user_mapping(p, saved.user.user_id, p.profile.email, state),))
+    note = "adopted the existing user"
+    if existing.status not in (None, "A"):
+        # a user made for this person is active: a suspended one with their e-mail is a
+        # leaver's (a rehire under a new id heard before the leaving), taken back
+        await access.api.users.edit(existing.user_id, UserChanges(status="A"))
+        note = "adopted the existing user, reactivated"
     return Done(
         mappings=(_user_mapping(p, existing.user_id, p.profile.email, state),),
-        note="adopted the existing user",
+        note=note,
     )
 
 

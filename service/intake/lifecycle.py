@@ -281,8 +281,8 @@ def _step(
         out.append(CreateUser(**ref, profile=state.profile, rehire_of=rehire_of))
     if before in ("left", "on_leave") and after == "active":
         out.append(ReactivateUser(**ref))
-    if before in ("absent", "active") and after == "on_leave":
-        out.append(SuspendUser(**ref))
+    if before in ("absent", "active") and after == "on_leave" and shared is None:
+        out.append(SuspendUser(**ref))  # (not a user someone else active has)
     if state is not None and before != "absent":
         out += _changes(ref, state.profile, profile)
     out += [AssignLicence(**ref, app=app) for app in apps if app not in had]

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import httpx
 
+from service.devtools import sample_commands as c
 from service.domain.commands import ChangeEmail, Command, CreateUser, UserProfile
 from service.outbox.outcomes import Dead, Done, MappingKey
 from tests.unit import test_executors
-from tests.unit.test_executors import ANN, ANN_EMAIL, TENANT, World, missing, with_ann
+from tests.unit.test_executors import (
+    ANN,
+    ANN_EMAIL,
+    TENANT,
+    World,
+    missing,
+    refused,
+    users_found,
+    with_ann,
+    with_customer,
+)
 
 world = test_executors.world  # the fixture
 
@@ -86,3 +97,20 @@ async def test_change_email_of_a_user_gone_from_ucaas_is_done(world: World) -> N
 
     assert isinstance(outcome, Done)
     assert outcome.note == "user gone from UCaaS"
+
+
+async def test_adopting_a_suspended_user_by_email_reactivates_it(world: World) -> None:
+    """A rehire's joiner heard before the leaving: the user with the e-mail is a leaver's,
+    suspended; made for an active person, it is taken back active."""
+    with_customer(world)
+    world.api.on("POST /users", refused(1103, "email"))
+    suspended = {"user_id": "u-7", "customer_id": "c-1", "email": ANN_EMAIL, "status": "S"}
+    world.api.on("GET /users", users_found(suspended))
+    world.api.on("PATCH /users/u-7", user(ANN_EMAIL))
+
+    outcome = await world.run(c.create_user(TENANT, "E1"))
+
+    assert world.api.calls == ["POST /users", "GET /users", "PATCH /users/u-7"]
+    assert world.api.body(2)["status"] == "A"
+    assert isinstance(outcome, Done)
+    assert outcome.note == "adopted the existing user, reactivated"
