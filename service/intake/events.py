@@ -8,7 +8,7 @@ state. Everything else that knows the event types reads this table: the intake a
 the metrics' labels (`KNOWN_TYPES`) and the AsyncAPI document (entrypoints/asyncapi.py).
 
 Adding an event type: a row here, the domain event's kind (domain/events.py), and the
-rule that translates it (the source's module: hr.py, crm.py, feeds.py).
+rule that translates it (the source's module: lifecycle.py for HR, crm.py, feeds.py).
 """
 
 from __future__ import annotations
