@@ -144,6 +144,8 @@ class Intake:
         """A constant number of statements whatever the batch's size: the states and the
         inbox read at once, the events translated in order in memory (an entity's state
         carried from one to the next), then each table written in one statement."""
+        hr = [p.event for p in parsed if isinstance(p.event, HrEvent)]
+        await tx.states.lock_people(k for e in hr for k in _person_keys(e, self.policy))
         states = await tx.states.load({p.event.entity: p.row.state for p in parsed})
         seen = await tx.inbox.taken((p.envelope.source, p.envelope.id) for p in parsed)
         people = await people_for(tx, self.policy, [p.event for p in parsed], states)
@@ -259,6 +261,15 @@ async def people_for(
         if isinstance(state, UserState):
             found.add(entity, tenants[entity], state)
     return found
+
+
+def _person_keys(event: HrEvent, policy: LicencePolicy) -> list[str]:
+    """Who the person is whatever their employee id: their e-mail (their UCaaS user's),
+    and their employee number when rehires are matched by it."""
+    keys = [f"{event.tenant}/email/{event.profile.email}"]
+    if event.employee_number and "employee_number" in policy.rehire_match:
+        keys.append(f"{event.tenant}/number/{event.employee_number}")
+    return keys
 
 
 def _may_leave(event: HrEvent) -> bool:

@@ -16,6 +16,12 @@ from service.domain.translation import DesiredState
 from service.outbox.sql import chunks, upsert_many
 from service.outbox.tables import STATES
 
+# the keys in order, each hashed to an advisory lock held until the transaction ends
+_LOCK_PEOPLE = sa.text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+    " FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"
+)
+
 
 @dataclass(frozen=True)
 class SavedState:
@@ -48,6 +54,16 @@ class States:
             for entity, state in await self.conn.execute(query):
                 found[entity] = models[entity].model_validate(state)
         return found
+
+    async def lock_people(self, keys: Iterable[str]) -> None:
+        """Serialise, on PostgreSQL, the transactions that may decide about the same person
+        under two entities (a rehire's new employee id and the leaver's): each waits for the
+        other to commit, then reads what it wrote. Taken in one order, before any entity
+        row is locked, so two batches never wait for each other in a cycle."""
+        wanted = sorted(set(keys))
+        if not wanted or self.conn.dialect.name != "postgresql":
+            return
+        await self.conn.execute(_LOCK_PEOPLE, {"keys": wanted})
 
     async def matching(
         self, kind: str, keys: Iterable[tuple[str, str | None, str | None]]

@@ -4,6 +4,7 @@ withdrawal; a rehire under a new id is found by e-mail; old events change nothin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,9 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.domain.commands import user_entity
+from service.outbox import db
 from service.outbox.claims import Claims
 from service.outbox.tables import OUTBOX, STATES, CommandStatus
-from service.outbox.unit_of_work import Withdrawn, WithdrawRaced
+from service.outbox.unit_of_work import UnitOfWork, Withdrawn, WithdrawRaced
 from tests.integration.sync.test_intake import TENANT, hr, intake, rows
 
 
@@ -187,3 +189,27 @@ async def test_a_rehires_joiner_heard_before_the_leaver_keeps_the_user(
     [gone] = await take([hr("left", "E1")])
     assert gone.commands == 0  # E2 has the user, with the same licence
     assert "suspend_user" not in [r.kind for r in await commands_of(engine, "E1")]
+
+
+@pytest.mark.postgres
+async def test_two_batches_about_one_person_wait_for_each_other(postgres_database: str) -> None:
+    """A rehire's new id and the leaver's old one may be taken by two processes at once:
+    on PostgreSQL the second waits for the first to commit, then sees what it wrote."""
+    await asyncio.to_thread(db.upgrade, postgres_database)
+    engine = db.make_engine(postgres_database, pool_size=2)
+    uow = UnitOfWork(engine)
+    key = f"{TENANT}/email/e1@acme.example"
+    try:
+        async with uow.transaction() as first:
+            await first.states.lock_people([key, "other"])
+
+            async def second() -> None:
+                async with uow.transaction() as tx:
+                    await tx.states.lock_people([key])
+
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await engine.dispose()
