@@ -4,36 +4,27 @@ test_executors.py): which calls each makes, and what it records."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from connectors.ucaas import Credentials, UCaaSClient, ValidationError
+from connectors.ucaas import ValidationError
 from service.devtools import sample_commands as c
-from service.executors import REGISTRY, Executors
-from service.executors.base import Accounts
 from service.outbox.outcomes import Dead, Done, MappingKey, WaitForError
-from tests.support.memory_outbox import MemoryOutbox
-from tests.unit.test_executors import BASE, CUSTOMER, TENANT, ScriptedApi, World, missing, refused
+from tests.unit import test_executors
+from tests.unit.test_executors import CUSTOMER, TENANT, World, missing, refused
 
 SUBSCRIPTION = MappingKey("subscription", TENANT, f"{TENANT}-p1")
 CREATED = {"crm_id": TENANT, "purchase_id": f"{TENANT}-p1", "plan_id": "vc-basic", "seats": 10}
 
 
+world = test_executors.world  # the fixture
+
+
 @pytest.fixture
-async def crm() -> AsyncIterator[World]:
-    outbox, api = MemoryOutbox(), ScriptedApi()
-    client = UCaaSClient(
-        BASE,
-        api_id="app",
-        credentials=Credentials.of("admin@platform.test", "admin-password"),
-        auth_mode="basic",
-        transport=httpx.MockTransport(api),
-    )
-    async with client:
-        yield World(outbox, api, Executors(Accounts(client, outbox), REGISTRY))
+def crm(world: World) -> World:
+    return world
 
 
 def with_subscription(world: World) -> None:
