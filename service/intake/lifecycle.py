@@ -99,10 +99,13 @@ class UserState(DesiredState):
 
 @dataclass(frozen=True)
 class Leaver:
-    """A leaver of the tenant whose e-mail or employee number an unknown employee has."""
+    """Who an unknown employee id is: a leaver of the tenant with their e-mail or employee
+    number (a rehire), or, `shared`, someone active or on leave with their e-mail (the
+    same person under a second id, or a rehire heard before the leaving)."""
 
     employee_id: str
     state: UserState
+    shared: bool = False
 
 
 def settled(state: UserState, now: datetime) -> UserState:
@@ -127,9 +130,11 @@ def translate_hr(
     if state is not None and _older(event, state):
         return Translation(note=f"older than the event applied ({state.as_of}): nothing changed")
     rehire_of = root = None
+    shared_user = False
     if state is None and leaver is not None:
         state, rehire_of = leaver.state, leaver.employee_id
         root = leaver.state.rehire_of or leaver.employee_id
+        shared_user = leaver.shared
     before = settled(state, now) if state is not None else None
     current: Status = before.status if before is not None else "absent"
     dated = event.effective_at if event.effective_at and event.effective_at > now else None
@@ -166,7 +171,9 @@ def translate_hr(
     profile = _profile(event.profile, before)
     apps_now = _apps(policy, event, status_now)
     shared = holder[1].apps if holder is not None else None
-    commands = _step(ref, current, status_now, before, apps_now, profile, rehire_of, shared)
+    commands = _step(
+        ref, current, status_now, before, apps_now, profile, rehire_of, shared, shared_user
+    )
     email_flag = before.email_flagged if before is not None else None
     if before is not None and status_now in HAS_USER and current != "absent":
         commands += _email(ref, before, event.profile.email)
@@ -198,7 +205,9 @@ def translate_hr(
     queued = [_command(c) for c in commands]
     queued += dated_commands
     note = None
-    if current == "left" and status_now in HAS_USER:
+    if shared_user:
+        note = f"same person as {rehire_of}: their UCaaS user"
+    elif current == "left" and status_now in HAS_USER:
         note = (
             f"rehire of {rehire_of}: their UCaaS user" if rehire_of else "rehire: same UCaaS user"
         )
@@ -259,6 +268,7 @@ def _step(
     profile: UserProfile,
     rehire_of: str | None,
     shared: tuple[App, ...] | None = None,
+    theirs: bool = False,
 ) -> list[Payload | Command]:
     """The commands that take a person from one status to another, with their profile and
     the licences they have then. `shared`: someone else active has the same UCaaS user
@@ -276,8 +286,8 @@ def _step(
     if before == "absent":
         out.append(CreateUser(**ref, profile=profile))
         had = ()
-    elif rehire_of is not None and state is not None and state.status == "left":
-        # the leaver's user, under this employee id from now on
+    elif rehire_of is not None and state is not None and state.status != "absent":
+        # the leaver's (or the other holder's) user, under this employee id too
         out.append(CreateUser(**ref, profile=state.profile, rehire_of=rehire_of))
     if before in ("left", "on_leave") and after == "active":
         out.append(ReactivateUser(**ref))
@@ -286,7 +296,8 @@ def _step(
     if state is not None and before != "absent":
         out += _changes(ref, state.profile, profile)
     out += [AssignLicence(**ref, app=app) for app in apps if app not in had]
-    out += [RevokeLicence(**ref, app=app) for app in had if app not in apps]
+    if not theirs:  # (the other holder's licences are theirs to keep)
+        out += [RevokeLicence(**ref, app=app) for app in had if app not in apps]
     return out
 
 

@@ -37,9 +37,12 @@ class People:
             self._people[entity] = _Person(tenant, entity[len(prefix) :], state)
 
     def leaver(self, event: HrEvent, now: datetime) -> Leaver | None:
-        """The leaver `event`'s person is: someone of the tenant with one of the match
-        keys, all of whom have left (an e-mail an active person holds is not a
-        rehire's); of several leavers, the one last heard of."""
+        """Who `event`'s unknown employee id is: someone of the tenant, active or on
+        leave, with their e-mail (shared: the same UCaaS user); else someone with one of
+        the match keys, all of whom have left (a rehire), the one last heard of."""
+        holder = self.holder(event, now)
+        if holder is not None:  # one user, one queue: theirs
+            return Leaver(holder[0], holder[1], shared=True)
         keys = {
             "email": event.profile.email,
             "employee_number": event.employee_number,

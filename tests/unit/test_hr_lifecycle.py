@@ -237,15 +237,33 @@ def people_with(*entries: tuple[str, UserState], match: Any = ("email",)) -> Peo
     return people
 
 
-def test_people_find_a_leaver_by_email_only_when_no_one_active_has_it() -> None:
+def test_people_find_who_an_unknown_id_is_by_email() -> None:
     joiner = event("joined", employee_id="E2")
     assert people_with(("E1", leaver_state())).leaver(joiner, NOW) == Leaver("E1", leaver_state())
-    assert people_with(("E1", active())).leaver(joiner, NOW) is None
+    # someone active with the e-mail: the same UCaaS user, shared (one user, one queue)
+    assert people_with(("E1", active())).leaver(joiner, NOW) == Leaver("E1", active(), True)
     both = people_with(("E1", leaver_state()), ("E3", active()))
-    assert both.leaver(joiner, NOW) is None
+    assert both.leaver(joiner, NOW) == Leaver("E3", active(), True)
     other_tenant = People()
     other_tenant.add(user_entity("CRM-9", "E1"), "CRM-9", leaver_state())
     assert other_tenant.leaver(joiner, NOW) is None
+
+
+def test_a_second_id_of_an_active_person_adopts_their_user_and_queue() -> None:
+    """A rehire's joiner heard before the leaving (another partition): the joiner takes
+    the user on the leaver's queue, reactivating it after what is queued there."""
+    on_leave = run(event("leave_started", department="Sales"), active(department="Sales")).state
+    assert isinstance(on_leave, UserState)
+    joiner = event("joined", employee_id="E2")  # Finance: vc only
+    result = run(joiner, None, leaver=Leaver("E1", on_leave, shared=True))
+    new = {"tenant": "CRM-1", "employee_id": "E2"}
+    assert payloads(result) == [
+        CreateUser(**new, profile=on_leave.profile, rehire_of="E1"),
+        ReactivateUser(**new),
+        UpdateUser(**new, email="ann@acme.example", changes={"department": "Finance"}),
+    ]  # E1's wb is theirs to keep: not revoked by E2
+    assert {c.entity for c in result.commands} == {user_entity("CRM-1", "E1")}
+    assert result.note == "same person as E1: their UCaaS user"
 
 
 def test_people_match_by_employee_number_when_the_policy_says_so() -> None:
@@ -265,8 +283,12 @@ def test_a_termination_whose_date_passed_makes_a_leaver_to_match() -> None:
     waiting = notice().state
     assert isinstance(waiting, UserState)
     people = people_with(("E1", waiting))
-    assert people.leaver(event("joined", employee_id="E2"), NOW) is None
-    assert people.leaver(event("joined", employee_id="E2"), LATER) is not None
+    before = people.leaver(event("joined", employee_id="E2"), NOW)
+    assert before is not None
+    assert before.shared  # still active until the date
+    after = people.leaver(event("joined", employee_id="E2"), LATER)
+    assert after is not None
+    assert not after.shared
 
 
 # -- convergence --------------------------------------------------------------------------

@@ -146,11 +146,13 @@ async def test_a_rehire_under_a_new_id_takes_back_the_leavers_user(engine: Async
     commands = [r for r in await commands_of(engine, "E1") if r.payload["employee_id"] == "E2"]
     assert [r.kind for r in commands][:2] == ["create_user", "reactivate_user"]
     assert commands[0].payload["rehire_of"] == "E1"
-    # an active person's e-mail is not a rehire's
+    # an active person's e-mail: the same user, shared on their queue (not a rehire)
     await take([hr("joined", "E3", userName="e3@acme.example")])
     [other] = await take([hr("joined", "E4", userName="e3@acme.example")])
-    assert other.note is None
-    assert "rehire_of" not in (await commands_of(engine, "E4"))[0].payload
+    assert other.note == "same person as E3: their UCaaS user"
+    shared = [r for r in await commands_of(engine, "E3") if r.payload["employee_id"] == "E4"]
+    # adopted, E4's name pushed; E3's licence is E4's too: nothing assigned or revoked
+    assert [r.kind for r in shared] == ["create_user", "update_user"]
 
 
 async def test_an_older_event_is_recorded_and_changes_nothing(engine: AsyncEngine) -> None:
