@@ -250,7 +250,7 @@ async def people_for(
     employee number, and those of `states`."""
     found = People(policy.rehire_match)
     unknown = [
-        e for e in events if isinstance(e, HrEvent) and (e.entity not in states or _may_leave(e))
+        e for e in events if isinstance(e, HrEvent) and (e.entity not in states or _may_suspend(e))
     ]
     if unknown:
         keys = [(e.tenant, e.profile.email, e.employee_number) for e in unknown]
@@ -272,10 +272,14 @@ def _person_keys(event: HrEvent, policy: LicencePolicy) -> list[str]:
     return keys
 
 
-def _may_leave(event: HrEvent) -> bool:
-    """Whether the event may make its person a leaver (who then leaves a UCaaS user they
-    share to its other holder)."""
-    return not event.active or event.kind == "left" or event.out_of_scope is not None
+def _may_suspend(event: HrEvent) -> bool:
+    """Whether the event may take its person's UCaaS user away (a leaver, a leave), which
+    it does not do to a user another active person shares."""
+    return (
+        not event.active
+        or event.kind in ("left", "leave_started")
+        or event.out_of_scope is not None
+    )
 
 
 def _withdraw_planned(planned: list[_Planned], entity: str, now: datetime) -> None:

@@ -215,3 +215,16 @@ async def test_two_batches_about_one_person_wait_for_each_other(postgres_databas
         await asyncio.wait_for(waiting, 5)
     finally:
         await engine.dispose()
+
+
+async def test_a_leave_of_one_id_does_not_suspend_a_user_another_id_has(
+    engine: AsyncEngine,
+) -> None:
+    """The rehire's new id heard first, then the first id's whole history: its leave
+    and its leaving leave the user to the new id, active."""
+    take = intake(engine).take
+    await take([hr("joined", "R1", userName="e1@acme.example")])
+    for kind in ("joined", "leave_started", "left"):
+        await take([hr(kind, "E1")])
+    kinds = [r.kind for r in await commands_of(engine, "R1")]
+    assert "suspend_user" not in kinds, kinds
