@@ -141,6 +141,18 @@ class CalendarSettings(BaseSettings):
     max_participants: int = Field(100, ge=1, description="room size cap from ATTENDEEs")
     max_duration_min: int = Field(240, ge=10, description="longest meeting scheduled")
     retry_cap_s: float = Field(3600.0, gt=0, description="longest wait after failures")
+    cancel_guard_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a feed version cancelling this share of its upcoming meetings ...",
+    )
+    cancel_guard_min: int = Field(
+        3, ge=1, description="... and at least this many: its cancels wait for approval"
+    )
+    cancel_guard_empty: bool = Field(
+        True, description="an emptied feed's cancels wait for approval, however few"
+    )
 
 
 class AdminSettings(BaseSettings):

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.lag import LagUnknownError, consumer_lag
+from service.calendar.holds import count_held, feed_source, held_feeds
 from service.domain.commands import APPROVAL
 from service.outbox.store import OutboxStore
 from service.outbox.tables import (
@@ -149,6 +150,7 @@ class FeedView(BaseModel):
     occurrences: int
     last_fetch_at: datetime | None
     next_fetch_at: datetime
+    held: str | None = None  # cancels held for approval by the mass-cancel guard: why
 
 
 class MappingView(BaseModel):
@@ -245,6 +247,7 @@ class Operations:
             letters = await _count_by(conn, DEAD_LETTERS.c.topic)
             events = await _count_by(conn, INBOX.c.outcome)
             feeds = await _count_by(conn, FEEDS.c.last_status, FEEDS.c.removed.is_(False))
+            await count_held(conn, feeds)
         lag, lag_error = await self.lag() if with_lag else (None, None)
         return StatusReport(
             at=now,
@@ -298,11 +301,18 @@ class Operations:
         held = await self.store.held_for_approval()
         return [CommandView.model_validate(row.model_dump()) for row in held]
 
-    async def approve(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
-        return await self.store.approve(command_id=command_id, tenant=tenant)
+    async def approve(
+        self, *, command_id: int | None = None, tenant: str | None = None, feed: str | None = None
+    ) -> int:
+        """Held commands run: one, a tenant's, or a calendar feed's held cancels."""
+        source = None if feed is None else feed_source(feed)
+        return await self.store.approve(command_id=command_id, tenant=tenant, source=source)
 
-    async def deny(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
-        return await self.store.deny(command_id=command_id, tenant=tenant)
+    async def deny(
+        self, *, command_id: int | None = None, tenant: str | None = None, feed: str | None = None
+    ) -> int:
+        source = None if feed is None else feed_source(feed)
+        return await self.store.deny(command_id=command_id, tenant=tenant, source=source)
 
     # -- intake and feeds --------------------------------------------------------------------
     async def dead_letters(
@@ -317,7 +327,8 @@ class Operations:
     async def feeds(self) -> list[FeedView]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sa.select(FEEDS).order_by(FEEDS.c.feed_id))).all()
-        return _views(FeedView, rows)
+            held = await held_feeds(conn)
+        return [FeedView.model_validate({**r._mapping, "held": held.get(r.feed_id)}) for r in rows]
 
     # -- one entity ----------------------------------------------------------------------------
     async def history(self, entity: str) -> History:

@@ -8,6 +8,9 @@ other feeds go on. Parsing runs in a worker thread, bounded by the size and coun
 The window moves on with time: a feed is fetched without its validators (so in full, and
 expanded again) when this process has not expanded it for `REEXPAND_S`, else the
 occurrences that come into the window while its server answers 304 are never scheduled.
+Between those, a 200 whose body hashes as the last one planned (a server without
+validators) is not parsed. A version that would cancel many meetings at once has its
+cancels held for approval (holds.py, guard.py).
 A fetch's result is dropped when the feed was removed or redefined while it was in flight,
 or when its claim was lost (checked, and the row locked, in the transaction that would
 write it).
@@ -35,9 +38,10 @@ from structlog.contextvars import bound_contextvars
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
-from service.calendar import registry
+from service.calendar import holds, registry
+from service.calendar.guard import CancelGuard
 from service.calendar.registry import FeedLease, FeedRegistry
-from service.calendar.translate import FeedState, MeetingRules, diff_feed
+from service.calendar.translate import FeedState, MeetingRules
 from service.domain.feeds import feed_entity
 from service.observability import metrics
 from service.outbox.states import SavedState
@@ -60,6 +64,8 @@ RENEW_S = 4.0
 class PollStats:
     fetches: Counter[str] = field(default_factory=Counter)  # ok, unchanged, failed, superseded
     commands: int = 0
+    parses: int = 0  # bodies parsed and expanded
+    held: int = 0  # versions held by the mass-cancel guard
     last_errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -105,6 +111,7 @@ class FeedPoller:
         )
         self.limits = limits_of(settings)
         self.rules = rules_of(settings)
+        self.guard = CancelGuard.of(settings)
         self.stats = PollStats()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # a poll is done: its feed's next fetch is known
@@ -228,12 +235,16 @@ class FeedPoller:
         interval = feed.interval_s or self.settings.interval_s
         next_in = interval * (1 + self.settings.jitter * random.random())
         expanded = self._expanded.get(feed.feed_id)
-        if expanded is None or now - expanded >= timedelta(seconds=REEXPAND_S):
+        moved = expanded is None or now - expanded >= timedelta(seconds=REEXPAND_S)
+        if moved:
             etag = last_modified = None  # in full: the window has moved on
         try:
             got = await self.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
             occurrences: list[Occurrence] | None = None
-            if not got.not_modified:
+            digest = None if got.not_modified else hashlib.sha256(got.body).hexdigest()
+            # A 200 with the body planned last time (a server without validators): no parse.
+            if digest is not None and (moved or digest != claim.body_sha256):
+                self.stats.parses += 1
                 occurrences = await asyncio.to_thread(
                     parse_feed,
                     got.body,
@@ -264,7 +275,7 @@ class FeedPoller:
             return
         async with writing:
             commands = await self._apply(
-                claim, occurrences, got.body, got.etag, got.last_modified, next_in
+                claim, occurrences, digest or "", got.etag, got.last_modified, next_in
             )
         if commands is None:
             log.info("feed %s was removed or changed while it was fetched", feed.feed_id)
@@ -279,7 +290,7 @@ class FeedPoller:
         self,
         claim: FeedLease,
         occurrences: list[Occurrence],
-        body: bytes,
+        digest: str,
         etag: str | None,
         last_modified: str | None,
         next_in: float,
@@ -294,21 +305,24 @@ class FeedPoller:
             if not await _still_current(conn, claim, now):
                 return None
             state = (await tx.states.load({entity: FeedState})).get(entity)
-            translation = diff_feed(
-                feed, occurrences, state if isinstance(state, FeedState) else None, now, self.rules
+            known = state if isinstance(state, FeedState) else None
+            guarded = await holds.guarded_diff(
+                conn, feed, occurrences, known, now, self.rules, self.guard
             )
-            digest = hashlib.sha256(body).hexdigest()
+            translation = guarded.translation
             if translation.commands:
                 record = EventRecord(
-                    source=f"calendar:{feed.feed_id}",
+                    source=holds.feed_source(feed.feed_id),
                     event_id=f"{now.isoformat()}:{digest[:16]}",
                     type="calendar.feed.polled",
                     subject=feed.feed_id,
                     tenant=feed.tenant,
                     fingerprint=digest,
                 )
-                count = len(translation.commands)
-                accepted = Accepted(record, translation.commands, f"{count} meeting change(s)", now)
+                outcome = f"{len(translation.commands)} meeting change(s)"
+                if guarded.newly_held:
+                    outcome += f", {guarded.newly_held} cancel(s) held for approval"
+                accepted = Accepted(record, translation.commands, outcome, now)
                 await tx.inbox.add([accepted])
                 await tx.commands.add([accepted])
             if translation.state is not None:
@@ -325,7 +339,12 @@ class FeedPoller:
                 occurrences=len(occurrences),
                 next_in_s=next_in,
                 now=now,
+                body_sha256=digest,
             )
+        if guarded.newly_held:
+            self.stats.held += 1
+            metrics.feed_version_held()
+            log.warning("feed %s: held for approval: %s", feed.feed_id, guarded.reason)
         return len(translation.commands)
 
     async def _failed(self, claim: FeedLease, reason: str) -> None:

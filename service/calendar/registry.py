@@ -35,6 +35,7 @@ class FeedLease:
     etag: str | None
     last_modified: str | None
     until: datetime
+    body_sha256: str | None = None  # of the last body planned: the same again is not parsed
 
 
 class FeedFileError(ValueError):
@@ -86,8 +87,8 @@ def feed_of(row: Any) -> Feed:
 
 
 async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datetime) -> None:
-    """Add or change a feed; it is fetched soon, in full (no validators: a feed removed
-    and registered again, or moved to a new URL, must not be answered 304 and skipped).
+    """Add or change a feed; it is fetched soon, in full (no validators nor body hash: a
+    feed removed and registered again, or moved to a new URL, must not be skipped).
     Its failure history is kept."""
     values = {
         "feed_id": feed.feed_id,
@@ -101,6 +102,7 @@ async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datet
         "updated_at": now,
         "etag": None,
         "last_modified": None,
+        "body_sha256": None,
     }
     await conn.execute(upsert(conn.dialect.name, FEEDS, values, ("feed_id",)))
 
@@ -145,7 +147,10 @@ class FeedRegistry:
                     .returning(*FEEDS.c)
                 )
             ).all()
-        return [FeedLease(feed_of(r), r.etag, r.last_modified, r.next_fetch_at) for r in rows]
+        return [
+            FeedLease(feed_of(r), r.etag, r.last_modified, r.next_fetch_at, r.body_sha256)
+            for r in rows
+        ]
 
     async def renew(self, claim: FeedLease, lease_s: float) -> bool:
         """Move the lease on; False when the claim is no longer this poll's (its lease ran
@@ -224,6 +229,7 @@ async def fetched(
     occurrences: int | None,
     next_in_s: float,
     now: datetime,
+    body_sha256: str | None = None,
 ) -> None:
     values: dict[str, Any] = {
         "last_status": status,
@@ -237,4 +243,6 @@ async def fetched(
     }
     if occurrences is not None:
         values["occurrences"] = occurrences
+    if body_sha256 is not None:
+        values["body_sha256"] = body_sha256
     await conn.execute(FEEDS.update().where(FEEDS.c.feed_id == feed.feed_id).values(**values))

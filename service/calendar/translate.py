@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.calendar.ics import Occurrence
 from service.domain.commands import (
@@ -49,12 +49,24 @@ class MeetingRules:
     app: str = "vc"
 
 
+class FeedHold(BaseModel):
+    """Cancels a feed version asked for and the mass-cancel guard held (calendar/guard.py):
+    their meetings stay in FeedState.meetings until the operator's approval has run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    held: tuple[str, ...] = ()  # meeting keys whose cancel_meeting waits for approval
+    kept: tuple[str, ...] = ()  # denied: kept while versions that lack them are held
+
+
 class FeedState(DesiredState):
     """The meetings a feed last asked for, by meeting key."""
 
     entity_kind: ClassVar[str] = "feed"  # entity_state.kind
 
     meetings: dict[str, MeetingSpec] = Field(default_factory=dict)
+    hold: FeedHold | None = None
 
 
 def room_name(summary: str | None) -> str:

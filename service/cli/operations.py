@@ -136,24 +136,30 @@ def dead_drop(command_id: Annotated[int, typer.Argument(help="a command's id")])
     typer.echo(f"command #{command_id} dropped")
 
 
+Feed = Annotated[str | None, typer.Option(help="every cancel held for this calendar feed")]
+
+
 def approve(
     command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
     tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
+    feed: Feed = None,
 ) -> None:
-    """Let held deprovisioning (suspends, revokes) run. Without arguments: list what is held."""
-    _decide("approve", command_id, tenant)
+    """Let held deprovisioning (suspends, revokes) or a feed's held cancels run. Without
+    arguments: list what is held."""
+    _decide("approve", command_id, tenant, feed)
 
 
 def deny(
     command_id: Annotated[int | None, typer.Argument(help="a held command's id")] = None,
     tenant: Annotated[str | None, typer.Option(help="every held command of this tenant")] = None,
+    feed: Feed = None,
 ) -> None:
-    """Drop held deprovisioning: the users keep their access."""
-    _decide("deny", command_id, tenant)
+    """Drop held commands: the users keep their access, the meetings stay."""
+    _decide("deny", command_id, tenant, feed)
 
 
-def _decide(action: str, command_id: int | None, tenant: str | None) -> None:
-    if command_id is None and tenant is None:
+def _decide(action: str, command_id: int | None, tenant: str | None, feed: str | None) -> None:
+    if command_id is None and tenant is None and feed is None:
         held = _run(lambda ops: ops.held())
         for c in held:
             typer.echo(f"#{c.id} {c.kind} {c.entity}: {c.hold_reason}")
@@ -162,7 +168,7 @@ def _decide(action: str, command_id: int | None, tenant: str | None) -> None:
 
     async def decide(ops: Operations) -> int:
         act = ops.approve if action == "approve" else ops.deny
-        return await act(command_id=command_id, tenant=tenant)
+        return await act(command_id=command_id, tenant=tenant, feed=feed)
 
     typer.echo(f"{action}d {_run(decide)} command(s)")
 

@@ -12,7 +12,6 @@ what UCaaS really holds.
 from __future__ import annotations
 
 import fnmatch
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +107,8 @@ class ExpectedState:
     companies: dict[str, Company] = field(default_factory=dict)  # CRM company id
     live: dict[str, Counter[Meeting]] = field(default_factory=dict)  # organiser -> meetings
     cancelled: dict[str, Counter[Meeting]] = field(default_factory=dict)
+    # live meetings whose cancellation waits for an operator's approval (never given here)
+    held: dict[str, Counter[Meeting]] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
 
     def fold(self, events: Iterable[dict[str, Any]]) -> ExpectedState:
@@ -183,14 +184,39 @@ class ExpectedState:
         elif kind == "crm.company.created" or _complete(data):
             company.created, company.name = True, data["name"]
 
-    def calendar(self, organiser: str, versions: Sequence[Mapping[str, Meeting]]) -> ExpectedState:
-        """A feed's versions, each applied in turn: the last one's meetings live, one
-        cancelled meeting for each time an occurrence left the feed."""
+    def calendar(
+        self,
+        organiser: str,
+        versions: Sequence[Mapping[str, Meeting]],
+        *,
+        hold_share: float = 0.5,
+        hold_least: int = 3,
+        hold_empty: bool = True,
+    ) -> ExpectedState:
+        """A feed's versions (every meeting in them to come), each applied in turn: one
+        cancelled meeting for each occurrence that left the feed, unless the version that
+        dropped it is held. A version is held when the meetings it drops are at least
+        `hold_share` of those UCaaS has for the feed and at least `hold_least`, or when it
+        has no meeting at all (`hold_empty`): its cancels wait for an approval never given
+        here, so those meetings stay live (counted in `held` too), and the next version is
+        judged against them as well. The meetings left at the end are live."""
         live = self.live.setdefault(organiser.lower(), Counter())
         cancelled = self.cancelled.setdefault(organiser.lower(), Counter())
-        for before, after in itertools.pairwise(versions):
-            cancelled.update(meeting for key, meeting in before.items() if key not in after)
-        live.update(versions[-1].values() if versions else ())
+        held = self.held.setdefault(organiser.lower(), Counter())
+        have: dict[str, Meeting] = {}  # what UCaaS has of the feed's meetings
+        waiting: list[str] = []  # dropped by a held version, not cancelled
+        for version in versions:
+            gone = [key for key in have if key not in version]
+            many = len(gone) >= hold_least and len(gone) >= hold_share * len(have)
+            if gone and (many or (hold_empty and not version)):
+                waiting = gone
+                have = {**{key: have[key] for key in gone}, **version}
+            else:
+                cancelled.update(have[key] for key in gone)
+                waiting = []
+                have = dict(version)
+        live.update(have.values())
+        held.update(have[key] for key in waiting)
         return self
 
     def created(self) -> dict[str, Company]:

@@ -132,6 +132,7 @@ async def readiness(running: RunningService, cache: dict[str, tuple[float, Check
 class Decision(BaseModel):
     command_id: int | None = Field(None, description="one held command")
     tenant: str | None = Field(None, description="every command held for this tenant")
+    feed: str | None = Field(None, description="every cancel held for this calendar feed")
 
 
 class Decided(BaseModel):
@@ -143,13 +144,16 @@ class Acted(BaseModel):
     status: str
 
 
-def _decision(body: Decision | None, command_id: int | None, tenant: str | None) -> Decision:
+def _decision(
+    body: Decision | None, command_id: int | None, tenant: str | None, feed: str | None
+) -> Decision:
     chosen = Decision(
         command_id=command_id if command_id is not None else (body.command_id if body else None),
         tenant=tenant if tenant is not None else (body.tenant if body else None),
+        feed=feed if feed is not None else (body.feed if body else None),
     )
-    if (chosen.command_id is None) == (chosen.tenant is None):
-        raise HTTPException(status_code=422, detail="name either a command_id or a tenant")
+    if [chosen.command_id, chosen.tenant, chosen.feed].count(None) != 2:
+        raise HTTPException(status_code=422, detail="name one of command_id, tenant or feed")
     return chosen
 
 
@@ -256,26 +260,39 @@ def create_app(running: RunningService) -> FastAPI:
 
     @api.get("/api/held", tags=["approvals"])
     async def held() -> list[CommandView]:
-        """Deprovisioning held for approval (a burst above the guard's threshold)."""
+        """Held for approval: deprovisioning bursts above the guard's threshold, and the
+        cancels of calendar feed versions that would cancel many meetings at once."""
         return await ops.held()
 
     @api.post("/api/held/approve", tags=["approvals"])
     async def approve(
-        body: Decision | None = None, command_id: int | None = None, tenant: str | None = None
+        body: Decision | None = None,
+        command_id: int | None = None,
+        tenant: str | None = None,
+        feed: str | None = None,
     ) -> Decided:
-        """Let held commands run: one (`command_id`) or a tenant's (`tenant`)."""
-        chosen = _decision(body, command_id, tenant)
-        changed = await ops.approve(command_id=chosen.command_id, tenant=chosen.tenant)
+        """Let held commands run: one (`command_id`), a tenant's (`tenant`) or a calendar
+        feed's cancels (`feed`)."""
+        chosen = _decision(body, command_id, tenant, feed)
+        changed = await ops.approve(
+            command_id=chosen.command_id, tenant=chosen.tenant, feed=chosen.feed
+        )
         running.wake_dispatcher()
         return Decided(changed=changed)
 
     @api.post("/api/held/deny", tags=["approvals"])
     async def deny(
-        body: Decision | None = None, command_id: int | None = None, tenant: str | None = None
+        body: Decision | None = None,
+        command_id: int | None = None,
+        tenant: str | None = None,
+        feed: str | None = None,
     ) -> Decided:
-        """Drop held commands: the users keep their access."""
-        chosen = _decision(body, command_id, tenant)
-        return Decided(changed=await ops.deny(command_id=chosen.command_id, tenant=chosen.tenant))
+        """Drop held commands: the users keep their access, the meetings stay."""
+        chosen = _decision(body, command_id, tenant, feed)
+        changed = await ops.deny(
+            command_id=chosen.command_id, tenant=chosen.tenant, feed=chosen.feed
+        )
+        return Decided(changed=changed)
 
     @api.get("/api/dead-letters", tags=["intake"])
     async def dead_letters(topic: str | None = None, limit: Limit = 100) -> list[DeadLetterView]:

@@ -7,7 +7,8 @@ label fed by producers (an event's source or type) or by a path cannot grow with
 
 Counters are monotonic and process-wide: readers compare two scrapes (`rate()`), tests
 compare before and after. The gauges of the outbox, the consumer lag and the held and dead
-commands are set from the database by `observe_status()` just before a scrape renders.
+commands, and of the feeds held, are set from the database by `observe_status()` just
+before a scrape renders.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ FEED_POLLS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+FEED_VERSIONS_HELD = Counter(
+    "ucaas_sync_feed_versions_held_total",
+    "Calendar feed versions whose cancels the mass-cancel guard held for approval",
+    registry=REGISTRY,
+)
 OUTBOX_DEPTH = Gauge(
     "ucaas_sync_outbox_depth",
     "Commands in the outbox, by status (at the last scrape)",
@@ -85,6 +91,11 @@ CONSUMER_LAG_TOTAL = Gauge(
 HELD_COMMANDS = Gauge(
     "ucaas_sync_held_commands",
     "Commands held for an operator's approval",
+    registry=REGISTRY,
+)
+FEEDS_HELD = Gauge(
+    "ucaas_sync_feeds_held",
+    "Calendar feeds with cancels held for an operator's approval",
     registry=REGISTRY,
 )
 DEAD_COMMANDS = Gauge(
@@ -113,6 +124,8 @@ class StatusLike(Protocol):
     def held_for_approval(self) -> int: ...
     @property
     def dead(self) -> int: ...
+    @property
+    def feeds(self) -> Mapping[str, int]: ...
     @property
     def consumer_lag(self) -> Mapping[tuple[str, int], int] | None: ...
 
@@ -179,6 +192,10 @@ def feed_polled(outcome: str) -> None:
     FEED_POLLS.labels(outcome).inc()
 
 
+def feed_version_held() -> None:
+    FEED_VERSIONS_HELD.inc()
+
+
 def observe_status(status: StatusLike) -> None:
     """Set the scrape-time gauges from one reading of the database and the broker."""
     for name in {*OUTBOX_STATUSES, *status.outbox}:
@@ -186,6 +203,7 @@ def observe_status(status: StatusLike) -> None:
     OUTBOX_OLDEST_AGE.set(status.oldest_open_age_s or 0.0)
     HELD_COMMANDS.set(status.held_for_approval)
     DEAD_COMMANDS.set(status.dead)
+    FEEDS_HELD.set(status.feeds.get("held", 0))
     # Partitions revoked since the last scrape must not linger. An unknown lag (the broker
     # did not answer) leaves no per-partition series and the total at its last known
     # value, so an autoscaler sees neither a drop to 0 nor a NaN.

@@ -1,5 +1,5 @@
 """What an operator does to commands: retry or drop a dead one, approve or deny held
-deprovisioning (the CLI's `dead` and `approvals` commands, the admin API)."""
+deprovisioning and feeds' cancels (the CLI's `dead`, `approve` and `deny`, the admin API)."""
 
 from __future__ import annotations
 
@@ -30,17 +30,24 @@ class OperatorActions:
             CommandStatus.DROPPED.value,
         )
 
-    async def approve(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
-        """Let held deprovisioning run: one command, or every one held for a tenant."""
-        return await self._decide(command_id, tenant, CommandStatus.PENDING.value)
+    async def approve(
+        self, *, command_id: int | None = None, tenant: str | None = None, source: str | None = None
+    ) -> int:
+        """Let held commands run: one, every one held for a tenant, or for an event source
+        (a calendar feed's held cancels)."""
+        return await self._decide(command_id, tenant, source, CommandStatus.PENDING.value)
 
-    async def deny(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
-        """Drop held deprovisioning: the users keep their access."""
-        return await self._decide(command_id, tenant, CommandStatus.DROPPED.value)
+    async def deny(
+        self, *, command_id: int | None = None, tenant: str | None = None, source: str | None = None
+    ) -> int:
+        """Drop held commands: the users keep their access, the meetings stay."""
+        return await self._decide(command_id, tenant, source, CommandStatus.DROPPED.value)
 
-    async def _decide(self, command_id: int | None, tenant: str | None, to_status: str) -> int:
-        if command_id is None and tenant is None:
-            raise ValueError("name a command id or a tenant")
+    async def _decide(
+        self, command_id: int | None, tenant: str | None, source: str | None, to_status: str
+    ) -> int:
+        if command_id is None and tenant is None and source is None:
+            raise ValueError("name a command id, a tenant or a source")
         now = utcnow()
         query = OUTBOX.update().where(
             OUTBOX.c.status == CommandStatus.HELD.value, OUTBOX.c.hold_reason.like(f"{APPROVAL}%")
@@ -49,6 +56,8 @@ class OperatorActions:
             query = query.where(OUTBOX.c.id == command_id)
         if tenant is not None:
             query = query.where(OUTBOX.c.tenant == tenant)
+        if source is not None:
+            query = query.where(OUTBOX.c.event_source == source)
         dropped = to_status == CommandStatus.DROPPED.value
         async with self.engine.begin() as conn:
             result = await conn.execute(

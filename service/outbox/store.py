@@ -78,11 +78,15 @@ class OutboxStore:
     async def drop(self, command_id: int) -> bool:
         return await self.operator.drop(command_id)
 
-    async def approve(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
-        return await self.operator.approve(command_id=command_id, tenant=tenant)
+    async def approve(
+        self, *, command_id: int | None = None, tenant: str | None = None, source: str | None = None
+    ) -> int:
+        return await self.operator.approve(command_id=command_id, tenant=tenant, source=source)
 
-    async def deny(self, *, command_id: int | None = None, tenant: str | None = None) -> int:
-        return await self.operator.deny(command_id=command_id, tenant=tenant)
+    async def deny(
+        self, *, command_id: int | None = None, tenant: str | None = None, source: str | None = None
+    ) -> int:
+        return await self.operator.deny(command_id=command_id, tenant=tenant, source=source)
 
     async def held_for_approval(self) -> list[OutboxRow]:
         return await self.operator.held_for_approval()

@@ -211,6 +211,8 @@ class CalendarFeed(SQLModel, table=True):
     source: str = Field(default="event", max_length=20, description="event or config")
     etag: str | None = Field(default=None, max_length=500)
     last_modified: str | None = Field(default=None, max_length=100)
+    # SHA-256 of the last body planned: a 200 with the same body is not parsed again
+    body_sha256: str | None = Field(default=None, max_length=64)
     next_fetch_at: datetime = _time()
     last_fetch_at: datetime | None = _time(nullable=True)
     last_status: str | None = Field(default=None, max_length=20)  # ok, unchanged, failed

@@ -116,11 +116,20 @@ class FeedPlan:
 
 
 def feed_plan(
-    feed_id: str, organiser: str, tenant: str, now: datetime, rng: random.Random, scale: float
+    feed_id: str,
+    organiser: str,
+    tenant: str,
+    now: datetime,
+    rng: random.Random,
+    scale: float,
+    *,
+    restored: bool = False,
 ) -> FeedPlan:
-    """Four versions: the first; renamed, moved, EXDATE'd and new; cancelled, overridden
-    and vanished; a shorter series and one more new event. Every start is 1 to 24 days
-    ahead (inside the service's 30-day horizon, never in the past)."""
+    """Five versions: the first; renamed, moved, EXDATE'd and new; cancelled, overridden
+    and vanished; a shorter series and one more new event; then emptied (no event at all:
+    its cancels are held for approval, which the run never gives). `restored`: a sixth,
+    the fourth again (the held cancels are moot). Every start is 1 to 24 days ahead
+    (inside the service's 30-day horizon, never in the past)."""
     day = now.astimezone(UTC).date() + timedelta(days=1)
 
     def at(days: int, hour: int, minute: int = 0, zone: ZoneInfo | None = None) -> datetime:
@@ -155,4 +164,6 @@ def feed_plan(
     v3 = (weekly3, *v2[1:4], cancelled, *v2[5:])  # one_offs[3] is gone from the file
     v3 = tuple(s for s in v3 if s.uid != one_offs[3].uid)
     v4 = (*[replace(s, count=6) if s.uid == daily.uid else s for s in v3], fresh(0, 4))
-    return FeedPlan(feed_id, organiser, tenant, (v1, v2, v3, v4))
+    emptied: tuple[Series, ...] = ()
+    versions = (v1, v2, v3, v4, emptied, *((v4,) if restored else ()))
+    return FeedPlan(feed_id, organiser, tenant, versions)

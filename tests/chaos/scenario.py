@@ -11,7 +11,9 @@ Pure: the same seed, size and `now` give the same events. What it holds:
   HR never hired); each employee's events stay in order (one key, one partition), the
   employees' lives are interleaved;
 - calendars: a feed per organiser, registered by a CloudEvent, in several versions (new,
-  edited, moved, cancelled, EXDATE'd and vanished occurrences) served one after another.
+  edited, moved, cancelled, EXDATE'd and vanished occurrences) served one after another,
+  then emptied (its cancels held for approval, never given), and for every second feed
+  restored after that (the held cancels moot).
 
 The licence policy: Sales gets meetings and webinars, everyone else meetings.
 """
@@ -263,7 +265,9 @@ def build(seed: int, scale: float = 1.0, *, now: datetime | None = None) -> Scen
         _life(b, person, b.rng.uniform(0.005, 0.7) if not organiser else 0.004, stable=organiser)
         if organiser:
             feed_id = f"feed-{n + 1}"
-            feeds.append(feed_plan(feed_id, person.email, tenant, now, b.rng, scale))
+            restored = n % 2 == 1  # the others end emptied, their cancels held
+            plan = feed_plan(feed_id, person.email, tenant, now, b.rng, scale, restored=restored)
+            feeds.append(plan)
             registered = {"feed_id": feed_id, "url": "", "organizer_email": person.email,
                           "tenant": tenant}  # fmt: skip
             b.add("calendar", "calendar.feed.registered", feed_id, registered, 0.005)

@@ -54,8 +54,9 @@ async def test_killed_and_restarted_at_random_loses_and_duplicates_nothing(
     comparison = run.check()
     print(
         f"\n{len(scenario.events):,} events ({len(scenario.unique_ids):,} ids), "
-        f"{len(scenario.feeds)} feeds x 4 versions; kills: {run.kills}; published and killed "
-        f"in {killed_s:.0f} s, settled after {time.monotonic() - began:.0f} s\n"
+        f"{len(scenario.feeds)} feeds, {sum(len(p.versions) for p in scenario.feeds)} versions "
+        f"(cancels held, moot: {run.cancels_held_moot}); kills: {run.kills}; published and "
+        f"killed in {killed_s:.0f} s, settled after {time.monotonic() - began:.0f} s\n"
         f"compared {comparison.summary()}; {len(run.kills)} kills"
     )
     assert not comparison.problems, comparison.report()

@@ -380,11 +380,14 @@ async def test_approve_and_deny_release_held_deprovisioning(admin: Admin) -> Non
     assert all(h["hold_reason"].startswith("approval: ") for h in held)
     of_e1 = [h["id"] for h in held if h["entity"] == f"user:{TENANT}:E1"]
 
-    # neither or both of command_id and tenant: refused
+    # none, or more than one, of command_id, tenant and feed: refused
     assert (await admin.post("/api/held/approve")).status_code == 422
     assert (
         await admin.post("/api/held/approve", json={"command_id": 1, "tenant": "x"})
     ).status_code == 422
+    assert (await admin.post("/api/held/deny?tenant=x&feed=y")).status_code == 422
+    # a feed's held cancels (none here: deprovisioning is not a feed's)
+    assert (await admin.post("/api/held/approve?feed=team-cal")).json() == {"changed": 0}
 
     denied = await admin.post("/api/held/deny", json={"command_id": of_e1[0]})
     assert denied.json() == {"changed": 1}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from connectors.calendar.ics import Occurrence, parse_feed
+from service.calendar.guard import CancelGuard, judge
 from service.calendar.translate import (
     DESC_MAX,
     ROOM_NAME_MAX,
@@ -26,7 +27,7 @@ from service.calendar.translate import (
     meeting_spec,
     room_name,
 )
-from service.domain.commands import Kind, MeetingSpec
+from service.domain.commands import APPROVAL, Kind, MeetingSpec
 from service.domain.feeds import Feed
 from service.domain.translation import Translation
 
@@ -181,11 +182,19 @@ def test_a_cancelled_occurrence_never_seen_is_not_scheduled() -> None:
     assert translation.commands == []
 
 
-def test_an_empty_feed_cancels_everything_to_come() -> None:
+def test_an_empty_feed_holds_its_cancels_for_approval() -> None:
+    """The diff would cancel everything to come; the mass-cancel guard holds those cancels
+    for an operator and the meetings stay (more in test_calendar_guard.py)."""
     state = after_first([occurrence(), occurrence("retro@team.example", key="retro")])
-    translation = diff_feed(FEED, [], state, NOW)
-    assert [k for k, _ in kinds(translation)] == ["cancel_meeting", "cancel_meeting"]
-    assert state_of(translation).meetings == {}
+    diffed = diff_feed(FEED, [], state, NOW)
+    assert [k for k, _ in kinds(diffed)] == ["cancel_meeting", "cancel_meeting"]
+    guarded = judge(FEED, diffed, state, NOW, CancelGuard(), empty=True)
+    reason = f"{APPROVAL}feed team-cal would cancel 2 of 2 upcoming meetings"
+    assert [(c.kind, c.held) for c in guarded.translation.commands] == [
+        (Kind.CANCEL_MEETING, reason),
+        (Kind.CANCEL_MEETING, reason),
+    ]
+    assert state_of(guarded.translation).meetings == state.meetings
 
 
 # --- meetings that have started ------------------------------------------------------------

@@ -118,12 +118,13 @@ function renderTopics(status) {
 
 function renderFeeds(status) {
   const feeds = status.feeds || {};
-  const known = ["ok", "unchanged", "failed", "not fetched"];
+  const known = ["ok", "unchanged", "held", "failed", "not fetched"];
   const names = [...new Set([...known, ...Object.keys(feeds)])];
+  // held: a version that would cancel many meetings waits for approval (see "Held")
   $("feeds").replaceChildren(
     ...names.map((s) =>
       metric(`feeds-${slug(s)}`, s === "failed" ? "failing" : s, feeds[s] || 0, slug(s), {
-        alert: s === "failed",
+        alert: s === "failed" || s === "held",
       }),
     ),
   );
@@ -221,6 +222,7 @@ function renderHeld(held) {
         node("td", "", c.tenant || ""),
         node("td", "", c.kind),
         node("td", "", c.entity),
+        node("td", "", (c.hold_reason || "").replace(/^approval: /, "")),
         node("td", "", ago(c.created_at)),
       );
       return row;

@@ -258,15 +258,18 @@ async def test_register_change_and_remove(engine: AsyncEngine, clock: Clock) -> 
             occurrences=3,
             next_in_s=300,
             now=START,
+            body_sha256="ab" * 32,
         )
+    assert (await feed_row(engine)).body_sha256 == "ab" * 32
     clock.advance(minutes=1)
     changed = team_feed(f"{HOST}/team-2.ics", organizer_email="Lena.Fischer@Team.Example")
     await registry.register_all([changed], source="config")
     [row] = await registry.rows()
-    assert (row.url, row.organizer_email, row.etag, row.occurrences) == (
+    assert (row.url, row.organizer_email, row.etag, row.body_sha256, row.occurrences) == (
         f"{HOST}/team-2.ics",
         "lena.fischer@team.example",  # lower case
         None,  # validators of the old URL are not sent to the new one
+        None,  # nor is its body taken for the new one's
         3,  # the rest of the fetch history is kept
     )
     assert as_utc(row.next_fetch_at) == clock.now
@@ -408,16 +411,36 @@ async def test_first_poll_schedules_and_saves_the_state(
 async def test_unchanged_feed_queues_nothing(
     engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
 ) -> None:
-    """A host without validators sends the same body: parsed again, no change."""
+    """A host without validators sends the same body: not parsed again (its hash is the
+    last one's), no change; expanded again once the window has moved on."""
     url = feed_host.publish(ics("team_v1.ics"), path="/team.ics", validators=False)
     await register(engine, team_feed(url))
     await poller.poll_all_now()
     before = await commands(engine)
+    digest = (await feed_row(engine)).body_sha256
+    assert digest is not None and len(digest) == 64
+    assert poller.stats.parses == 1
     clock.advance(seconds=301)
     await poller.poll_all_now()
     assert await commands(engine) == before
     assert [r.status for r in feed_host.seen] == [200, 200]
+    assert poller.stats.parses == 1  # the same body: not parsed
+    row = await feed_row(engine)
+    assert (row.last_status, row.occurrences, row.body_sha256) == ("unchanged", 8, digest)
+    assert poller.stats.fetches == {"ok": 1, "unchanged": 1}
+
+    clock.now = START + timedelta(seconds=poller_module.REEXPAND_S)  # the window moved on
+    await poller.poll_all_now()
+    assert poller.stats.parses == 2  # the same body, expanded again
     assert (await feed_row(engine)).last_status == "ok"
+    assert await commands(engine) == before
+
+    feed_host.publish(ics("team_v2.ics"), path="/team.ics", validators=False)
+    clock.advance(seconds=301)
+    await poller.poll_all_now()  # another body: parsed
+    assert poller.stats.parses == 3
+    assert sorted((await commands(engine))[7:]) == TEAM_V1_TO_V2
+    assert (await feed_row(engine)).body_sha256 != digest
 
 
 async def test_not_modified_leaves_everything_as_it_was(
