@@ -13,6 +13,12 @@ class FeedData(BaseModel):
     feed_id: str | None = Field(None, description="defaults to the event subject")
     url: str | None = Field(None, max_length=2000, description="https://, http:// or webcal://")
     organizer_email: EmailStr | None = Field(None, description="the organiser's UCaaS user")
+    aliases: list[EmailStr] = Field(
+        default_factory=list, max_length=20, description="the owner's other addresses"
+    )
+    schedule_attended: bool = Field(
+        False, description="schedule the events the owner only attends too"
+    )
     tenant: str | None = Field(None, min_length=1, max_length=50)
     # At most a week: a feed polled less often is stale, and an interval of centuries made
     # the next fetch time overflow the calendar, failing every poll of the feed.

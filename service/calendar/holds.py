@@ -143,6 +143,8 @@ async def guarded_diff(
     now: datetime,
     rules: MeetingRules,
     guard: CancelGuard,
+    *,
+    empty: bool | None = None,
 ) -> Guarded:
     """diff_feed, with the operator's decisions on held cancels folded in first and the
     guard's verdict after; the held cancels it no longer needs are released or dropped.
@@ -150,7 +152,9 @@ async def guarded_diff(
     held = state.hold.held if state is not None and state.hold is not None else ()
     settled = settle(state, await fates(conn, feed.feed_id, held) if held else {})
     diffed = diff_feed(feed, occurrences, settled, now, rules)
-    guarded = judge(feed, diffed, settled, now, guard, empty=not occurrences)
+    # empty: the feed had no event at all (not: none of its events is the owner's)
+    empty = not occurrences if empty is None else empty
+    guarded = judge(feed, diffed, settled, now, guard, empty=empty)
     if guarded.release:
         await release(conn, feed.feed_id, guarded.release, now)
     if guarded.moot:

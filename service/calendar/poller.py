@@ -38,7 +38,7 @@ from structlog.contextvars import bound_contextvars
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
-from service.calendar import holds, registry
+from service.calendar import holds, owners, registry
 from service.calendar.guard import CancelGuard
 from service.calendar.registry import FeedLease, FeedRegistry
 from service.calendar.translate import FeedState, MeetingRules
@@ -306,8 +306,24 @@ class FeedPoller:
                 return None
             state = (await tx.states.load({entity: FeedState})).get(entity)
             known = state if isinstance(state, FeedState) else None
+            taken = await owners.take(conn, feed, occurrences, now)
+            if taken.attended or taken.elsewhere:
+                metrics.feed_events_not_scheduled(taken.attended, taken.elsewhere)
+                log.info(
+                    "feed %s: %d occurrence(s) its owner only attends, %d another feed has",
+                    feed.feed_id,
+                    taken.attended,
+                    taken.elsewhere,
+                )
             guarded = await holds.guarded_diff(
-                conn, feed, occurrences, known, now, self.rules, self.guard
+                conn,
+                feed,
+                taken.occurrences,
+                known,
+                now,
+                self.rules,
+                self.guard,
+                empty=not occurrences,
             )
             translation = guarded.translation
             if translation.commands:

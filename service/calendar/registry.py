@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.backoff import backoff_s
+from service.calendar import owners
 from service.domain.feeds import Feed
 from service.outbox.sql import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
@@ -50,10 +51,13 @@ class _FileFeed(BaseModel):
     organizer: str = Field(min_length=3, max_length=255)
     tenant: str = Field(min_length=1, max_length=100)
     interval_s: float | None = Field(None, gt=0)
+    aliases: list[str] = Field(default_factory=list, max_length=20)
+    schedule_attended: bool = False
 
 
 def load_feeds_file(path: Path) -> list[Feed]:
-    """[[feeds]] tables with id, url, organizer, tenant and an optional interval_s."""
+    """[[feeds]] tables with id, url, organizer, tenant and optional interval_s, aliases
+    (the owner's other addresses) and schedule_attended."""
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -71,6 +75,8 @@ def load_feeds_file(path: Path) -> list[Feed]:
             organizer_email=e.organizer,
             tenant=e.tenant,
             interval_s=e.interval_s,
+            aliases=tuple(a.lower() for a in e.aliases),
+            schedule_attended=e.schedule_attended,
         )
         for e in entries
     ]
@@ -83,6 +89,8 @@ def feed_of(row: Any) -> Feed:
         organizer_email=row.organizer_email,
         tenant=row.tenant,
         interval_s=row.interval_s,
+        aliases=tuple(row.aliases or ()),
+        schedule_attended=bool(row.schedule_attended),
     )
 
 
@@ -96,6 +104,8 @@ async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datet
         "organizer_email": feed.organizer_email.lower(),
         "tenant": feed.tenant,
         "interval_s": feed.interval_s,
+        "aliases": list(feed.aliases),
+        "schedule_attended": feed.schedule_attended,
         "removed": False,
         "source": source,
         "next_fetch_at": now,
@@ -114,7 +124,9 @@ async def remove(conn: AsyncConnection, feed_id: str, now: datetime) -> Feed | N
     await conn.execute(
         FEEDS.update().where(FEEDS.c.feed_id == feed_id).values(removed=True, updated_at=now)
     )
-    return feed_of(row)
+    feed = feed_of(row)
+    await owners.let_go(conn, feed)  # its events are free for another feed
+    return feed
 
 
 class FeedRegistry:

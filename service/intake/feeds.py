@@ -37,6 +37,8 @@ def feed_event(kind: FeedKind, envelope: Envelope, data: FeedData) -> FeedEvent:
         organizer_email=str(data.organizer_email or "").lower(),
         tenant=data.tenant or "",
         interval_s=data.interval_s,
+        aliases=tuple(str(a).lower() for a in data.aliases),
+        schedule_attended=data.schedule_attended,
     )
     return FeedEvent(kind, feed)
 

@@ -61,6 +61,12 @@ FEED_POLLS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+FEED_EVENTS_NOT_SCHEDULED = Counter(
+    "ucaas_sync_feed_events_not_scheduled_total",
+    "Calendar feed occurrences not scheduled: the owner only attends, or another feed has it",
+    ["reason"],
+    registry=REGISTRY,
+)
 FEED_VERSIONS_HELD = Counter(
     "ucaas_sync_feed_versions_held_total",
     "Calendar feed versions whose cancels the mass-cancel guard held for approval",
@@ -190,6 +196,11 @@ def ucaas_call(method: str, route: str, status: int | None, seconds: float) -> N
 
 def feed_polled(outcome: str) -> None:
     FEED_POLLS.labels(outcome).inc()
+
+
+def feed_events_not_scheduled(attended: int, elsewhere: int) -> None:
+    FEED_EVENTS_NOT_SCHEDULED.labels("attended").inc(attended)
+    FEED_EVENTS_NOT_SCHEDULED.labels("other_feed").inc(elsewhere)
 
 
 def feed_version_held() -> None:

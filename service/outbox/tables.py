@@ -207,6 +207,12 @@ class CalendarFeed(SQLModel, table=True):
     organizer_email: str = Field(max_length=255)
     tenant: str = Field(max_length=100)
     interval_s: float | None = None
+    # the owner's other addresses, and whether the events they only attend are scheduled
+    aliases: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=sa.text("'[]'")),
+    )
+    schedule_attended: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     removed: bool = False
     source: str = Field(default="event", max_length=20, description="event or config")
     etag: str | None = Field(default=None, max_length=500)
@@ -219,6 +225,19 @@ class CalendarFeed(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     failures: int = 0
     occurrences: int = 0
+    updated_at: datetime = _time()
+
+
+class CalendarEventOwner(SQLModel, table=True):
+    """Which feed schedules an event (organiser + UID) of a tenant: one tenant's feeds
+    never schedule the same event twice (two feeds of one owner, a team calendar)."""
+
+    __tablename__ = "calendar_event_owner"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    organizer: str = Field(primary_key=True, max_length=255)
+    uid: str = Field(primary_key=True, max_length=255)
+    feed_id: str = Field(max_length=200, index=True)
     updated_at: datetime = _time()
 
 
@@ -253,4 +272,5 @@ CALLS = table_of(CallLog)
 LOGINS = table_of(TenantCredential)
 STATES = table_of(EntityState)
 FEEDS = table_of(CalendarFeed)
+EVENT_OWNERS = table_of(CalendarEventOwner)
 DEAD_LETTERS = table_of(DeadLetterRow)

@@ -111,7 +111,16 @@ async def poller(engine: AsyncEngine, clock: Clock) -> AsyncIterator[FeedPoller]
 
 
 def team_feed(url: str, feed_id: str = "team-cal", **changes: Any) -> Feed:
-    values = {"feed_id": feed_id, "url": url, "organizer_email": ORGANIZER, "tenant": "acme"}
+    """A team calendar: every event in it is scheduled, whoever organises it (these tests
+    are about reading and planning feeds; whose events a person's feed schedules is
+    test_calendar_ownership.py's)."""
+    values = {
+        "feed_id": feed_id,
+        "url": url,
+        "organizer_email": ORGANIZER,
+        "tenant": "acme",
+        "schedule_attended": True,
+    }
     return Feed(**(values | changes))
 
 
