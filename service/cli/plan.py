@@ -31,11 +31,16 @@ def plan(
         bool, typer.Option("--live", help="--event against the database's state")
     ] = False,
     ics: Annotated[Path | None, typer.Option("--ics", help="an iCalendar file")] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="with --ics: the feed's version before it"),
+    ] = None,
     now: Annotated[datetime | None, typer.Option(help="ISO 8601; default: now")] = None,
     horizon_days: Annotated[float | None, typer.Option(help="default: 30")] = None,
     organizer: Annotated[
-        str, typer.Option(help="the organiser's e-mail")
-    ] = "organizer@example.com",
+        str | None,
+        typer.Option(help="the feed owner's e-mail: only what they organise is planned"),
+    ] = None,
 ) -> None:
     """Print the commands events or a calendar file would produce, as JSON lines.
 
@@ -50,14 +55,20 @@ def plan(
             raise PlanError("--now needs a time zone, e.g. 2026-12-01T09:00:00Z")
         if sum(1 for given in (event, events, ics) if given) != 1 or (live and event is None):
             raise PlanError("give one of --event FILE [--live], --events FILE or --ics FILE")
+        if previous is not None and ics is None:
+            raise PlanError("--previous goes with --ics")
         if ics is not None:
-            commands = plan_calendar(
+            planned = plan_calendar(
                 read(ics),
                 settings.calendar,
                 now=now,
                 horizon_days=horizon_days,
                 organizer=organizer,
+                previous=read(previous) if previous is not None else None,
             )
+            for note in planned.notes:
+                typer.echo(f"note: {note}", err=True)
+            commands = planned.commands
         elif events is not None:
             commands, errors = _history(read(events), settings, now)
         elif event is not None:

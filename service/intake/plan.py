@@ -7,14 +7,18 @@ for an entity the service has not seen) and with no I/O but reading the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.calendar.fetch import FeedError
-from connectors.calendar.ics import parse_feed
+from connectors.calendar.ics import Occurrence, parse_feed
+from service.calendar.guard import CancelGuard, judge
+from service.calendar.owners import owned
 from service.calendar.poller import limits_of, rules_of
-from service.calendar.translate import diff_feed
+from service.calendar.translate import FeedState, diff_feed
+from service.domain.commands import APPROVAL
 from service.domain.feeds import Feed
 from service.intake.history import History, LineError
 from service.intake.licences import LicencePolicy
@@ -39,27 +43,72 @@ def plan_event(
     yield from history.lines
 
 
+@dataclass
+class CalendarPlan:
+    """What plan --ics prints: the commands (JSON lines), and notes for stderr."""
+
+    commands: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+
 def plan_calendar(
     raw: bytes,
     settings: CalendarSettings,
     *,
     now: datetime | None = None,
     horizon_days: float | None = None,
-    organizer: str = "organizer@example.com",
-) -> list[dict[str, Any]]:
-    """The meeting commands an iCalendar file would produce for a new feed."""
+    organizer: str | None = None,
+    previous: bytes | None = None,
+) -> CalendarPlan:
+    """The meeting commands an iCalendar file would produce: for a new feed, or, with
+    `previous`, for the change from that version (planned first, as the feed's known
+    state) to this one, through the mass-cancel guard. With `organizer`, the feed is that
+    person's: only what they organise is planned; without, every event (a team
+    calendar)."""
     when = now or utcnow()
     if when.tzinfo is None:
         raise PlanError("--now needs a time zone, e.g. 2026-12-01T09:00:00Z")
+    feed = Feed(
+        feed_id="plan",
+        url="file:plan.ics",
+        organizer_email=organizer or "organizer@example.com",
+        tenant="plan",
+        schedule_attended=organizer is None,
+    )
+    rules, notes = rules_of(settings), list[str]()
+    state = None
+    if previous is not None:
+        known = _occurrences(previous, settings, when, horizon_days, feed, notes, "--previous: ")
+        state = diff_feed(feed, known, None, when, rules).state
+    found = _occurrences(raw, settings, when, horizon_days, feed, notes, "")
+    diffed = diff_feed(feed, found, state if isinstance(state, FeedState) else None, when, rules)
+    known_state = state if isinstance(state, FeedState) else None
+    guarded = judge(feed, diffed, known_state, when, CancelGuard.of(settings), empty=not found)
+    if guarded.reason:
+        notes.append(f"held: {guarded.reason.removeprefix(APPROVAL)}")
+    return CalendarPlan([c.as_json() for c in guarded.translation.commands], notes)
+
+
+def _occurrences(
+    raw: bytes,
+    settings: CalendarSettings,
+    when: datetime,
+    horizon_days: float | None,
+    feed: Feed,
+    notes: list[str],
+    label: str,
+) -> list[Occurrence]:
     horizon = horizon_days if horizon_days is not None else settings.horizon_days
-    limits = limits_of(settings)
     try:
-        occurrences = parse_feed(raw, start=when, end=when + timedelta(days=horizon), limits=limits)
+        found = parse_feed(
+            raw, start=when, end=when + timedelta(days=horizon), limits=limits_of(settings)
+        )
     except FeedError as exc:
-        raise PlanError(f"not usable iCalendar: {exc.reason}") from None
-    feed = Feed(feed_id="plan", url="file:plan.ics", organizer_email=organizer, tenant="plan")
-    translation = diff_feed(feed, occurrences, None, when, rules_of(settings))
-    return [command.as_json() for command in translation.commands]
+        raise PlanError(f"{label}not usable iCalendar: {exc.reason}") from None
+    mine, attended = owned(feed, found)
+    if attended:
+        notes.append(f"{label}{attended} occurrence(s) {feed.organizer_email} only attends")
+    return mine
 
 
 def read(path: Path) -> bytes:

@@ -266,3 +266,46 @@ def test_more_unusable_input_is_one_error_line(
     assert (run.code, run.stdout) == (2, "")
     assert run.stderr.startswith(message)
     assert run.stderr.count("\n") == 1, run.stderr
+
+
+# -- a change from one version to the next, and whose events ------------------------------
+EMPTY = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Export//EN\r\nEND:VCALENDAR\r\n"
+
+
+def test_previous_plans_the_change_and_an_everyday_one_is_not_held(plan: Any) -> None:
+    v1, v2 = FIXTURES / "team_v1.ics", FIXTURES / "team_v2.ics"
+    fresh = plan("--ics", str(v2), *WINDOW)
+    change = plan("--ics", str(v2), "--previous", str(v1), *WINDOW)
+    assert change.code == 0, change.stderr
+    assert change.lines()
+    assert change.lines() != fresh.lines()  # the change from v1, not v2 from nothing
+    assert "update_meeting" in {line["kind"] for line in change.lines()}
+    assert {line["kind"] for line in change.lines()} <= {
+        "schedule_meeting",
+        "update_meeting",
+        "cancel_meeting",
+    }
+    assert all("held" not in line for line in change.lines())
+    same = plan("--ics", str(v1), "--previous", str(v1), *WINDOW)
+    assert (same.code, same.lines()) == (0, [])
+
+
+def test_an_emptied_feed_would_be_held(plan: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.ics"
+    empty.write_bytes(EMPTY)
+    run = plan("--ics", str(empty), "--previous", str(FIXTURES / "team_v1.ics"), *WINDOW)
+    assert run.code == 0, run.stderr
+    lines = run.lines()
+    assert lines
+    assert {line["kind"] for line in lines} == {"cancel_meeting"}
+    assert all(line["held"].startswith("approval: feed plan would cancel") for line in lines)
+    assert "note: held: feed plan would cancel" in run.stderr
+
+
+def test_with_an_organizer_only_their_events_are_planned(plan: Any) -> None:
+    outlook = FIXTURES / "outlook_windows_tz.ics"
+    everyone = plan("--ics", str(outlook), *WINDOW)
+    stranger = plan("--ics", str(outlook), *WINDOW, "--organizer", "someone@else.example")
+    assert everyone.lines()
+    assert (stranger.code, stranger.lines()) == (0, [])
+    assert "occurrence(s) someone@else.example only attends" in stranger.stderr
