@@ -42,7 +42,9 @@ def plan(
     Each line has kind, entity and payload; for events also the event's id, not_before
     when the command waits for a date, and held when a person would have to approve it.
     With --events, a line that cannot be planned is one error on stderr naming its line
-    number; the others are still planned, and the exit code is 2."""
+    number; the others are still planned, and the exit code is 2. With --ics, each event
+    skipped as unusable is a line on stderr (skipped: UID: reason); the exit code is 0
+    when anything in the file could be used."""
     settings = Settings()
     errors: list[str] = []
     try:
@@ -51,13 +53,18 @@ def plan(
         if sum(1 for given in (event, events, ics) if given) != 1 or (live and event is None):
             raise PlanError("give one of --event FILE [--live], --events FILE or --ics FILE")
         if ics is not None:
-            commands = plan_calendar(
+            found = plan_calendar(
                 read(ics),
                 settings.calendar,
                 now=now,
                 horizon_days=horizon_days,
                 organizer=organizer,
             )
+            for each in found.skipped:
+                typer.echo(f"skipped: {each}", err=True)
+            if not found.plannable:
+                raise PlanError(f"no usable event: all {len(found.skipped)} were skipped")
+            commands = found.commands
         elif events is not None:
             commands, errors = _history(read(events), settings, now)
         elif event is not None:

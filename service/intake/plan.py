@@ -7,12 +7,13 @@ for an entity the service has not seen) and with no I/O but reading the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.calendar.fetch import FeedError
-from connectors.calendar.ics import parse_feed
+from connectors.calendar.ics import Skipped, parse_feed
 from service.calendar.poller import limits_of, rules_of
 from service.calendar.translate import diff_feed
 from service.domain.feeds import Feed
@@ -39,6 +40,16 @@ def plan_event(
     yield from history.lines
 
 
+@dataclass(frozen=True)
+class CalendarPlan:
+    """What an iCalendar file would do: the commands (as `plan` prints them), the events
+    skipped as unusable, and whether anything in the file could be used."""
+
+    commands: list[dict[str, Any]]
+    skipped: tuple[Skipped, ...] = ()
+    plannable: bool = True
+
+
 def plan_calendar(
     raw: bytes,
     settings: CalendarSettings,
@@ -46,20 +57,23 @@ def plan_calendar(
     now: datetime | None = None,
     horizon_days: float | None = None,
     organizer: str = "organizer@example.com",
-) -> list[dict[str, Any]]:
-    """The meeting commands an iCalendar file would produce for a new feed."""
+) -> CalendarPlan:
+    """The meeting commands an iCalendar file would produce for a new feed, and the
+    events it skips as unusable."""
     when = now or utcnow()
     if when.tzinfo is None:
         raise PlanError("--now needs a time zone, e.g. 2026-12-01T09:00:00Z")
     horizon = horizon_days if horizon_days is not None else settings.horizon_days
     limits = limits_of(settings)
     try:
-        occurrences = parse_feed(raw, start=when, end=when + timedelta(days=horizon), limits=limits)
+        parsed = parse_feed(raw, start=when, end=when + timedelta(days=horizon), limits=limits)
     except FeedError as exc:
         raise PlanError(f"not usable iCalendar: {exc.reason}") from None
     feed = Feed(feed_id="plan", url="file:plan.ics", organizer_email=organizer, tenant="plan")
-    translation = diff_feed(feed, occurrences, None, when, rules_of(settings))
-    return [command.as_json() for command in translation.commands]
+    rules = rules_of(settings)
+    translation = diff_feed(feed, parsed.occurrences, None, when, rules, parsed.skipped_uids)
+    commands = [command.as_json() for command in translation.commands]
+    return CalendarPlan(commands, parsed.skipped, parsed.plannable)
 
 
 def read(path: Path) -> bytes:

@@ -60,6 +60,12 @@ FEED_POLLS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+FEED_EVENTS_SKIPPED = Counter(
+    "ucaas_sync_feed_events_skipped_total",
+    "Calendar events skipped as unusable at an expansion of their feed, by reason kind",
+    ["reason"],
+    registry=REGISTRY,
+)
 OUTBOX_DEPTH = Gauge(
     "ucaas_sync_outbox_depth",
     "Commands in the outbox, by status (at the last scrape)",
@@ -177,6 +183,23 @@ def ucaas_call(method: str, route: str, status: int | None, seconds: float) -> N
 
 def feed_polled(outcome: str) -> None:
     FEED_POLLS.labels(outcome).inc()
+
+
+# Why a calendar event was skipped (connectors.calendar.isolate.KINDS); anything else is OTHER.
+SKIP_KINDS = (
+    "no_dtstart",
+    "bad_value",
+    "bad_rrule",
+    "unknown_tzid",
+    "rrule_too_fast",
+    "rrule_too_long",
+    "broken_vevent",
+    "expansion",
+)
+
+
+def feed_event_skipped(kind: str) -> None:
+    FEED_EVENTS_SKIPPED.labels(kind if kind in SKIP_KINDS else OTHER).inc()
 
 
 def observe_status(status: StatusLike) -> None:
