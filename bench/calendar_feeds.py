@@ -344,8 +344,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # is reported apart): the figures are the work's, not where a deadline cut it.
     limits = replace(service_limits, max_seconds=3600.0)
 
-    def parse(data: bytes, with_limits: ParseLimits = limits) -> list[Occurrence]:
-        return parse_feed(data, start=now, end=end, limits=with_limits)
+    def parse(data: bytes, with_limits: ParseLimits = limits) -> tuple[Occurrence, ...]:
+        return parse_feed(data, start=now, end=end, limits=with_limits).occurrences
 
     began = time.perf_counter()
     try:

@@ -131,7 +131,9 @@ class CalendarSettings(BaseSettings):
     max_events: int = Field(20_000, ge=1, description="events in one feed at most")
     max_occurrences: int = Field(10_000, ge=1, description="occurrences within the horizon at most")
     max_rule_steps: int = Field(
-        1_000_000, ge=1, description="instants one RRULE may step through from its DTSTART"
+        1_000_000,
+        ge=1,
+        description="instants one RRULE may step through from its DTSTART (more: event skipped)",
     )
     max_parse_s: float = Field(10.0, gt=0, description="CPU time for expanding one feed")
     allow_private_addresses: bool = Field(

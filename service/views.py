@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.lag import LagUnknownError, consumer_lag
@@ -138,6 +138,13 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{path}{'?…' if parts.query else ''}"
 
 
+class SkippedEvent(BaseModel):
+    """An event of a feed skipped as unusable at its last expansion."""
+
+    uid: str
+    reason: str
+
+
 class FeedView(BaseModel):
     feed_id: str
     url: Annotated[str, AfterValidator(shown_url)]
@@ -151,6 +158,10 @@ class FeedView(BaseModel):
     last_fetch_at: datetime | None
     next_fetch_at: datetime
     held: str | None = None  # cancels held for approval by the mass-cancel guard: why
+    skipped_events: int = Field(0, description="events of the last expansion skipped as unusable")
+    skipped_sample: Annotated[list[SkippedEvent], BeforeValidator(lambda v: v or [])] = Field(
+        default_factory=list, description="the first few, with their UIDs and reasons"
+    )
 
 
 class MappingView(BaseModel):

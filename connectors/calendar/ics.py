@@ -8,6 +8,11 @@ events, floating times (in the calendar's X-WR-TIMEZONE, else UTC; a zone named 
 is never overridden by X-WR-TIMEZONE), VTIMEZONE definitions and the Windows zone names
 Outlook writes as TZID (mapped to IANA names for display).
 
+An event that cannot be used (no DTSTART, a date or rule that does not parse, an unknown
+TZID, a rule too fast or too long, a VEVENT whose text does not parse: isolate.py) is
+skipped with its UID and reason and the rest of the feed is planned; only a body that is
+not iCalendar, is truncated, or is over the limits is refused whole (FeedError).
+
 Each occurrence has a stable key: the UID for a single event; the UID and the original
 start (RECURRENCE-ID) for an occurrence of a series, so a moved instance stays the same
 meeting.
@@ -24,21 +29,22 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import icalendar
-import recurring_ical_events
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.calendar.fetch import FeedError
+from connectors.calendar.isolate import (
+    FAST_FREQUENCIES,
+    Skipped,
+    aware,
+    first_line,
+    isolate,
+    salvage,
+    series_of,
+)
 
-FAST_FREQUENCIES = ("SECONDLY", "MINUTELY")
+__all__ = ["FAST_FREQUENCIES", "Occurrence", "ParseLimits", "ParsedFeed", "Skipped", "parse_feed"]
+
 _WIDEST_OFFSET = timedelta(hours=14)
-# How long one step of each frequency is, to estimate a rule's work before expanding it.
-_STEP = {
-    "HOURLY": timedelta(hours=1),
-    "DAILY": timedelta(days=1),
-    "WEEKLY": timedelta(days=7),
-    "MONTHLY": timedelta(days=28),
-    "YEARLY": timedelta(days=365),
-}
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class ParseLimits:
     max_occurrences: int = 10_000  # occurrences inside the window
     # Instants one RRULE may step through from its DTSTART to the window's end (the
     # expansion always starts at DTSTART): a daily rule from the year 1 is 740,000.
+    # A rule beyond it is skipped, not expanded.
     max_rule_steps: int = 1_000_000
     # CPU time of the expanding thread (not wall time: parses in threads share the GIL)
     max_seconds: float = 10.0
@@ -67,47 +74,77 @@ class Occurrence:
     all_day: bool
 
 
+@dataclass(frozen=True)
+class ParsedFeed:
+    """What a feed gives: its occurrences in the window, sorted by start; the events it
+    has that cannot be used (one entry per UID); and how many usable events (single
+    events and series) it has, in the window or not."""
+
+    occurrences: tuple[Occurrence, ...]
+    skipped: tuple[Skipped, ...] = ()
+    events: int = 0
+
+    @property
+    def skipped_uids(self) -> frozenset[str]:
+        """The UIDs of the skipped events (those that have one)."""
+        return frozenset(s.uid for s in self.skipped if s.uid)
+
+    @property
+    def plannable(self) -> bool:
+        """Anything could be used: a usable event, or a calendar with nothing skipped."""
+        return self.events > 0 or not self.skipped
+
+
 def parse_feed(
     body: bytes, *, start: datetime, end: datetime, limits: ParseLimits | None = None
-) -> list[Occurrence]:
-    """The occurrences overlapping [start, end], sorted by start; FeedError if unusable."""
+) -> ParsedFeed:
+    """The occurrences overlapping [start, end] and the events skipped as unusable, each
+    with its UID and reason; FeedError if the body cannot be used at all: not iCalendar,
+    truncated, or over the limits (events, occurrences, CPU time)."""
     limits = limits or ParseLimits()
-    calendar = _calendar(body, limits)
-    floating = _zone(str(calendar.get("X-WR-TIMEZONE", "") or "")) or UTC
-    series = _recurring_uids(calendar)
-    deadline = time.thread_time() + limits.max_seconds
+    calendar, skipped = _calendar(body, limits)
     found: list[Occurrence] = []
+    events = 0
+    deadline = time.thread_time() + limits.max_seconds
     try:
-        _check_rules(calendar, end, limits)
+        skipped += isolate(calendar, end, limits.max_rule_steps)
+        floating = _zone(str(calendar.get("X-WR-TIMEZONE", "") or "")) or UTC
+        series = _recurring_uids(calendar)
         moves = _moves(calendar)
-        # Not `recurring_ical_events.of`: its X-WR-TIMEZONE rewrite (x-wr-timezone) takes
-        # the zone of a VTIMEZONE without TZNAME, as Outlook writes them, for floating
-        # time and moves the event; floating times get the calendar's zone here instead.
-        query = recurring_ical_events.CalendarQuery(calendar, components=["VEVENT"])
         # Series by series, each over the whole window at once (`after` would query every
         # series again for each small slice of time), within the caps and the deadline.
-        for each in query.series:
+        for uid, each in series_of(calendar, skipped):
             _in_time(deadline, limits)
-            # Floating times are compared as wall-clock times by the library: ask for a
-            # window wider by the largest UTC offset and cut it exactly here.
-            for item in each.between(start - _WIDEST_OFFSET, end + _WIDEST_OFFSET):
-                _in_time(deadline, limits)
-                occurrence = _occurrence(item.as_component(False), floating, series, moves)
-                if occurrence.start >= end or (
-                    occurrence.end <= start and occurrence.start < start
-                ):
-                    continue
-                found.append(occurrence)
-                if len(found) > limits.max_occurrences:
-                    raise FeedError(
-                        f"expands to more than {limits.max_occurrences} occurrences in the window"
-                    )
+            mine: list[Occurrence] = []
+            try:
+                # Floating times are compared as wall-clock times by the library: ask for
+                # a window wider by the largest UTC offset and cut it exactly here.
+                for item in each.between(start - _WIDEST_OFFSET, end + _WIDEST_OFFSET):
+                    _in_time(deadline, limits)
+                    occurrence = _occurrence(item.as_component(False), floating, series, moves)
+                    if occurrence.start >= end or (
+                        occurrence.end <= start and occurrence.start < start
+                    ):
+                        continue
+                    mine.append(occurrence)
+            except FeedError:
+                raise
+            except Exception as exc:  # the libraries raise many kinds for broken rules
+                reason = f"invalid dates or recurrence: {first_line(exc)}"
+                skipped.append(Skipped(uid, reason, "expansion"))
+                continue
+            events += 1
+            found.extend(mine)
+            if len(found) > limits.max_occurrences:
+                raise FeedError(
+                    f"expands to more than {limits.max_occurrences} occurrences in the window"
+                )
     except FeedError:
         raise
-    except Exception as exc:  # the libraries raise many kinds for broken dates and rules
-        raise FeedError(f"invalid dates or recurrence: {_first_line(exc)}") from None
+    except Exception as exc:  # never another exception: `plan` and the poller say why
+        raise FeedError(f"invalid dates or recurrence: {first_line(exc)}") from None
     found.sort(key=lambda o: (o.start, o.key))
-    return found
+    return ParsedFeed(tuple(found), tuple(skipped), events)
 
 
 def _in_time(deadline: float, limits: ParseLimits) -> None:
@@ -115,37 +152,6 @@ def _in_time(deadline: float, limits: ParseLimits) -> None:
         raise FeedError(
             f"expanding the recurrences takes more than {limits.max_seconds:g} s of CPU time"
         )
-
-
-def _check_rules(calendar: icalendar.Calendar, end: datetime, limits: ParseLimits) -> None:
-    """Refuse a rule whose expansion would step through too many instants: it is always
-    expanded from its DTSTART, so an hourly rule from 1900 or a daily one with every
-    BYMINUTE would take minutes and gigabytes before the window is reached."""
-    for event in calendar.walk("VEVENT"):
-        rule = event.get("RRULE")
-        dtstart: Any = event.get("DTSTART")
-        if not rule or dtstart is None:
-            continue
-        frequency = str((rule.get("FREQ") or [""])[0]).upper()
-        step = _STEP.get(frequency)
-        if step is None:
-            continue
-        first = _aware(dtstart.dt, UTC)
-        until = rule.get("UNTIL")
-        last = min(end, _aware(until[0], UTC)) if until else end
-        if first >= last:
-            continue
-        interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
-        per_step = 1
-        for part in ("BYSECOND", "BYMINUTE") + (() if frequency == "HOURLY" else ("BYHOUR",)):
-            per_step *= max(1, len(rule.get(part) or []))
-        steps = int((last - first) / (step * interval)) * per_step
-        if steps > limits.max_rule_steps:
-            uid = event.get("UID", "?")
-            raise FeedError(
-                f"event {uid}: RRULE would step through about {steps:,} instants from"
-                f" {first:%Y-%m-%d} (at most {limits.max_rule_steps:,})"
-            )
 
 
 def _recurring_uids(calendar: icalendar.Calendar) -> set[str]:
@@ -198,12 +204,9 @@ def _utc(value: datetime | date) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]
-
-
-def _calendar(body: bytes, limits: ParseLimits) -> icalendar.Calendar:
+def _calendar(body: bytes, limits: ParseLimits) -> tuple[icalendar.Calendar, list[Skipped]]:
+    """The calendar, and the VEVENTs skipped because their text does not parse (when
+    icalendar refuses the body whole, its VEVENTs are tried one by one)."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:200]
     if not head.upper().startswith(b"BEGIN:VCALENDAR"):
         kind = "HTML" if b"<" in head[:20] else "something else"
@@ -213,23 +216,20 @@ def _calendar(body: bytes, limits: ParseLimits) -> icalendar.Calendar:
     events = body.upper().count(b"BEGIN:VEVENT")
     if events > limits.max_events:
         raise FeedError(f"{events} events; at most {limits.max_events} are taken")
+    body = _own_zones(body)
+    skipped: list[Skipped] = []
     try:
-        calendar = icalendar.Calendar.from_ical(_own_zones(body))
+        calendar = icalendar.Calendar.from_ical(body)
     except Exception as exc:  # icalendar raises ValueError and friends for broken text
-        raise FeedError(f"invalid iCalendar: {_first_line(exc)}") from None
-    for event in calendar.walk("VEVENT"):
-        try:  # a rule icalendar could not parse is kept as a broken property, raising on use
-            rule = event.get("RRULE")
-            frequencies = [str(f).upper() for f in rule.get("FREQ", [])] if rule else []
-        except Exception as exc:
-            raise FeedError(f"invalid recurrence: {_first_line(exc)}") from None
-        for frequency in frequencies:
-            if frequency in FAST_FREQUENCIES:
-                uid = event.get("UID", "?")
-                raise FeedError(
-                    f"event {uid}: RRULE FREQ={frequency} repeats too fast for meetings"
-                )
-    return calendar
+        body, skipped = salvage(body)
+        try:
+            calendar = icalendar.Calendar.from_ical(body)
+        except Exception:
+            raise FeedError(f"invalid iCalendar: {first_line(exc)}") from None
+    scale = str(calendar.get("CALSCALE", "GREGORIAN") or "GREGORIAN").upper()
+    if scale != "GREGORIAN":
+        raise FeedError(f"CALSCALE {scale}: only Gregorian calendars are read")
+    return calendar, skipped
 
 
 _VTIMEZONE = re.compile(rb"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?\n?", re.M | re.S | re.I)
@@ -305,14 +305,6 @@ def _by_offset(value: tzinfo, at: datetime | None = None) -> str:
     return f"Etc/GMT{-hours:+d}" if hours else "UTC"
 
 
-def _aware(value: datetime | date, floating: tzinfo) -> datetime:
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=floating)
-    return value
-
-
 def _occurrence(
     component: Any,
     floating: tzinfo,
@@ -321,10 +313,10 @@ def _occurrence(
 ) -> Occurrence:
     raw_start = component["DTSTART"].dt
     all_day = not isinstance(raw_start, datetime)
-    start = _aware(raw_start, floating)
+    start = aware(raw_start, floating)
     raw_end = component.get("DTEND")
     if raw_end is not None:
-        end = _aware(raw_end.dt, floating)
+        end = aware(raw_end.dt, floating)
     elif component.get("DURATION") is not None:
         end = start + component["DURATION"].dt
     else:
@@ -337,7 +329,7 @@ def _occurrence(
         # An occurrence after a THISANDFUTURE override carries the override's RECURRENCE-ID;
         # its own slot is where the series had it before the override moved it.
         slot = recurrence.dt if move is None else raw_start - move
-        original = _aware(slot, floating).astimezone(UTC)
+        original = aware(slot, floating).astimezone(UTC)
     return Occurrence(
         uid=uid,
         key=uid if original is None else f"{uid}@{original:%Y%m%dT%H%M%SZ}",

@@ -10,7 +10,7 @@ that comes meanwhile is either seen here or finds them no longer held.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -145,13 +145,14 @@ async def guarded_diff(
     guard: CancelGuard,
     *,
     empty: bool | None = None,
+    skipped: Collection[str] = (),
 ) -> Guarded:
     """diff_feed, with the operator's decisions on held cancels folded in first and the
     guard's verdict after; the held cancels it no longer needs are released or dropped.
     The translation's state is None when it is unchanged."""
     held = state.hold.held if state is not None and state.hold is not None else ()
     settled = settle(state, await fates(conn, feed.feed_id, held) if held else {})
-    diffed = diff_feed(feed, occurrences, settled, now, rules)
+    diffed = diff_feed(feed, occurrences, settled, now, rules, skipped)
     # empty: the feed had no event at all (not: none of its events is the owner's)
     empty = not occurrences if empty is None else empty
     guarded = judge(feed, diffed, settled, now, guard, empty=empty)

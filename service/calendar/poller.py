@@ -1,9 +1,11 @@
 """The feed poller: fetch each due feed, expand it, diff it, and queue the meeting changes.
 
 One feed at a time per task, a few feeds at once. A feed that fails (HTTP error, not
-iCalendar, truncated, invalid dates, runaway recurrence, too many events) is recorded with
+iCalendar, truncated, too many events or occurrences, too slow to expand) is recorded with
 its reason and tried again after a growing wait; its meetings are left alone, and the
-other feeds go on. Parsing runs in a worker thread, bounded by the size and count caps.
+other feeds go on. An event that cannot be used is skipped (logged, counted, its UID and
+reason on the feed's row) and its meetings kept as they were; the rest of the feed is
+planned. Parsing runs in a worker thread, bounded by the size and count caps.
 
 The window moves on with time: a feed is fetched without its validators (so in full, and
 expanded again) when this process has not expanded it for `REEXPAND_S`, else the
@@ -37,8 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from structlog.contextvars import bound_contextvars
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
-from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
-from service.calendar import holds, owners, registry
+from connectors.calendar.ics import ParsedFeed, ParseLimits, parse_feed
+from service.calendar import holds, owners, registry, skipped
 from service.calendar.guard import CancelGuard
 from service.calendar.registry import FeedLease, FeedRegistry
 from service.calendar.translate import FeedState, MeetingRules
@@ -240,12 +242,12 @@ class FeedPoller:
             etag = last_modified = None  # in full: the window has moved on
         try:
             got = await self.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
-            occurrences: list[Occurrence] | None = None
+            parsed: ParsedFeed | None = None
             digest = None if got.not_modified else hashlib.sha256(got.body).hexdigest()
             # A 200 with the body planned last time (a server without validators): no parse.
             if digest is not None and (moved or digest != claim.body_sha256):
                 self.stats.parses += 1
-                occurrences = await asyncio.to_thread(
+                parsed = await asyncio.to_thread(
                     parse_feed,
                     got.body,
                     start=now,
@@ -256,7 +258,7 @@ class FeedPoller:
             async with writing:
                 await self._failed(claim, exc.reason)
             return
-        if occurrences is None:
+        if parsed is None:
             async with writing, self.uow.transaction() as tx:
                 if not await _still_current(tx.conn, claim, now):
                     self._count("superseded")
@@ -275,7 +277,7 @@ class FeedPoller:
             return
         async with writing:
             commands = await self._apply(
-                claim, occurrences, digest or "", got.etag, got.last_modified, next_in
+                claim, parsed, digest or "", got.etag, got.last_modified, next_in
             )
         if commands is None:
             log.info("feed %s was removed or changed while it was fetched", feed.feed_id)
@@ -283,13 +285,14 @@ class FeedPoller:
             return
         self._expanded[feed.feed_id] = now
         self._count("ok")
+        skipped.report(feed.feed_id, parsed.skipped)
         self.stats.commands += commands
         self.stats.last_errors.pop(feed.feed_id, None)
 
     async def _apply(
         self,
         claim: FeedLease,
-        occurrences: list[Occurrence],
+        parsed: ParsedFeed,
         digest: str,
         etag: str | None,
         last_modified: str | None,
@@ -306,7 +309,7 @@ class FeedPoller:
                 return None
             state = (await tx.states.load({entity: FeedState})).get(entity)
             known = state if isinstance(state, FeedState) else None
-            taken = await owners.take(conn, feed, occurrences, now)
+            taken = await owners.take(conn, feed, parsed.occurrences, now)
             if taken.attended or taken.elsewhere:
                 metrics.feed_events_not_scheduled(taken.attended, taken.elsewhere)
                 log.info(
@@ -323,7 +326,8 @@ class FeedPoller:
                 now,
                 self.rules,
                 self.guard,
-                empty=not occurrences,
+                empty=not parsed.occurrences and not parsed.skipped,
+                skipped=parsed.skipped_uids,
             )
             translation = guarded.translation
             if translation.commands:
@@ -352,10 +356,11 @@ class FeedPoller:
                 status="ok",
                 etag=etag,
                 last_modified=last_modified,
-                occurrences=len(occurrences),
+                occurrences=len(parsed.occurrences),
                 next_in_s=next_in,
                 now=now,
                 body_sha256=digest,
+                skipped=parsed.skipped,
             )
         if guarded.newly_held:
             self.stats.held += 1

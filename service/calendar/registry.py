@@ -11,6 +11,7 @@ poller whose lease ran out (or whose feed was registered again meanwhile) finds
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connectors.calendar.ics import Skipped
 from service.backoff import backoff_s
 from service.calendar import owners
+from service.calendar.skipped import sample
 from service.domain.feeds import Feed
 from service.outbox.sql import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
@@ -242,7 +245,10 @@ async def fetched(
     next_in_s: float,
     now: datetime,
     body_sha256: str | None = None,
+    skipped: Sequence[Skipped] | None = None,
 ) -> None:
+    """A fetch that worked; with an expansion (`occurrences`, and the events `skipped`
+    as unusable: how many, and the first few with their reasons)."""
     values: dict[str, Any] = {
         "last_status": status,
         "last_error": None,
@@ -257,4 +263,7 @@ async def fetched(
         values["occurrences"] = occurrences
     if body_sha256 is not None:
         values["body_sha256"] = body_sha256
+    if skipped is not None:
+        values["skipped_events"] = len(skipped)
+        values["skipped_sample"] = sample(skipped)
     await conn.execute(FEEDS.update().where(FEEDS.c.feed_id == feed.feed_id).values(**values))

@@ -7,6 +7,7 @@ feed's state holds the meetings last asked for; against it:
     changed time, title, text, people   update_meeting   (only if neither has started)
     cancelled, removed by EXDATE, gone  cancel_meeting   (only if it has not started)
     unchanged                           nothing: an unchanged feed makes no call at all
+    of an event skipped as unusable     nothing: kept as last asked (`skipped` UIDs)
 
 All-day events are skipped unless asked for; a meeting that has started is left alone.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -39,6 +41,7 @@ DESC_MAX = 1000
 # A meeting key is the command's entity ("meeting:" + key) and the mapping's external id,
 # both at most 255 characters; a UID may be longer than that (Outlook's are 112 or more).
 KEY_MAX = 255 - len("meeting:")
+_ORIGINAL_START = re.compile(r"(.*)@\d{8}T\d{6}Z")
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,18 @@ def diff_feed(
     state: FeedState | None,
     now: datetime,
     rules: MeetingRules | None = None,
+    skipped: Collection[str] = (),
 ) -> Translation:
+    """`skipped`: the UIDs of the feed's events that could not be used this time; their
+    meetings are kept as they were, neither updated nor cancelled."""
     rules = rules or MeetingRules()
     wanted = desired(occurrences, feed, now, rules)
     before = (state or FeedState()).meetings
+    kept = {
+        key: old
+        for key, old in before.items()
+        if key not in wanted and old.start_time > now and _of_uids(feed, key, skipped)
+    }
     ref = {"tenant": feed.tenant, "organizer_email": feed.organizer_email, "app": rules.app}
     commands: list[Command] = []
     for key, spec in wanted.items():
@@ -137,11 +148,25 @@ def diff_feed(
         elif old != spec and old.start_time > now:
             commands.append(Command.of(UpdateMeeting(meeting_key=key, meeting=spec, **ref)))
     for key, old in before.items():
-        if key not in wanted and old.start_time > now:
+        if key not in wanted and key not in kept and old.start_time > now:
             commands.append(Command.of(CancelMeeting(meeting_key=key, **ref)))
-    new_state = FeedState(meetings=wanted)
+    new_state = FeedState(meetings=wanted | kept)
     changed = new_state != (state or FeedState())
     return Translation(commands, new_state if changed else None, None if commands else "no change")
+
+
+def _of_uids(feed: Feed, key: str, uids: Collection[str]) -> bool:
+    """Whether a meeting key is an occurrence of one of these UIDs. A hashed key (see
+    meeting_key) cannot be read back: it counts as theirs when one of them is long
+    enough to have been hashed, so that no meeting of theirs is cancelled."""
+    if not uids:
+        return False
+    rest = key.removeprefix(f"{feed.feed_id}:")
+    longest = len(f"{feed.feed_id}:") + max(len(u) for u in uids) + len("@20261005T080000Z")
+    if rest.startswith("#") and longest > KEY_MAX:
+        return True
+    series = _ORIGINAL_START.fullmatch(rest)
+    return rest in uids or (series is not None and series.group(1) in uids)
 
 
 def cancel_all(feed: Feed, state: FeedState | None, now: datetime, app: str = "vc") -> Translation:

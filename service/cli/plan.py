@@ -47,7 +47,9 @@ def plan(
     Each line has kind, entity and payload; for events also the event's id, not_before
     when the command waits for a date, and held when a person would have to approve it.
     With --events, a line that cannot be planned is one error on stderr naming its line
-    number; the others are still planned, and the exit code is 2."""
+    number; the others are still planned, and the exit code is 2. With --ics, each event
+    skipped as unusable is a line on stderr (skipped: UID: reason); the exit code is 0
+    when anything in the file could be used."""
     settings = Settings()
     errors: list[str] = []
     try:
@@ -66,8 +68,12 @@ def plan(
                 organizer=organizer,
                 previous=read(previous) if previous is not None else None,
             )
+            for each in planned.skipped:
+                typer.echo(f"skipped: {each}", err=True)
             for note in planned.notes:
                 typer.echo(f"note: {note}", err=True)
+            if not planned.plannable:
+                raise PlanError(f"no usable event: all {len(planned.skipped)} were skipped")
             commands = planned.commands
         elif events is not None:
             commands, errors = _history(read(events), settings, now)

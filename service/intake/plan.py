@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.calendar.fetch import FeedError
-from connectors.calendar.ics import Occurrence, parse_feed
+from connectors.calendar.ics import Occurrence, ParsedFeed, Skipped, parse_feed
 from service.calendar.guard import CancelGuard, judge
 from service.calendar.owners import owned
 from service.calendar.poller import limits_of, rules_of
@@ -45,10 +45,13 @@ def plan_event(
 
 @dataclass
 class CalendarPlan:
-    """What plan --ics prints: the commands (JSON lines), and notes for stderr."""
+    """What plan --ics prints: the commands (JSON lines); the events skipped as unusable,
+    whether anything in the file could be used, and notes, for stderr."""
 
     commands: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    skipped: tuple[Skipped, ...] = ()
+    plannable: bool = True
 
 
 def plan_calendar(
@@ -78,37 +81,40 @@ def plan_calendar(
     rules, notes = rules_of(settings), list[str]()
     state = None
     if previous is not None:
-        known = _occurrences(previous, settings, when, horizon_days, feed, notes, "--previous: ")
-        state = diff_feed(feed, known, None, when, rules).state
-    found = _occurrences(raw, settings, when, horizon_days, feed, notes, "")
-    diffed = diff_feed(feed, found, state if isinstance(state, FeedState) else None, when, rules)
+        before = _parsed(previous, settings, when, horizon_days, "--previous: ")
+        known, _ = _owned(feed, before, notes, "--previous: ")
+        state = diff_feed(feed, known, None, when, rules, before.skipped_uids).state
+    parsed = _parsed(raw, settings, when, horizon_days, "")
+    found, _ = _owned(feed, parsed, notes, "")
     known_state = state if isinstance(state, FeedState) else None
-    guarded = judge(feed, diffed, known_state, when, CancelGuard.of(settings), empty=not found)
+    diffed = diff_feed(feed, found, known_state, when, rules, parsed.skipped_uids)
+    empty = not parsed.occurrences and not parsed.skipped
+    guarded = judge(feed, diffed, known_state, when, CancelGuard.of(settings), empty=empty)
     if guarded.reason:
         notes.append(f"held: {guarded.reason.removeprefix(APPROVAL)}")
-    return CalendarPlan([c.as_json() for c in guarded.translation.commands], notes)
+    commands = [c.as_json() for c in guarded.translation.commands]
+    return CalendarPlan(commands, notes, parsed.skipped, parsed.plannable)
 
 
-def _occurrences(
-    raw: bytes,
-    settings: CalendarSettings,
-    when: datetime,
-    horizon_days: float | None,
-    feed: Feed,
-    notes: list[str],
-    label: str,
-) -> list[Occurrence]:
+def _parsed(
+    raw: bytes, settings: CalendarSettings, when: datetime, horizon_days: float | None, label: str
+) -> ParsedFeed:
     horizon = horizon_days if horizon_days is not None else settings.horizon_days
     try:
-        found = parse_feed(
+        return parse_feed(
             raw, start=when, end=when + timedelta(days=horizon), limits=limits_of(settings)
         )
     except FeedError as exc:
         raise PlanError(f"{label}not usable iCalendar: {exc.reason}") from None
-    mine, attended = owned(feed, found)
+
+
+def _owned(
+    feed: Feed, parsed: ParsedFeed, notes: list[str], label: str
+) -> tuple[list[Occurrence], int]:
+    mine, attended = owned(feed, parsed.occurrences)
     if attended:
         notes.append(f"{label}{attended} occurrence(s) {feed.organizer_email} only attends")
-    return mine
+    return mine, attended
 
 
 def read(path: Path) -> bytes:

@@ -72,6 +72,12 @@ FEED_VERSIONS_HELD = Counter(
     "Calendar feed versions whose cancels the mass-cancel guard held for approval",
     registry=REGISTRY,
 )
+FEED_EVENTS_SKIPPED = Counter(
+    "ucaas_sync_feed_events_skipped_total",
+    "Calendar events skipped as unusable at an expansion of their feed, by reason kind",
+    ["reason"],
+    registry=REGISTRY,
+)
 OUTBOX_DEPTH = Gauge(
     "ucaas_sync_outbox_depth",
     "Commands in the outbox, by status (at the last scrape)",
@@ -205,6 +211,23 @@ def feed_events_not_scheduled(attended: int, elsewhere: int) -> None:
 
 def feed_version_held() -> None:
     FEED_VERSIONS_HELD.inc()
+
+
+# Why a calendar event was skipped (connectors.calendar.isolate.KINDS); anything else is OTHER.
+SKIP_KINDS = (
+    "no_dtstart",
+    "bad_value",
+    "bad_rrule",
+    "unknown_tzid",
+    "rrule_too_fast",
+    "rrule_too_long",
+    "broken_vevent",
+    "expansion",
+)
+
+
+def feed_event_skipped(kind: str) -> None:
+    FEED_EVENTS_SKIPPED.labels(kind if kind in SKIP_KINDS else OTHER).inc()
 
 
 def observe_status(status: StatusLike) -> None:

@@ -226,6 +226,9 @@ class CalendarFeed(SQLModel, table=True):
     failures: int = 0
     occurrences: int = 0
     updated_at: datetime = _time()
+    # events of the last expansion skipped as unusable: how many, the first few {uid, reason}
+    skipped_events: int = 0
+    skipped_sample: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class CalendarEventOwner(SQLModel, table=True):

@@ -508,6 +508,56 @@ async def test_a_feed_becomes_meetings_follows_its_changes_and_survives_its_fail
     )
 
 
+UNUSABLE = (
+    vevent("bad-rule-1", at(2, 15), "Bad rule", rrule="FREQ=WEEKLY;BYDAY=XX"),
+    "BEGIN:VEVENT\r\nUID:no-start-1\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:When?\r\nEND:VEVENT\r\n",
+)
+
+
+async def test_broken_events_are_skipped_and_a_series_that_breaks_keeps_its_meetings(
+    start_service: Start, sandbox: SandboxAdmin, feed_server: FeedServer
+) -> None:
+    """Two unusable events among the good ones: the good ones reach UCaaS, the feed's
+    row names the bad ones. Then the weekly series breaks while the rest of the file
+    changes: every other change is made, the series' meetings are neither edited nor
+    cancelled; once it is fixed, its own change (an excluded instance) is made."""
+    run = await start_service()
+    await run.onboard()
+    feed_server.publish(vcalendar(kickoff(), *weekly(), *standup(), budget(), offsite(), *UNUSABLE))
+    feed = Feed(feed_id="team", url=feed_server.url, organizer_email=ORGANISER, tenant=TENANT)
+    await run.poller.registry.register_all([feed], source="config")
+    await run.cycle("team")
+    check_live(sandbox, expected_1())
+    calls_1 = ucaas_calls(sandbox)
+    assert meeting_calls(calls_1) == {POST: 9, PATCH: 0, DELETE: 0}
+    row = await run.feed_row("team")
+    assert (row.last_status, row.occurrences, row.skipped_events) == ("ok", 9, 2)
+    assert [s["uid"] for s in row.skipped_sample or []] == ["bad-rule-1", "no-start-1"]
+
+    broken = version_2().replace(b"RRULE:FREQ=WEEKLY;COUNT=4", b"RRULE:FREQ=WEEKLY;BYDAY=XX")
+    assert broken != version_2()
+    feed_server.publish(broken)
+    await run.cycle("team")
+    series = [e for e in expected_1() if e.room.startswith("Weekly sync")]
+    others = [e for e in expected_2() if not e.room.startswith("Weekly sync")]
+    check_live(sandbox, sorted([*others, *series]))  # the day-21 instance is still live
+    calls_2 = ucaas_calls(sandbox)
+    assert meeting_calls(calls_2 - calls_1) == {POST: 1, PATCH: 2, DELETE: 2}
+    row = await run.feed_row("team")
+    assert (row.skipped_events, [s["uid"] for s in row.skipped_sample or []]) == (1, ["weekly-1"])
+
+    feed_server.publish(version_2())
+    await run.cycle("team")
+    check_live(sandbox, expected_2())
+    assert meeting_calls(ucaas_calls(sandbox) - calls_2) == {POST: 0, PATCH: 0, DELETE: 1}
+    assert (await run.feed_row("team")).skipped_events == 0
+    print(
+        f"\ncompared: v1 with 2 unusable events: {len(expected_1())} live, "
+        f"{meeting_calls(calls_1)}; series broken: {len(others) + len(series)} live, delta "
+        f"{meeting_calls(calls_2 - calls_1)}; fixed: {len(expected_2())} live"
+    )
+
+
 async def test_as_days_pass_an_unchanged_feed_is_scheduled_further_ahead(
     start_service: Start,
     sandbox: SandboxAdmin,

@@ -227,41 +227,18 @@ BROKEN_RULE = (
             ["--ics", str(FIXTURES / "truncated.ics"), *WINDOW],
             "error: not usable iCalendar: truncated: no END:VCALENDAR at the end",
         ),
-        (
-            ["--ics", str(FIXTURES / "invalid_date.ics"), *WINDOW],
-            "error: not usable iCalendar: invalid dates or recurrence: ",
-        ),
-        (
-            ["--ics", str(FIXTURES / "minutely.ics"), *WINDOW],
-            "error: not usable iCalendar: event every-minute@broken.example: RRULE FREQ=MINUTELY",
-        ),
-        (
-            ["--ics", str(FIXTURES / "runaway_byminute.ics"), *WINDOW],
-            "error: not usable iCalendar: event every-minute-daily@broken.example: RRULE would",
-        ),
-        (
-            ["--ics", "broken-rule.ics", *WINDOW],
-            "error: not usable iCalendar: invalid recurrence: ",
-        ),
         (["--ics", "."], "error: cannot read ."),
         (["--ics", str(FIXTURES / "team_v1.ics"), "--now", "2026-10-01T00:00:00"], "error: --now"),
         ([], "error: give one of --event FILE [--live], --events FILE or --ics FILE"),
     ],
     ids=[
         "truncated",
-        "invalid-date",
-        "minutely",
-        "runaway",
-        "broken-rule",
         "directory",
         "naive-now",
         "neither",
     ],
 )
-def test_more_unusable_input_is_one_error_line(
-    plan: Any, tmp_path: Path, args: list[str], message: str
-) -> None:
-    (tmp_path / "broken-rule.ics").write_bytes(BROKEN_RULE)
+def test_more_unusable_input_is_one_error_line(plan: Any, args: list[str], message: str) -> None:
     run = plan(*args)
     assert (run.code, run.stdout) == (2, "")
     assert run.stderr.startswith(message)
@@ -309,3 +286,60 @@ def test_with_an_organizer_only_their_events_are_planned(plan: Any) -> None:
     assert everyone.lines()
     assert (stranger.code, stranger.lines()) == (0, [])
     assert "occurrence(s) someone@else.example only attends" in stranger.stderr
+
+
+def test_skipped_events_are_listed_and_the_rest_planned(plan: Any) -> None:
+    """Broken events among good ones: one `skipped: UID: reason` line each on stderr, the
+    good ones planned on stdout, exit 0."""
+    odd = FIXTURES / "real" / "odd_good_and_broken_events.ics"
+    run = plan("--ics", str(odd), *WINDOW)
+    assert run.code == 0, run.stderr
+    assert run.stderr.splitlines() == [
+        "skipped: no-start@odd.example: no DTSTART",
+        "skipped: bad-byday@odd.example: RRULE: Expected weekday abbreviation, got: XX",
+        "skipped: unknown-zone@odd.example: DTSTART: unknown time zone 'Customized Time Zone'"
+        " (no usable VTIMEZONE, no known name)",
+        "skipped: bad-end@odd.example: DTEND: Wrong datetime format: 20261032T100000Z",
+        "skipped: every-five-minutes@odd.example: RRULE FREQ=MINUTELY repeats too fast for"
+        " meetings",
+    ]
+    keys = run.keys()
+    assert len(keys) == 13 and len(set(keys)) == 13
+    assert not {key.removeprefix("plan:").split("@")[0] for key in keys} & SKIPPED
+    assert "plan:standup@odd.example@20261005T070000Z" in keys
+
+
+SKIPPED = {"no-start", "bad-byday", "unknown-zone", "bad-end", "every-five-minutes"}
+
+
+@pytest.mark.parametrize(
+    ("args", "skipped"),
+    [
+        (
+            ["--ics", str(FIXTURES / "invalid_date.ics"), *WINDOW],
+            "skipped: bad-date@broken.example: DTSTART: Wrong datetime format: 20261345T250000Z",
+        ),
+        (
+            ["--ics", str(FIXTURES / "minutely.ics"), *WINDOW],
+            "skipped: every-minute@broken.example: RRULE FREQ=MINUTELY repeats too fast",
+        ),
+        (
+            ["--ics", str(FIXTURES / "runaway_byminute.ics"), *WINDOW],
+            "skipped: every-minute-daily@broken.example: RRULE would step through about",
+        ),
+        (
+            ["--ics", "broken-rule.ics", *WINDOW],
+            "skipped: x: RRULE: Expected weekday abbreviation, got: XX",
+        ),
+    ],
+    ids=["invalid-date", "minutely", "runaway", "broken-rule"],
+)
+def test_a_file_whose_every_event_is_skipped_is_an_error(
+    plan: Any, tmp_path: Path, args: list[str], skipped: str
+) -> None:
+    (tmp_path / "broken-rule.ics").write_bytes(BROKEN_RULE)
+    run = plan(*args)
+    assert (run.code, run.stdout) == (2, "")
+    first, error = run.stderr.splitlines()
+    assert first.startswith(skipped), first
+    assert error == "error: no usable event: all 1 were skipped"

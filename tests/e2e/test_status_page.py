@@ -15,6 +15,7 @@ Set STATUS_PAGE_SCREENSHOT=PATH to keep a screenshot (docs/status-page.png is ma
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -34,11 +35,13 @@ from connectors.hr.scim import CORE, ENTERPRISE
 from service.devtools.local_broker import Topics
 from service.devtools.service_processes import BIN, MOVING, Outbox
 from tests.support.databases import sqlite_url
+from tests.support.feeds import FeedServer
 from tests.support.kafka import EventProducer, cloudevent
 from tests.support.sandbox_server import SandboxAdmin
 from tests.support.service_processes import dispatch_env
 
 CHROMIUM = Path("/usr/bin/chromium")
+ODD_FEED = Path(__file__).resolve().parents[1] / "fixtures/ics/real/odd_good_and_broken_events.ics"
 TOKEN = "status-page-token-93be1f"
 TENANT = "CRM-PAGE"
 REFUSED = "CRM-REFUSED"
@@ -206,9 +209,15 @@ async def running(
 
 
 async def make_history(
-    kafka: str, sandbox: SandboxAdmin, outbox: Outbox, run: RunProcess, topics: Topics
+    kafka: str,
+    sandbox: SandboxAdmin,
+    outbox: Outbox,
+    run: RunProcess,
+    topics: Topics,
+    feeds: FeedServer,
 ) -> None:
-    """Work that went through, work that failed for each reason, work that waits."""
+    """Work that went through, work that failed for each reason, work that waits; a feed
+    that fails and one with events it cannot use."""
     async with EventProducer(kafka) as producer:
         await producer.event(topics.crm, company(TENANT))
         await producer.event(topics.crm, purchase(TENANT))
@@ -223,6 +232,8 @@ async def make_history(
             "organizer_email": f"e1@{TENANT.lower()}.example",
         }
         await producer.event(topics.calendar, cloudevent("calendar.feed.registered", "team", feed))
+        odd = feed | {"url": feeds.publish(ODD_FEED.read_bytes(), path="/odd.ics")}
+        await producer.event(topics.calendar, cloudevent("calendar.feed.registered", "odd", odd))
         await producer.event(topics.hr, employee("left", "E4"))
         await producer.event(topics.hr, employee("left", "E5"))  # over the guard: held
 
@@ -242,6 +253,7 @@ async def make_history(
             scalar(outbox, "SELECT count(*) FROM dead_letter") == 1
             and scalar(outbox, "SELECT count(*) FROM calendar_feed WHERE last_status = 'failed'")
             == 1
+            and scalar(outbox, "SELECT count(*) FROM calendar_feed WHERE skipped_events = 5") == 1
             and not any(outbox.counts().get(s) for s in MOVING)
         ),
         run,
@@ -262,7 +274,11 @@ async def test_the_status_page_shows_what_the_database_holds(
     tmp_path: Path,
 ) -> None:
     url, outbox, run, topics = running
-    await make_history(kafka, sandbox, outbox, run, topics)
+    feeds = FeedServer()
+    try:
+        await make_history(kafka, sandbox, outbox, run, topics, feeds)
+    finally:
+        feeds.close()
 
     # -- without the token: the prompt, and no data ------------------------------------------------
     context = await browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -322,6 +338,22 @@ async def test_the_status_page_shows_what_the_database_holds(
         "items => items.map(i => i.dataset.what)"
     )
     assert {"command", "dead_letter", "feed"} <= set(kinds), kinds
+
+    # the feeds, with the events skipped as unusable and their reasons
+    assert await page.locator('[data-testid="feed-row"]').count() == 2
+    odd_row = page.locator('[data-testid="feed-row"][data-feed="odd"]')
+    odd_text = await odd_row.inner_text()
+    with outbox.engine.connect() as conn:
+        sample = conn.scalar(
+            sa.text("SELECT skipped_sample FROM calendar_feed WHERE feed_id = 'odd'")
+        )
+    reasons = [f"{s['uid']}: {s['reason']}" for s in json.loads(sample)]
+    assert len(reasons) == 5 and all(r in odd_text for r in reasons), (reasons, odd_text)
+    shown = await odd_row.locator("td.num").all_inner_texts()
+    assert shown[-1] == "5", shown
+    team_text = await page.locator('[data-testid="feed-row"][data-feed="team"]').inner_text()
+    assert "failed: " in team_text, team_text
+    assert await page.get_by_test_id("feeds-skipped-total").inner_text() == "5 events skipped"
 
     # held approvals
     held = scalar(

@@ -366,7 +366,7 @@ def test_cancel_all_cancels_only_meetings_to_come() -> None:
 
 def _parsed(name: str, now: datetime = NOW) -> list[Occurrence]:
     body = (FIXTURES / name).read_bytes()
-    return parse_feed(body, start=now, end=now + timedelta(days=30))
+    return list(parse_feed(body, start=now, end=now + timedelta(days=30)).occurrences)
 
 
 def test_team_feed_first_version_schedules_what_is_to_come() -> None:

@@ -233,6 +233,38 @@ function renderHeld(held) {
   $("held-count").textContent = held.length ? `${held.length} waiting` : "";
 }
 
+// Each feed's last fetch, and the events it skipped as unusable (the first few, with reasons).
+function renderFeedList(feeds) {
+  const body = $("feeds-table").querySelector("tbody");
+  body.replaceChildren(
+    ...feeds.map((f) => {
+      const row = node("tr", f.skipped_events ? "skipping" : "");
+      row.dataset.testid = "feed-row";
+      row.dataset.feed = f.feed_id;
+      const reasons = node("td", "reasons");
+      reasons.dataset.testid = "feed-skipped";
+      for (const s of f.skipped_sample || []) {
+        reasons.append(node("div", "", `${s.uid || "(no UID)"}: ${s.reason}`));
+      }
+      const shown = (f.skipped_sample || []).length;
+      if (f.skipped_events > shown) reasons.append(node("div", "more", `and ${f.skipped_events - shown} more`));
+      const status = f.last_status === "failed" ? `failed: ${f.last_error || ""}` : f.last_status || "not fetched";
+      row.append(
+        node("td", "", f.feed_id),
+        node("td", "", `${status} ${ago(f.last_fetch_at)}`.trim()),
+        node("td", "num", fmt(f.occurrences)),
+        node("td", "num", fmt(f.skipped_events || 0)),
+        reasons,
+      );
+      return row;
+    }),
+  );
+  const skipped = sum(feeds.map((f) => f.skipped_events || 0));
+  $("feeds-table").hidden = feeds.length === 0;
+  $("feeds-empty").hidden = feeds.length > 0;
+  $("feeds-skipped-total").textContent = skipped ? `${fmt(skipped)} events skipped` : "";
+}
+
 function renderLag(status) {
   const rows = status.consumer_lag;
   const body = $("lag-table").querySelector("tbody");
@@ -270,12 +302,13 @@ function renderChart(buckets) {
 async function refresh() {
   clearTimeout(timer);
   try {
-    const [status, calls, buckets, failures, held] = await Promise.all([
+    const [status, calls, buckets, failures, held, feeds] = await Promise.all([
       get("api/status"),
       get("api/calls?minutes=60"),
       get("api/throughput?minutes=60"),
       get("api/failures?limit=20"),
       get("api/held"),
+      get("api/feeds"),
     ]);
     $("token-prompt").hidden = true;
     $("dashboard").hidden = false;
@@ -285,6 +318,7 @@ async function refresh() {
     renderCalls(calls, buckets);
     renderFailures(failures);
     renderHeld(held);
+    renderFeedList(feeds.filter((f) => !f.removed));
     renderLag(status);
     renderChart(buckets);
     lastOk = Date.now();

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,10 +37,12 @@ from service.domain.feeds import Feed, feed_entity
 from service.intake import shell as intake_module
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
+from service.observability import metrics as metrics_module
 from service.outbox.store import OutboxStore
 from service.outbox.tables import FEEDS, INBOX, OUTBOX
 from service.outbox.unit_of_work import UnitOfWork
 from service.settings import CalendarSettings, IntakeSettings
+from service.views import FeedView
 from tests.support.feeds import CALENDAR, FeedServer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ics"
@@ -498,10 +501,8 @@ async def test_a_changed_feed_updates_cancels_and_schedules(
             "not iCalendar: the body looks like HTML",
         ),
         (Served(200, ics("truncated.ics")), "truncated: no END:VCALENDAR at the end"),
-        (Served(200, ics("invalid_date.ics")), "invalid dates or recurrence"),
-        (Served(200, ics("minutely.ics")), "RRULE FREQ=MINUTELY repeats too fast"),
     ],
-    ids=["http-500", "html", "truncated", "invalid-date", "minutely"],
+    ids=["http-500", "html", "truncated"],
 )
 async def test_a_failing_feed_cancels_nothing_and_recovers(
     engine: AsyncEngine,
@@ -547,6 +548,111 @@ async def test_a_failing_feed_cancels_nothing_and_recovers(
     assert (row.last_status, row.failures, row.last_error) == ("ok", 0, None)
     mine = [(k, e) for k, e in (await commands(engine))[queued:] if e.startswith("team-cal:")]
     assert sorted(mine) == TEAM_V1_TO_V2
+
+
+ODD_SKIPPED = [
+    {"uid": "no-start@odd.example", "reason": "no DTSTART"},
+    {
+        "uid": "bad-byday@odd.example",
+        "reason": "RRULE: Expected weekday abbreviation, got: XX",
+    },
+    {
+        "uid": "unknown-zone@odd.example",
+        "reason": "DTSTART: unknown time zone 'Customized Time Zone'"
+        " (no usable VTIMEZONE, no known name)",
+    },
+    {"uid": "bad-end@odd.example", "reason": "DTEND: Wrong datetime format: 20261032T100000Z"},
+    {
+        "uid": "every-five-minutes@odd.example",
+        "reason": "RRULE FREQ=MINUTELY repeats too fast for meetings",
+    },
+]
+
+
+async def test_broken_events_among_good_ones_are_skipped_and_the_good_ones_scheduled(
+    engine: AsyncEngine,
+    poller: FeedPoller,
+    feed_host: FeedServer,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real-world shaped feed with five unusable events among good ones (LF endings,
+    two RRULEs, a duplicate UID, a zone without VTIMEZONE): the good ones are scheduled,
+    the bad ones skipped, and the feed's row, the log and the metric say which and why."""
+    skipped_before = metrics_module.FEED_EVENTS_SKIPPED.labels("no_dtstart")._value.get()
+    url = feed_host.publish(ics("real/odd_good_and_broken_events.ics"), path="/odd.ics")
+    await register(engine, team_feed(url))
+    with caplog.at_level(logging.WARNING, logger="ucaas_sync.calendar"):
+        await poller.poll_all_now()
+    row = await feed_row(engine)
+    assert (row.last_status, row.failures, row.last_error) == ("ok", 0, None)
+    assert (row.occurrences, row.skipped_events, row.skipped_sample) == (15, 5, ODD_SKIPPED)
+    queued = await commands(engine)
+    assert [kind for kind, _ in queued] == ["schedule_meeting"] * 13
+    meetings = {entity.removeprefix("team-cal:") for _, entity in queued}
+    assert "standup@odd.example@20261005T070000Z" in meetings  # the good ones
+    assert "standup@odd.example@20261007T070000Z" not in meetings  # a cancelled instance
+    assert {m.split("@")[0] for m in meetings}.isdisjoint(
+        {s["uid"].split("@")[0] for s in ODD_SKIPPED}
+    )
+    [line] = [r.getMessage() for r in caplog.records if "skipped as unusable" in r.getMessage()]
+    assert line.startswith("feed team-cal: 5 event(s) skipped as unusable, their meetings kept:")
+    skipped_after = metrics_module.FEED_EVENTS_SKIPPED.labels("no_dtstart")._value.get()
+    assert skipped_after - skipped_before == 1
+    async with engine.connect() as conn:
+        views = [
+            FeedView.model_validate(dict(r._mapping)) for r in await conn.execute(FEEDS.select())
+        ]
+    assert [(v.skipped_events, [s.uid for s in v.skipped_sample]) for v in views] == [
+        (5, [s["uid"] for s in ODD_SKIPPED])
+    ]
+
+    # The same feed, no longer with broken events: the counts go back to nothing.
+    feed_host.publish(ics("team_v1.ics"), path="/odd.ics")
+    clock.advance(seconds=301)
+    await poller.poll_all_now()
+    row = await feed_row(engine)
+    assert (row.skipped_events, row.skipped_sample) == (0, [])
+
+
+async def test_a_meeting_whose_event_becomes_unusable_is_neither_updated_nor_cancelled(
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
+) -> None:
+    """team_v1, then team_v2 with the weekly series' RRULE broken: every change but the
+    series' is made (its instances are neither cancelled nor updated), and the series'
+    meetings stay in the state; once fixed, its changes are made."""
+    url = feed_host.publish(ics("team_v1.ics"), path="/team.ics")
+    await register(engine, team_feed(url))
+    await poller.poll_all_now()
+    assert len(await commands(engine)) == 7
+    v1_state = await feed_state(engine)
+    assert v1_state is not None
+
+    broken = ics("team_v2.ics").replace(b"RRULE:FREQ=WEEKLY;COUNT=4", b"RRULE:FREQ=WEEKLY;BYDAY=XX")
+    feed_host.publish(broken, path="/team.ics")
+    clock.advance(seconds=301)
+    await poller.poll_all_now()
+    series = [(k, e) for k, e in TEAM_V1_TO_V2 if "weekly-sync@" in e]
+    assert len(series) == 3  # what team_v2 asks of the series: one cancel, two updates
+    assert sorted((await commands(engine))[7:]) == sorted(set(TEAM_V1_TO_V2) - set(series))
+    row = await feed_row(engine)
+    assert (row.last_status, row.skipped_events) == ("ok", 1)
+    assert row.skipped_sample == [
+        {
+            "uid": "weekly-sync@team.example",
+            "reason": "RRULE: Expected weekday abbreviation, got: XX",
+        }
+    ]
+    state = await feed_state(engine)
+    assert state is not None
+    kept = {k: v for k, v in v1_state.meetings.items() if "weekly-sync@" in k}
+    assert {k: v for k, v in state.meetings.items() if "weekly-sync@" in k} == kept
+
+    feed_host.publish(ics("team_v2.ics"), path="/team.ics")  # fixed
+    clock.advance(seconds=301)
+    await poller.poll_all_now()
+    assert sorted((await commands(engine))[11:]) == sorted(series)
+    assert (await feed_row(engine)).skipped_events == 0
 
 
 async def test_a_feed_of_100000_events_fails_in_bounded_time(

@@ -1,14 +1,12 @@
 """calendar feeds keep the hash of the last body planned
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-05 10:00:00.000000
 
 A server without ETag or Last-Modified answers every poll with 200 and the whole feed:
 `calendar_feed.body_sha256` lets the poller see that the body is the one it planned last
 time and skip the parse (it still expands again when the window has moved on).
-
-TEMPORARY: revises 0008 until issue 14's 0009 is merged; then `down_revision = "0009"`.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
