@@ -253,8 +253,14 @@ async def people_for(
         e for e in events if isinstance(e, HrEvent) and (e.entity not in states or _may_suspend(e))
     ]
     if unknown:
-        keys = [(e.tenant, e.profile.email, e.employee_number) for e in unknown]
-        for entity, tenant, saved in await tx.states.matching(UserState.entity_kind, keys):
+        natural = [(e.tenant, e.profile.email) for e in unknown]
+        numbered = "employee_number" in policy.rehire_match
+        alternative = [
+            (e.tenant, e.employee_number) for e in unknown if numbered and e.employee_number
+        ]
+        for entity, tenant, saved in await tx.states.matching(
+            UserState.entity_kind, natural, alternative
+        ):
             found.add(entity, tenant, UserState.model_validate(saved))
     tenants = {e.entity: e.tenant for e in events}
     for entity, state in states.items():

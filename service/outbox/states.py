@@ -66,28 +66,23 @@ class States:
         await self.conn.execute(_LOCK_PEOPLE, {"keys": wanted})
 
     async def matching(
-        self, kind: str, keys: Iterable[tuple[str, str | None, str | None]]
+        self,
+        kind: str,
+        natural: Iterable[tuple[str, str]],
+        alternative: Iterable[tuple[str, str]] = (),
     ) -> list[tuple[str, str, dict[str, Any]]]:
-        """(entity, tenant, state) of the `kind` entities of each (tenant, natural key,
-        alternative key) given: the people an unknown employee id may be."""
-        wanted = sorted(
-            {(t, "n", n) for t, n, _ in keys if n} | {(t, "a", a) for t, _, a in keys if a}
-        )
+        """(entity, tenant, state) of the `kind` entities with one of these (tenant,
+        natural key) or (tenant, alternative key): the people an unknown employee id may
+        be. One statement per few hundred keys of each (ix_entity_state_natural, _alt)."""
         found: dict[str, tuple[str, str, dict[str, Any]]] = {}
-        for some in chunks(wanted):
-            either = [
-                sa.and_(
-                    STATES.c.tenant == tenant,
-                    (STATES.c.natural_key if which == "n" else STATES.c.alt_key) == value,
+        for column, keys in ((STATES.c.natural_key, natural), (STATES.c.alt_key, alternative)):
+            for some in chunks(sorted(set(keys))):
+                rows = await self.conn.execute(
+                    sa.select(STATES.c.entity, STATES.c.tenant, STATES.c.state).where(
+                        STATES.c.kind == kind, sa.tuple_(STATES.c.tenant, column).in_(some)
+                    )
                 )
-                for tenant, which, value in some
-            ]
-            rows = await self.conn.execute(
-                sa.select(STATES.c.entity, STATES.c.tenant, STATES.c.state).where(
-                    STATES.c.kind == kind, sa.or_(*either)
-                )
-            )
-            found.update((entity, (entity, tenant, state)) for entity, tenant, state in rows)
+                found.update((e, (e, tenant, state)) for e, tenant, state in rows)
         return list(found.values())
 
     async def save(self, saved: Sequence[SavedState]) -> None:
