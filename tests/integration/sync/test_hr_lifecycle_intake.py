@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -228,3 +229,29 @@ async def test_a_leave_of_one_id_does_not_suspend_a_user_another_id_has(
         await take([hr(kind, "E1")])
     kinds = [r.kind for r in await commands_of(engine, "R1")]
     assert "suspend_user" not in kinds, kinds
+
+
+async def test_the_upgrade_gives_the_people_known_before_their_email_key(
+    database_url: str,
+) -> None:
+    """A leaver known before migration 0008 is matched by e-mail after it, like one known
+    since."""
+    await asyncio.to_thread(db.upgrade, database_url, "0007")
+    engine = db.make_engine(database_url)
+    try:
+        state = {"status": "left", "profile": {"email": "ann@acme.example", "first_name": "A"}}
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO entity_state (entity, kind, tenant, state, updated_at)"
+                    " VALUES ('user:CRM-1:E1', 'user', 'CRM-1', :state, :now)"
+                ),
+                {"state": orjson.dumps(state).decode(), "now": datetime.now(UTC)},
+            )
+        await asyncio.to_thread(db.upgrade, database_url)
+        [row] = await rows(engine, STATES)
+        assert row.natural_key == "ann@acme.example"
+        [back] = await intake(engine).take([hr("joined", "E2", userName="ann@acme.example")])
+        assert back.note == "rehire of E1: their UCaaS user"
+    finally:
+        await engine.dispose()

@@ -34,6 +34,16 @@ def upgrade() -> None:
             "ix_entity_state_natural", ["kind", "tenant", "natural_key"], unique=False
         )
         batch_op.create_index("ix_entity_state_alt", ["kind", "tenant", "alt_key"], unique=False)
+    # the people known before the upgrade: a leaver among them is matched by e-mail too
+    email = (
+        "state->'profile'->>'email'"
+        if op.get_bind().dialect.name == "postgresql"
+        else "json_extract(state, '$.profile.email')"
+    )
+    op.execute(
+        f"UPDATE entity_state SET natural_key = lower({email}) "  # noqa: S608 - no input
+        "WHERE kind = 'user' AND natural_key IS NULL"
+    )
 
 
 def downgrade() -> None:
