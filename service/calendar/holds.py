@@ -10,7 +10,7 @@ that comes meanwhile is either seen here or finds them no longer held.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -72,33 +72,34 @@ async def fates(conn: AsyncConnection, feed_id: str, keys: Iterable[str]) -> dic
 
 async def release(conn: AsyncConnection, feed_id: str, keys: Sequence[str], now: datetime) -> int:
     """Held cancels a version that passes the guard asks for too: they run now."""
-    done = 0
-    for some in chunks(keys):
-        result = await conn.execute(
-            OUTBOX.update()
-            .where(_cancels(feed_id, some), _held_for_approval())
-            .values(
-                status=CommandStatus.PENDING.value,
-                hold_reason=None,
-                approved_at=now,
-                updated_at=now,
-            )
-        )
-        done += result.rowcount
-    return done
+    values = {
+        "status": CommandStatus.PENDING.value,
+        "hold_reason": None,
+        "approved_at": now,
+        "updated_at": now,
+    }
+    return await _settle_held(conn, feed_id, keys, values)
 
 
 async def drop_moot(conn: AsyncConnection, feed_id: str, keys: Sequence[str], now: datetime) -> int:
     """Held cancels no later version asks for (the feed has the meeting again, or it has
     started): dropped, so nobody approves them."""
+    values = {
+        "status": CommandStatus.DROPPED.value,
+        "hold_reason": MOOT,
+        "updated_at": now,
+        "done_at": now,
+    }
+    return await _settle_held(conn, feed_id, keys, values)
+
+
+async def _settle_held(
+    conn: AsyncConnection, feed_id: str, keys: Sequence[str], values: Mapping[str, object]
+) -> int:
     done = 0
     for some in chunks(keys):
         result = await conn.execute(
-            OUTBOX.update()
-            .where(_cancels(feed_id, some), _held_for_approval())
-            .values(
-                status=CommandStatus.DROPPED.value, hold_reason=MOOT, updated_at=now, done_at=now
-            )
+            OUTBOX.update().where(_cancels(feed_id, some), _held_for_approval()).values(**values)
         )
         done += result.rowcount
     return done
