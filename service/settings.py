@@ -1,16 +1,20 @@
 """Configuration: environment variables (prefix `UCAAS_SYNC_`), `.env`, and an optional
 TOML file named by `UCAAS_SYNC_CONFIG_FILE` (or `ucaas-sync --config FILE`).
 
-Precedence, highest first: arguments in code, environment, `.env`, the TOML file, the
-embedded defaults. Sections (`[dispatch]`, `[kafka]`, ...) follow the same order field by
-field, so one environment variable overrides one key of the file. Every setting has an
-embedded default that works on one machine with nothing else running: SQLite in
+Precedence, highest first: arguments in code, environment, `.env`, `<VARIABLE>_FILE`
+(the variable's value read from that file: a mounted Kubernetes or Docker secret, for
+any setting, e.g. `UCAAS_SYNC_UCAAS_ADMIN_PASSWORD_FILE`, `UCAAS_SYNC_ADMIN_TOKEN_FILE`,
+`UCAAS_SYNC_SECRET_KEY_FILE`, `UCAAS_SYNC_TENANT_LOGINS_FILE`, `DATABASE_URL_FILE`), the
+TOML file, the embedded defaults. Sections (`[dispatch]`, `[kafka]`, ...) follow the
+same order field by field, so one environment variable overrides one key of the file.
+Every setting has an embedded default that works on one machine with nothing else running: SQLite in
 `./.ucaas-sync/`, the bundled sandbox's credentials. Secrets are `SecretStr` and print
 masked; `effective()` is what `ucaas-sync config` prints.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -42,6 +46,66 @@ def config_file() -> Path | None:
     return path
 
 
+class SecretFileError(ConfigFileError):
+    """A `<VARIABLE>_FILE` names a file that cannot be read."""
+
+
+def _variables(settings_cls: type[BaseSettings], name: str, field: Any) -> list[str]:
+    """The environment variables a field is read from (its prefixed name, its aliases)."""
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    names = [f"{prefix}{name}".upper()]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names += [c.upper() for c in alias.choices if isinstance(c, str)]
+    return list(dict.fromkeys(names))
+
+
+def _read_secret(variable: str, path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        # the path, never the content: a secret's file name is no secret
+        raise SecretFileError(f"{variable}_FILE={path}: {exc.strerror}") from None
+    return json.loads(text) if text[:1] in "{[" else text
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """`<VARIABLE>_FILE=path`: the setting's value is the file's content (trailing
+    newline removed; JSON for a structured setting such as the tenant logins)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # all is done in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseSettings):
+                continue  # a section reads its own
+            for variable in _variables(self.settings_cls, name, field):
+                path = os.environ.get(f"{variable}_FILE")
+                if path:
+                    found[name] = _read_secret(variable, path)
+                    break
+        return found
+
+
+class Section(BaseSettings):
+    """A section of the settings: environment, `.env`, `<VARIABLE>_FILE`."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = SecretFiles(settings_cls)
+        return (init_settings, env_settings, dotenv_settings, files, file_secret_settings)
+
+
 def _section_over_file(section: type[BaseSettings], given: Any) -> Any:
     """A section read from the file (a dict) loses, key by key, to the environment."""
     if not isinstance(given, dict):
@@ -50,7 +114,7 @@ def _section_over_file(section: type[BaseSettings], given: Any) -> Any:
     return section(**{**given, **from_env.model_dump(include=from_env.model_fields_set)})
 
 
-class DispatcherSettings(BaseSettings):
+class DispatcherSettings(Section):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_DISPATCH_", extra="ignore")
 
     workers: int = Field(16, ge=1, description="commands executed concurrently")
@@ -71,7 +135,7 @@ class DispatcherSettings(BaseSettings):
     )
 
 
-class IntakeSettings(BaseSettings):
+class IntakeSettings(Section):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_INTAKE_", extra="ignore")
 
     licence_policy: Path | None = Field(None, description="TOML file; default: vc for all")
@@ -84,7 +148,7 @@ class IntakeSettings(BaseSettings):
     )
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(Section):
     model_config = SettingsConfigDict(
         env_prefix="UCAAS_SYNC_KAFKA_", extra="ignore", populate_by_name=True
     )
@@ -117,7 +181,7 @@ class KafkaSettings(BaseSettings):
         return (self.hr_topic, self.crm_topic, self.calendar_topic)
 
 
-class CalendarSettings(BaseSettings):
+class CalendarSettings(Section):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_CALENDAR_", extra="ignore")
 
     feeds_file: Path | None = Field(None, description="TOML: [[feeds]] id, url, organizer, tenant")
@@ -157,7 +221,7 @@ class CalendarSettings(BaseSettings):
     )
 
 
-class AdminSettings(BaseSettings):
+class AdminSettings(Section):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_ADMIN_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="admin API address; non-loopback needs a token")
@@ -231,7 +295,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = config_file()
         toml = () if path is None else (TomlConfigSettingsSource(settings_cls, toml_file=path),)
-        return (init_settings, env_settings, dotenv_settings, *toml, file_secret_settings)
+        files = SecretFiles(settings_cls)
+        return (init_settings, env_settings, dotenv_settings, files, *toml, file_secret_settings)
 
     @field_validator("dispatch", "intake", "kafka", "calendar", "admin", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ from service.entrypoints.admin_host import AdminRefusedError
 from service.entrypoints.asyncapi import as_json, as_yaml
 from service.intake.licences import PolicyError
 from service.observability.logs import configure as configure_logging
-from service.settings import CONFIG_FILE_VARIABLE, Settings
+from service.settings import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
 
 log = logging.getLogger("ucaas_sync")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -162,4 +162,8 @@ app.command("reconcile")(reconcile_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigFileError as exc:  # the configuration cannot be read: one line, no trace
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
