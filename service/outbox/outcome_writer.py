@@ -48,11 +48,17 @@ class OutcomeWriter:
         async with self.engine.begin() as conn:
             owned = await self._owned(conn, [claim for claim, _, _ in items])
             mine = [item for item in items if item[0].id in owned]
+            waits = [c for c, o, _ in mine if c.tenant and isinstance(o, Wait)]
+            started = await self._attempts_started(conn, waits)
             for shape, values in _status_groups(mine, now).items():
                 await conn.execute(_STATUS_UPDATES[shape], values)
             done = [(claim, o) for claim, o, _ in mine if isinstance(o, Done)]
             await self._write_done(conn, [o for _, o in done], now)
             tenants = {c.tenant for c, _ in done if c.tenant and c.kind in PRODUCERS}
+            # A command that waited while a prerequisite of its tenant was made by another
+            # attempt finishing at the same time missed that wake-up (it was in flight, not
+            # waiting yet): woken now, it looks again at once instead of after its pause.
+            tenants |= await self._made_since(conn, started, skip=tenants)
             if tenants:
                 await self.wake_waiting(conn, tenants, now)
             for claim, outcome, _ in mine:
@@ -107,6 +113,42 @@ class OutcomeWriter:
                 "updated_at": now,
             }
             await conn.execute(upsert(self.dialect, LOGINS, values, ("tenant",)))
+
+    async def _attempts_started(
+        self, conn: AsyncConnection, claims: Sequence[Claim]
+    ) -> dict[str, datetime]:
+        """Each tenant's earliest start among these attempts (a claim stamps updated_at)."""
+        if not claims:
+            return {}
+        ids = [c.id for c in claims]
+        rows = await conn.execute(
+            sa.select(OUTBOX.c.tenant, sa.func.min(OUTBOX.c.updated_at))
+            .where(among(self.dialect, OUTBOX.c.id, ids, sa.Integer))
+            .group_by(OUTBOX.c.tenant)
+        )
+        return {tenant: started for tenant, started in rows if tenant is not None}
+
+    async def _made_since(
+        self, conn: AsyncConnection, started: dict[str, datetime], skip: set[str]
+    ) -> set[str]:
+        """The tenants one of whose prerequisites was made after a waiting attempt began."""
+        made: set[str] = set()
+        for tenant, since in started.items():
+            if tenant in skip:
+                continue
+            found = await conn.scalar(
+                sa.select(sa.literal(1))
+                .where(
+                    OUTBOX.c.tenant == tenant,
+                    OUTBOX.c.status == CommandStatus.DONE.value,
+                    OUTBOX.c.kind.in_(sorted(k.value for k in PRODUCERS)),
+                    OUTBOX.c.done_at >= since,
+                )
+                .limit(1)
+            )
+            if found:
+                made.add(tenant)
+        return made
 
     async def wake_waiting(self, conn: AsyncConnection, tenants: set[str], now: datetime) -> None:
         """Something of these tenants was just made: their waiting commands look again now."""
