@@ -236,7 +236,7 @@ class TenantLogin(BaseModel):
     password: SecretStr
 
 
-class Settings(BaseSettings):
+class Settings(Section):
     model_config = SettingsConfigDict(
         env_prefix="UCAAS_SYNC_",
         env_file=".env",
@@ -293,10 +293,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """A section's sources, with the TOML file after the `_FILE` variables."""
+        *first, last = super().settings_customise_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        )
         path = config_file()
         toml = () if path is None else (TomlConfigSettingsSource(settings_cls, toml_file=path),)
-        files = SecretFiles(settings_cls)
-        return (init_settings, env_settings, dotenv_settings, files, *toml, file_secret_settings)
+        return (*first, *toml, last)
 
     @field_validator("dispatch", "intake", "kafka", "calendar", "admin", mode="before")
     @classmethod

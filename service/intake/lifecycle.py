@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -196,7 +196,7 @@ def translate_hr(
         plan = _digest(steps, at)
         pending = Pending(at=at, status=status_then, apps=apps_then, plan=plan)
         if live is None or live.plan != plan:
-            dated_commands = [_dated(_command(p), at) for p in steps]
+            dated_commands = [replace(_command(p), not_before=at) for p in steps]
             withdraw = live is not None
         # the person is created at the date: nothing of theirs exists to change before
     elif live is not None:
@@ -218,7 +218,7 @@ def translate_hr(
     # One UCaaS user, one queue: a rehire's commands run behind what is still queued for
     # the employee id whose user it took back (its suspension, say), in order.
     lane = user_entity(event.tenant, after.rehire_of)
-    queued = [Command(c.kind, lane, c.payload, c.tenant, c.not_before, c.held) for c in queued]
+    queued = [replace(c, entity=lane) for c in queued]
     return Translation(queued, after, note, withdraw=withdraw, entity=lane)
 
 
@@ -314,7 +314,7 @@ def _email(ref: dict[str, str], before: UserState, email: str) -> list[Payload |
     if email in (old, before.email_flagged):
         return []
     change = Command.of(ChangeEmail(**ref, old_email=old, new_email=email))
-    return [_held(change, EMAIL_HELD.format(old=old, new=email))]
+    return [replace(change, held=EMAIL_HELD.format(old=old, new=email))]
 
 
 def _flagged(before: UserState, email: str) -> str | None:
@@ -323,16 +323,6 @@ def _flagged(before: UserState, email: str) -> str | None:
 
 def _command(step: Payload | Command) -> Command:
     return step if isinstance(step, Command) else Command.of(step)
-
-
-def _held(command: Command, reason: str) -> Command:
-    return Command(
-        command.kind, command.entity, command.payload, command.tenant, command.not_before, reason
-    )
-
-
-def _dated(command: Command, at: datetime) -> Command:
-    return Command(command.kind, command.entity, command.payload, command.tenant, at)
 
 
 def _digest(steps: Sequence[Payload | Command], at: datetime) -> str:
