@@ -6,6 +6,7 @@
 - call_log:     one row per UCaaS call: each entity's provisioning history
 - tenant_credential: per-tenant UCaaS logins, the password encrypted at rest
 - dead_letter:  one row per record sent to a dead-letter topic, with its error and reason
+- audit_log:    one row per operator action: who (the token's name), what, when, result
 
 Times are stored as naive UTC and read back as aware UTC (`UtcDateTime`), the same on
 SQLite and PostgreSQL.
@@ -203,7 +204,8 @@ class CalendarFeed(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_calendar_feed_due", "removed", "next_fetch_at"),)
 
     feed_id: str = Field(primary_key=True, max_length=200)
-    url: str = Field(max_length=2000)
+    # sealed with the credential vault's key (a feed URL often carries a secret token)
+    url: str = Field(max_length=4000)
     organizer_email: str = Field(max_length=255)
     tenant: str = Field(max_length=100)
     interval_s: float | None = None
@@ -262,6 +264,22 @@ class DeadLetterRow(SQLModel, table=True):
     at: datetime = _time(index=True)
 
 
+class AuditEntry(SQLModel, table=True):
+    """One operator action, through the admin API or the CLI: who did what, when, and
+    what came of it. Rows are only ever added."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _time(index=True)
+    actor: str = Field(max_length=100, index=True)  # the token's name, or cli:<os user>
+    role: str = Field(max_length=20)  # reader, operator
+    action: str = Field(max_length=40, index=True)  # approve, deny, retry, drop, repair, ...
+    target: str = Field(max_length=255)  # command 12, tenant CRM-1, feed F
+    result: str = Field(max_length=40)  # ok, not_found, refused, failed
+    detail: str | None = Field(default=None, max_length=1000)
+
+
 def table_of(model: type[Any]) -> sa.Table:
     """A SQLModel table class's Core table, typed."""
     return cast(sa.Table, model.__table__)
@@ -277,3 +295,4 @@ STATES = table_of(EntityState)
 FEEDS = table_of(CalendarFeed)
 EVENT_OWNERS = table_of(CalendarEventOwner)
 DEAD_LETTERS = table_of(DeadLetterRow)
+AUDIT = table_of(AuditEntry)
