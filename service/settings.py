@@ -17,9 +17,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -175,10 +182,93 @@ class KafkaSettings(Section):
     session_timeout_ms: int = Field(
         10_000, ge=6_000, description="a silent consumer leaves the group after this"
     )
+    # -- connecting to a managed Kafka: TLS and SASL (README "Connecting to a managed Kafka")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL"
+    )
+    ssl_cafile: Path | None = Field(
+        None,
+        description="PEM CA bundle the broker's certificate must chain to (unset: the system's)",
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, for mutual TLS (with ssl_keyfile)"
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile")
+    ssl_keyfile_password: SecretStr | None = Field(
+        None, description="password of ssl_keyfile, if it is encrypted"
+    )
+    ssl_check_hostname: bool = Field(
+        True, description="the broker's certificate must name the host connected to"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = (
+        Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (SASL_* only)")
+    )
+    sasl_username: str | None = Field(None, description="PLAIN and SCRAM: the user name")
+    sasl_password: SecretStr | None = Field(None, description="PLAIN and SCRAM: the password")
+    sasl_oauth_token_file: Path | None = Field(
+        None, description="OAUTHBEARER: a file holding the token, read again for every token"
+    )
+    sasl_oauth_token_command: str | None = Field(
+        None, description="OAUTHBEARER: a command printing the token (run for every token)"
+    )
+    connect_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection, TLS handshake and SASL exchange not done in this time fail",
+    )
 
     @property
     def topics(self) -> tuple[str, ...]:
         return (self.hr_topic, self.crm_topic, self.calendar_topic)
+
+    @model_validator(mode="after")
+    def _security_fits(self) -> Self:
+        """Combinations that cannot connect are refused at start, with what to set, rather
+        than found by a broker closing the connection."""
+        problems = self.security_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def security_problems(self) -> list[str]:
+        """What is missing or contradictory in the TLS and SASL settings (empty: usable)."""
+        protocol = self.security_protocol
+        tls = protocol in ("SSL", "SASL_SSL")
+        sasl = protocol.startswith("SASL_")
+        mechanism = self.sasl_mechanism
+        problems: list[str] = []
+        if not tls and any(
+            (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
+        ):
+            problems.append(
+                f"ssl_* files are set but security_protocol is {protocol}: use SSL or SASL_SSL"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            problems.append("mutual TLS needs both ssl_certfile and ssl_keyfile")
+        if self.ssl_keyfile_password is not None and self.ssl_keyfile is None:
+            problems.append("ssl_keyfile_password is set without ssl_keyfile")
+        if sasl and mechanism is None:
+            problems.append(f"security_protocol {protocol} needs sasl_mechanism")
+        if not sasl and mechanism is not None:
+            problems.append(
+                f"sasl_mechanism {mechanism} needs security_protocol SASL_SSL or SASL_PLAINTEXT"
+            )
+        if (
+            sasl
+            and mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+            and not (self.sasl_username and self.sasl_password is not None)
+        ):
+            problems.append(f"sasl_mechanism {mechanism} needs sasl_username and sasl_password")
+        if sasl and mechanism == "OAUTHBEARER":
+            sources = (self.sasl_oauth_token_file, self.sasl_oauth_token_command)
+            if all(s is None for s in sources):
+                problems.append(
+                    "sasl_mechanism OAUTHBEARER needs sasl_oauth_token_file"
+                    " or sasl_oauth_token_command"
+                )
+            elif all(s is not None for s in sources):
+                problems.append("set sasl_oauth_token_file or sasl_oauth_token_command, not both")
+        return problems
 
 
 class CalendarSettings(Section):
