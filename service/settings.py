@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
 from pydantic import (
     AliasChoices,
@@ -34,6 +34,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from connectors.events.kafka_security import KafkaConnection
 
 DATA_DIR = Path(".ucaas-sync")
 CONFIG_FILE_VARIABLE = "UCAAS_SYNC_CONFIG_FILE"
@@ -220,6 +223,12 @@ class KafkaSettings(Section):
     @property
     def topics(self) -> tuple[str, ...]:
         return (self.hr_topic, self.crm_topic, self.calendar_topic)
+
+    def connection(self, bootstrap: str) -> KafkaConnection:
+        """`bootstrap` with these TLS and SASL settings, for any Kafka client."""
+        from connectors.events.kafka_security import connection  # noqa: PLC0415 - aiokafka: only when connecting
+
+        return connection(self, bootstrap)
 
     @model_validator(mode="after")
     def _security_fits(self) -> Self:

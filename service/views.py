@@ -282,7 +282,7 @@ class Operations:
             return cached[1], cached[2]
         try:
             lag: dict[tuple[str, int], int] | None = await consumer_lag(
-                kafka.bootstrap_servers, kafka.group_id, kafka.topics
+                kafka.connection(kafka.bootstrap_servers), kafka.group_id, kafka.topics
             )
             error = None
         except LagUnknownError as exc:

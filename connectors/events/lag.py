@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from connectors.events.kafka_security import KafkaConnection, as_connection
+
 Offsets = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (committed, end)
 
 
@@ -21,7 +23,7 @@ class LagUnknownError(RuntimeError):
 
 
 async def consumer_lag(
-    bootstrap: str, group: str, topics: Sequence[str], *, timeout_s: float = 5.0
+    bootstrap: KafkaConnection | str, group: str, topics: Sequence[str], *, timeout_s: float = 5.0
 ) -> dict[tuple[str, int], int]:
     """(topic, partition) -> records not yet committed by `group`."""
     offsets = await group_offsets(bootstrap, group, topics, timeout_s=timeout_s)
@@ -29,7 +31,7 @@ async def consumer_lag(
 
 
 async def group_offsets(
-    bootstrap: str, group: str, topics: Sequence[str], *, timeout_s: float = 5.0
+    bootstrap: KafkaConnection | str, group: str, topics: Sequence[str], *, timeout_s: float = 5.0
 ) -> Offsets:
     """(topic, partition) -> (offset committed by `group`, end offset). A partition the
     group never committed counts from its beginning."""
@@ -39,9 +41,9 @@ async def group_offsets(
         raise LagUnknownError(f"consumer lag unknown: {type(exc).__name__}: {exc}") from None
 
 
-async def _offsets(bootstrap: str, group: str, topics: Sequence[str]) -> Offsets:
+async def _offsets(bootstrap: KafkaConnection | str, group: str, topics: Sequence[str]) -> Offsets:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        **as_connection(bootstrap).client_kwargs(), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.events.cloudevents import Record
+from connectors.events.kafka_security import KafkaConnection, as_connection, probe
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
@@ -70,24 +71,30 @@ def _first_error(exc: ValueError) -> str:
 
 
 # -- a compacted topic ---------------------------------------------------------------------
-async def latest_records(bootstrap: str, topic: str, *, timeout_s: float = 60.0) -> list[Record]:
+async def latest_records(
+    bootstrap: KafkaConnection | str, topic: str, *, timeout_s: float = 60.0
+) -> list[Record]:
     """Every partition of `topic` read from its beginning up to the end offsets it had when
     the read started (records written meanwhile are left for the next run), no consumer
     group; the last record of each key, tombstones included (value None). Keyless records
     are kept as they are: nothing can replace them. SnapshotError if the topic does not
     exist or the broker does not answer in time."""
+    conn = as_connection(bootstrap)
     try:
-        return await asyncio.wait_for(_latest(bootstrap, topic), timeout_s)
+        # first one bounded connection: a refused certificate or password is said as such
+        await probe(conn)
+    except ConnectionError as exc:  # KafkaUnreachableError, KafkaSettingsError: one line
+        raise SnapshotError(f"topic {topic}: {exc}") from None
+    try:
+        return await asyncio.wait_for(_latest(conn, topic), timeout_s)
     except TimeoutError:
         raise SnapshotError(f"topic {topic}: not read within {timeout_s:.0f} s") from None
     except KafkaError as exc:
-        raise SnapshotError(f"topic {topic} at {bootstrap}: {type(exc).__name__}") from None
+        raise SnapshotError(f"topic {topic} at {conn.bootstrap}: {type(exc).__name__}") from None
 
 
-async def _latest(bootstrap: str, topic: str) -> list[Record]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
+async def _latest(conn: KafkaConnection, topic: str) -> list[Record]:
+    consumer = AIOKafkaConsumer(**conn.client_kwargs(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)

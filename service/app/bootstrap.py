@@ -57,7 +57,9 @@ class Service:
         """The Kafka consumers for the configured broker (or `bootstrap`)."""
         kafka = self.settings.kafka
         return EventConsumer(
-            kafka, self.intake, bootstrap or kafka.bootstrap_servers or DEFAULT_KAFKA
+            kafka,
+            self.intake,
+            kafka.connection(bootstrap or kafka.bootstrap_servers or DEFAULT_KAFKA),
         )
 
     async def aclose(self) -> None:

@@ -124,7 +124,9 @@ def broker(
     With a command after `--`, run it against the broker and stop the broker afterwards.
     """
     kafka = Settings().kafka
-    local = LocalBroker.start(with_dead_letters(kafka.topics, kafka.dlq_suffix), port=port)
+    local = LocalBroker.start(
+        with_dead_letters(kafka.topics, kafka.dlq_suffix), port=port, kafka=kafka
+    )
     try:
         if run:
             env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": local.bootstrap}

@@ -49,7 +49,7 @@ async def _run(tenant: str | None, kinds: tuple[str, ...], repair: bool) -> Repo
 async def _run_hr(spec: str, tenant: str | None, repair: bool, force: bool) -> HrReport:
     settings = Settings()
     # the snapshot first: a file or topic that cannot be read costs no connection
-    broker = settings.kafka.bootstrap_servers or DEFAULT_KAFKA
+    broker = settings.kafka.connection(settings.kafka.bootstrap_servers or DEFAULT_KAFKA)
     snapshot = await load_snapshot(spec, tenant=tenant, bootstrap=broker)
     service = await bootstrap(settings)
     try:

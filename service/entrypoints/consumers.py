@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.cloudevents import Envelope, InvalidRecordError, Record, parse
+from connectors.events.kafka_security import KafkaConnection, as_connection, faststream_security
 from service.backoff import backoff_s
 from service.intake.shell import Intake, Taken
 from service.observability import metrics
@@ -154,7 +155,7 @@ class EventConsumer:
         self,
         settings: KafkaSettings,
         intake: Intake,
-        bootstrap: str,
+        bootstrap: KafkaConnection | str,
         *,
         topics: Sequence[str] | None = None,
         retry_pause_s: float = 1.0,
@@ -165,8 +166,14 @@ class EventConsumer:
         self.retry_pause_s = retry_pause_s
         self.stats = IntakeStats()
         self._failures_in_a_row = 0
+        # TLS and SASL as every other client of the project has them; the broker's own
+        # producer (the dead-letter topics) shares them.
+        self.connection = as_connection(bootstrap)
+        security, token_provider = faststream_security(self.connection.options)
         self.broker = KafkaBroker(
-            bootstrap,
+            self.connection.bootstrap,
+            security=security,
+            sasl_oauth_token_provider=token_provider,
             enable_idempotence=False,  # Tansu takes no idempotent producer; acks=1 is enough
             acks=1,
             serializer=None,

@@ -28,6 +28,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.events.kafka_security import KafkaConnection
 from connectors.hr.snapshot import SnapshotError, latest_records, list_response
 from service.domain.commands import Command, user_entity
 from service.intake.guard import approvals
@@ -50,8 +51,11 @@ ON_LEAVE = "on_leave"  # the intake's UserState.status of someone on leave
 LEFT = "left"
 
 
-async def load_snapshot(spec: str, *, tenant: str | None, bootstrap: str) -> Snapshot:
-    """FILE (a SCIM ListResponse) or kafka:TOPIC (read through `bootstrap`)."""
+async def load_snapshot(
+    spec: str, *, tenant: str | None, bootstrap: KafkaConnection | str
+) -> Snapshot:
+    """FILE (a SCIM ListResponse) or kafka:TOPIC (read through `bootstrap`, with its TLS
+    and SASL)."""
     if spec.startswith(KAFKA):
         topic = spec.removeprefix(KAFKA)
         if not topic:

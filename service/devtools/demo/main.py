@@ -36,6 +36,14 @@ from service.settings import (
 )
 
 FOLDER = DATA_DIR / "demo"
+PLAINTEXT = {
+    "security_protocol": "PLAINTEXT",
+    "sasl_mechanism": None,
+    "ssl_cafile": None,
+    "ssl_certfile": None,
+    "ssl_keyfile": None,
+    "ssl_keyfile_password": None,
+}
 
 
 def fresh_folder(folder: Path = FOLDER) -> Path:
@@ -102,10 +110,14 @@ def main(serve: bool = False, port: int | None = None) -> int:
     feed: FeedServer | None = None
     try:
         with console.status("starting the broker, the UCaaS sandbox and a calendar feed…"):
-            broker = LocalBroker.start(with_dead_letters(kafka.topics, kafka.dlq_suffix))
+            broker = LocalBroker.start(
+                with_dead_letters(kafka.topics, kafka.dlq_suffix), kafka=kafka
+            )
             sandbox = LocalSandbox.start(port)
             feed = FeedServer()
         kafka = kafka.model_copy(update={"bootstrap_servers": broker.bootstrap})
+        if broker.security is None:  # our own broker speaks plaintext, whatever is configured
+            kafka = kafka.model_copy(update=PLAINTEXT)
         settings = demo_settings(folder, sandbox, kafka)
         scenario = build(datetime.now(UTC), feed.url)
         console.rule("ucaas-sync demo")

@@ -62,7 +62,9 @@ class Publisher:
             "calendar": kafka.calendar_topic,
         }
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=False, acks=1
+            **kafka.connection(kafka.bootstrap_servers or "").client_kwargs(),
+            enable_idempotence=False,
+            acks=1,
         )
 
     async def send(self, event: Event) -> None:
