@@ -3,7 +3,10 @@
 The parts (consumers, dispatcher, feed poller, admin API) can each be switched off so
 they scale apart. A broker that does not answer does not stop the others: the consumers
 keep trying to connect with a growing pause, commands already accepted still go out,
-and `/readyz` says what is missing.
+and `/readyz` says what is missing. A broker that answers but refuses the TLS or SASL
+settings (a certificate not trusted, a wrong password, a port speaking another
+protocol) stops the service with one line (KafkaSettingsError): trying again would not
+help, and a restart loop says more than a log repeating itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from connectors.events.kafka_failures import KafkaSettingsError, KafkaUnreachableError
+from connectors.events.kafka_security import probe
 from service.app.bootstrap import Service
 from service.backoff import backoff_s
 from service.entrypoints.admin_host import refuse_open_admin
@@ -93,19 +98,25 @@ class Running:
 
 
 async def _connect(consumer: EventConsumer, started: asyncio.Event) -> None:
+    """Join the group; KafkaSettingsError (raised) when the broker refuses the settings."""
     for attempt in itertools.count(1):
         try:
+            # one bounded connection first: aiokafka's own start hangs on a TLS handshake
+            # to a plaintext port and words every refusal "Unable to bootstrap"
+            await probe(consumer.connection)
             await consumer.start()
-        except Exception as exc:  # any failure to connect is retried
+        except KafkaSettingsError:
+            raise
+        except Exception as exc:  # unreachable, or failing for its own reasons: retried
             pause = backoff_s(
                 attempt, base_s=CONNECT_PAUSE_S, cap_s=CONNECT_PAUSE_CAP_S, jitter="none"
             )
-            log.error(
-                "Kafka not reachable (%s: %s); consumers retry in %.0f s",
-                type(exc).__name__,
-                exc,
-                pause,
+            reason = (
+                str(exc)
+                if isinstance(exc, KafkaUnreachableError)
+                else f"{type(exc).__name__}: {exc}"
             )
+            log.error("%s; consumers retry in %.0f s", reason, pause)
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await asyncio.sleep(pause)
@@ -159,7 +170,12 @@ async def serve(
             if ready is not None:
                 await ready
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        watched = {waiter, *tasks, *([connecting] if connecting is not None else [])}
+        while True:
+            done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if done == {connecting} and connecting is not None and not connecting.exception():
+                continue  # joined the group: the rest runs on
+            break
         waiter.cancel()
         for task in done - {waiter}:
             failure = failure or task.exception()
@@ -178,7 +194,8 @@ async def _shut_down(
     try:
         if connecting is not None:
             connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # its KafkaSettingsError, if any, is the failure serve() raises
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connecting
         if running.consumer is not None:
             with contextlib.suppress(Exception):

@@ -18,7 +18,9 @@ from typing import Annotated
 
 import typer
 import uvloop
+from pydantic import ValidationError
 
+from connectors.events.kafka_failures import KafkaSettingsError
 from service.app.bootstrap import bootstrap
 from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
@@ -35,6 +37,9 @@ from service.observability.logs import configure as configure_logging
 from service.settings import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
 
 log = logging.getLogger("ucaas_sync")
+# `run`: a Kafka broker answered but refused the TLS or SASL settings (README, "Connecting
+# to a managed Kafka"); 2 stays "the configuration cannot be used as it is"
+KAFKA_REFUSED_EXIT = 3
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
@@ -103,6 +108,9 @@ def run(
     except (PolicyError, FeedFileError, AdminRefusedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except KafkaSettingsError as exc:  # the broker refused TLS or SASL: fix, then start again
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(KAFKA_REFUSED_EXIT) from None
 
 
 @app.command()
@@ -168,4 +176,10 @@ def main() -> None:
         app()
     except ConfigFileError as exc:  # the configuration cannot be read: one line, no trace
         typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except ValidationError as exc:  # a setting refused (a TLS/SASL combination, say): one line
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
+        said = str(first.get("msg", "")).removeprefix("Value error, ")
+        typer.echo(f"error: configuration: {where}: {said}", err=True)
         raise SystemExit(2) from None
