@@ -67,6 +67,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import e2e_direct, e2e_mix
 from bench.support import CpuMeter, SandboxControl, database, database_kind, percentile
+from connectors.events.kafka_security import KafkaConnection
 from service.devtools.demo.scenario import Event
 from service.devtools.local_broker import LocalBroker, Topics, create_topics, structured
 from service.devtools.local_sandbox import LocalSandbox
@@ -74,6 +75,14 @@ from service.devtools.service_processes import MOVING, DispatchProcess, Outbox
 from service.outbox import db
 from service.outbox.tables import CALLS, INBOX, OUTBOX
 from service.outbox.vault import new_key
+from service.settings import Settings
+
+# the variables of the TLS and SASL settings (and their _FILE forms)
+KAFKA_SECURITY_VARIABLES = (
+    "UCAAS_SYNC_KAFKA_SECURITY_",
+    "UCAAS_SYNC_KAFKA_SSL_",
+    "UCAAS_SYNC_KAFKA_SASL_",
+)
 
 
 def say(text: str) -> None:
@@ -84,7 +93,7 @@ def say(text: str) -> None:
 class Run:
     """One latency's service: its topics, database and processes."""
 
-    bootstrap: str
+    bootstrap: KafkaConnection
     topics: Topics
     database_url: str
     outbox: Outbox
@@ -170,11 +179,16 @@ def service_env(
     args: argparse.Namespace, url: str, sandbox: LocalSandbox, run: Run
 ) -> dict[str, str]:
     """What an operator sets; the rest are the service's defaults."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UCAAS_SYNC_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        # an external broker's TLS and SASL settings are the operator's too
+        if not k.startswith("UCAAS_SYNC_") or k.startswith(KAFKA_SECURITY_VARIABLES)
+    }
     env.update(run.topics.env())
     env.update(
         PYTHONUNBUFFERED="1",
-        KAFKA_BOOTSTRAP_SERVERS=run.bootstrap,
+        KAFKA_BOOTSTRAP_SERVERS=run.bootstrap.bootstrap,
         UCAAS_SYNC_DATABASE_URL=url,
         UCAAS_SYNC_SECRET_KEY=new_key(),
         UCAAS_SYNC_UCAAS_BASE_URL=sandbox.base_url,
@@ -224,14 +238,14 @@ async def service_figures(
     folder: Path,
 ) -> tuple[dict[str, Any], Topics]:
     topics = Topics.fresh("bench-e2e")
-    await topics.create(broker.bootstrap)
+    await topics.create(broker.connection)
     if not url.startswith("sqlite"):
         await asyncio.to_thread(db.upgrade, url)
     producer = AIOKafkaProducer(
-        bootstrap_servers=broker.bootstrap, enable_idempotence=False, acks=1, linger_ms=5
+        **broker.connection.client_kwargs(), enable_idempotence=False, acks=1, linger_ms=5
     )
     await producer.start()
-    run = Run(broker.bootstrap, topics, url, Outbox(url), [], producer, {})
+    run = Run(broker.connection, topics, url, Outbox(url), [], producer, {})
     env = service_env(args, url, control.sandbox, run)
     try:
         for n in range(args.processes):
@@ -310,13 +324,15 @@ async def service_figures(
     return figures, topics
 
 
-async def broker_floor(bootstrap: str, records: int = 40, rate: float = 20.0) -> dict[str, Any]:
+async def broker_floor(
+    bootstrap: KafkaConnection, records: int = 40, rate: float = 20.0
+) -> dict[str, Any]:
     """Publish -> received by a plain aiokafka consumer with the client's defaults (as the
     service's consumer has them), at a slow pace: what the broker alone adds to intake."""
     topic = Topics.fresh("bench-floor").hr
     await create_topics(bootstrap, [topic], partitions=3)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks=1)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(**bootstrap.client_kwargs(), enable_idempotence=False, acks=1)
+    consumer = AIOKafkaConsumer(**bootstrap.client_kwargs())
     await producer.start()
     await consumer.start()
     seen: list[float] = []
@@ -376,7 +392,7 @@ async def one_latency(
 
     control.reset(latency_ms)
     base = await e2e_direct.naive_consumer(
-        broker.bootstrap,
+        broker.connection,
         control.sandbox.base_url,
         [topics.crm, topics.hr],
         f"{topics.group}-naive",
@@ -416,11 +432,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     say(f"{args.events} events, {args.tenants} tenants, {args.database}: {result['mix']}")
-    broker = LocalBroker.start()
+    broker = LocalBroker.start(kafka=Settings().kafka)
     sandbox = LocalSandbox.start()
     result["broker"] = broker.kind
     try:
-        result.update(await broker_floor(broker.bootstrap))
+        result.update(await broker_floor(broker.connection))
         say(
             f"broker alone, publish to a plain consumer: p50 {result['broker_floor_p50_ms']} ms,"
             f" p99 {result['broker_floor_p99_ms']} ms"

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 
 from connectors.events.cloudevents import Record, parse
+from connectors.events.kafka_security import KafkaConnection
 from connectors.ucaas import CallRecord, Credentials, UCaaSClient, UCaaSError
 from connectors.ucaas.models.customers import AddressIn, CustomerChanges, NewCustomer
 from connectors.ucaas.models.subscriptions import NewSubscription, NewSubscriptionTerms
@@ -178,7 +179,7 @@ class Direct:
 
 # -- the naive baseline ------------------------------------------------------------------------
 async def naive_consumer(
-    bootstrap: str,
+    bootstrap: KafkaConnection,
     base_url: str,
     topics: Sequence[str],
     group: str,
@@ -192,7 +193,7 @@ async def naive_consumer(
     (CRM before HR: a hire needs its company). The events in `untimed` (the onboarding) are
     taken before the clock starts; then `limit` records, or as many as `budget_s` allows."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **bootstrap.client_kwargs(),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
+from connectors.events.kafka_security import KafkaConnection, as_connection
 from service.devtools.local_broker import Topics, structured
 from service.devtools.service_processes import MOVING, Outbox
 from service.outbox import db
@@ -92,13 +93,17 @@ class Placed:
 
 
 async def publish(
-    kafka: str, topics: Topics, valid: list[Valid], bad: list[Bad], rng: random.Random
+    kafka: KafkaConnection | str,
+    topics: Topics,
+    valid: list[Valid],
+    bad: list[Bad],
+    rng: random.Random,
 ) -> list[Placed]:
     """Valid events in their order, bad records scattered among them, all in flight at
     once (one producer keeps each partition's order)."""
     names = {"hr": topics.hr, "crm": topics.crm, "calendar": topics.calendar}
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka,
+        **as_connection(kafka).client_kwargs(),
         enable_idempotence=False,
         acks=1,
         linger_ms=5,

@@ -22,10 +22,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors.events.cloudevents import Envelope, Record, parse
+from connectors.events.kafka_security import KafkaConnection, as_connection
 from connectors.events.lag import group_offsets as offsets_of
 from service.devtools.local_broker import structured
 
 Headers = list[tuple[str, bytes]]
+Broker = KafkaConnection | str  # a bare host:port is plaintext; a connection carries TLS/SASL
 SOURCE = "/tests/e2e"
 
 
@@ -81,9 +83,12 @@ class Sent:
 class EventProducer:
     """A non-idempotent producer (Tansu takes no other) that waits for each record."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: Broker) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=False, acks=1, linger_ms=0
+            **as_connection(bootstrap).client_kwargs(),
+            enable_idempotence=False,
+            acks=1,
+            linger_ms=0,
         )
 
     async def start(self) -> EventProducer:
@@ -131,12 +136,12 @@ class ReadRecord:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 15.0
+    bootstrap: Broker, topic: str, *, expect: int, timeout_s: float = 15.0
 ) -> list[ReadRecord]:
     """Every record of `topic` from the start, once at least `expect` are there (or the
     time is up: then what there is), in (partition, offset) order. No consumer group."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **as_connection(bootstrap).client_kwargs(), group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     found: list[ReadRecord] = []
@@ -174,7 +179,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 async def group_offsets(
-    bootstrap: str, group: str, topics: Sequence[str]
+    bootstrap: Broker, group: str, topics: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
     """Per topic, (records committed by the group, records in the topic)."""
     found = dict.fromkeys(topics, (0, 0))
@@ -183,14 +188,14 @@ async def group_offsets(
     return found
 
 
-async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:
+async def group_lag(bootstrap: Broker, group: str, topics: Sequence[str]) -> dict[str, int]:
     """Per topic, how many records the group has not committed yet."""
     offsets = await group_offsets(bootstrap, group, topics)
     return {topic: total - done for topic, (done, total) in offsets.items()}
 
 
 async def rewind(
-    bootstrap: str, group: str, topic: str, by: int, *, timeout_s: float = 30.0
+    bootstrap: Broker, group: str, topic: str, by: int, *, timeout_s: float = 30.0
 ) -> int:
     """Move the group's committed offsets of `topic` back by up to `by` records per
     partition, as a consumer that died between its database commit and its offset commit
@@ -201,7 +206,7 @@ async def rewind(
     leaves. No record is taken."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **as_connection(bootstrap).client_kwargs(),
         group_id=group,
         enable_auto_commit=False,
         session_timeout_ms=6000,
