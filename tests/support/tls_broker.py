@@ -1,0 +1,287 @@
+"""A Kafka-protocol broker behind TLS, for the tests of the TLS settings: certificates made
+here (a CA, the broker's certificate for 127.0.0.1 and localhost, a client CA and a client
+certificate, and a CA nobody uses), stunnel terminating TLS in front of Tansu brokers that
+advertise stunnel's ports (a client that bootstraps over TLS is sent back to TLS).
+
+Two listeners: `tls` (server certificate only) and `mtls` (a client certificate signed by
+the client CA is required), each in front of a Tansu of its own (a broker advertises one
+address); `plain` is the first Tansu itself, for a TLS client on a plaintext port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from service.devtools.local_broker import tansu_binary
+from service.devtools.processes import free_port, stop
+from service.settings import KafkaSettings
+
+# `make test` installs stunnel4 (Makefile system-deps) and sets this: there a missing
+# stunnel fails the TLS tests instead of skipping them.
+REQUIRE = "UCAAS_SYNC_REQUIRE_SYSTEM_DEPS"
+
+
+def stunnel_binary() -> str | None:
+    return shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+# -- certificates --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Issued:
+    cert: Path
+    key: Path
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _write(
+    folder: Path, label: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> Issued:
+    cert_path, key_path = folder / f"{label}.pem", folder / f"{label}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return Issued(cert_path, key_path)
+
+
+def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
+    return builder.not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(
+        now + dt.timedelta(days=1)
+    )
+
+
+@dataclass(frozen=True)
+class Authority:
+    name: x509.Name
+    key: ec.EllipticCurvePrivateKey
+    issued: Issued
+
+    @classmethod
+    def make(cls, folder: Path, label: str) -> Authority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = _name(f"ucaas-sync test {label}")
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            _validity(x509.CertificateBuilder())
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(name, key, _write(folder, label, cert, key))
+
+    def issue(self, folder: Path, label: str, *, server: bool) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            _validity(x509.CertificateBuilder())
+            .subject_name(_name(label))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        return _write(folder, label, builder.sign(self.key, hashes.SHA256()), key)
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path  # signs the broker's certificate
+    server: Issued
+    client_ca: Path  # signs the client certificates the mTLS listener accepts
+    client: Issued
+    stranger_ca: Path  # a CA that signed nothing here: "wrong CA"
+
+    @classmethod
+    def make(cls, folder: Path) -> Certificates:
+        folder.mkdir(parents=True, exist_ok=True)
+        ca = Authority.make(folder, "ca")
+        clients = Authority.make(folder, "client-ca")
+        stranger = Authority.make(folder, "stranger-ca")
+        return cls(
+            ca.issued.cert,
+            ca.issue(folder, "broker", server=True),
+            clients.issued.cert,
+            clients.issue(folder, "ucaas-sync-client", server=False),
+            stranger.issued.cert,
+        )
+
+
+# -- the processes -------------------------------------------------------------------------
+def _listening(port: int, process: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}")
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Started with its output in `log` (the child keeps its own descriptor)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _tansu(port: int, advertised: int, log: Path) -> subprocess.Popen[bytes]:
+    process = _spawn(
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{advertised}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        log,
+    )
+    _listening(port, process, "Tansu", 20.0)
+    return process
+
+
+def _stunnel_config(
+    certs: Certificates, routes: dict[str, tuple[int, int, bool]], log: Path
+) -> str:
+    lines = ["foreground = yes", "pid =", f"output = {log}", "debug = info", ""]
+    for name, (accept, connect, mutual) in routes.items():
+        lines += [
+            f"[{name}]",
+            f"accept = 127.0.0.1:{accept}",
+            f"connect = 127.0.0.1:{connect}",
+            f"cert = {certs.server.cert}",
+            f"key = {certs.server.key}",
+        ]
+        if mutual:
+            lines += [f"CAfile = {certs.client_ca}", "verifyChain = yes", "requireCert = yes"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+@dataclass
+class TlsBroker:
+    certs: Certificates
+    tls: str  # TLS, the server's certificate only
+    mtls: str  # TLS with a client certificate required
+    plain: str  # the Tansu behind `tls`, plaintext
+    folder: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, folder: Path) -> TlsBroker:
+        binary = stunnel_binary()
+        if binary is None:
+            raise FileNotFoundError("stunnel not found (Debian's stunnel4 package)")
+        certs = Certificates.make(folder / "certs")
+        plain, tls = free_port(), free_port()
+        plain_m, mtls = free_port(), free_port()
+        broker = cls(certs, f"127.0.0.1:{tls}", f"127.0.0.1:{mtls}", f"127.0.0.1:{plain}", folder)
+        try:
+            broker.processes.append(_tansu(plain, tls, folder / "tansu-tls.log"))
+            broker.processes.append(_tansu(plain_m, mtls, folder / "tansu-mtls.log"))
+            config = folder / "stunnel.conf"
+            config.write_text(
+                _stunnel_config(
+                    certs,
+                    {"tls": (tls, plain, False), "mtls": (mtls, plain_m, True)},
+                    folder / "stunnel.log",
+                )
+            )
+            stunnel = _spawn([binary, str(config)], folder / "stunnel-stdout.log")
+            broker.processes.append(stunnel)
+            _listening(tls, stunnel, "stunnel", 10.0)
+            _listening(mtls, stunnel, "stunnel", 10.0)
+        except BaseException:
+            broker.stop()
+            raise
+        return broker
+
+    def settings(self, **given: Any) -> KafkaSettings:
+        """TLS settings trusting our CA; `given` changes them."""
+        chosen: dict[str, Any] = {"security_protocol": "SSL", "ssl_cafile": self.certs.ca}
+        return KafkaSettings(_env_file=None, **{**chosen, **given})  # type: ignore[call-arg]
+
+    def env(self, **given: str) -> dict[str, str]:
+        """The same as an operator's environment variables."""
+        return {
+            "UCAAS_SYNC_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "UCAAS_SYNC_KAFKA_SSL_CAFILE": str(self.certs.ca),
+            **given,
+        }
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
+            for p in sorted(self.folder.glob("*.log"))
+        )
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+
+
+def unavailable(reason: str) -> None:
+    """Skip, unless the run requires the system's tools (`make test`): then fail."""
+    if os.environ.get(REQUIRE):
+        pytest.fail(reason)
+    pytest.skip(reason)
