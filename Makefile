@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 CHROMIUM := /usr/bin/chromium
+STUNNEL  := /usr/bin/stunnel4
 
 .PHONY: install system-deps test lint format demo sandbox bench clean
 
@@ -18,19 +19,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## what the tests need of the system: Debian's chromium for the status page test
+## what the tests need of the system: Debian's chromium for the status page test,
+## stunnel4 for the Kafka TLS tests (TLS in front of the local broker)
 system-deps:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium (the status page test)"; \
 	  apt-get install -y -q chromium >/dev/null 2>&1 \
 	  || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
 	  || echo "could not install chromium: the status page test will fail and say why"; }
+	@test -x $(STUNNEL) || { echo "installing Debian's stunnel4 (the Kafka TLS tests)"; \
+	  apt-get install -y -q stunnel4 >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q stunnel4 >/dev/null 2>&1; } \
+	  || echo "could not install stunnel4: the Kafka TLS tests will fail and say why"; }
 
 ## lint + type-check + the whole test suite, against a local Kafka-protocol broker
 ## (KAFKA_BOOTSTRAP_SERVERS if set, else testcontainers Kafka, else the Tansu binary);
-## here a missing browser fails its test instead of skipping it
+## here a missing browser or stunnel fails its tests instead of skipping them
 test: $(STAMP) system-deps
 	$(MAKE) --no-print-directory lint
-	UCAAS_SYNC_REQUIRE_BROWSER=1 $(BIN)/ucaas-sync broker -- $(BIN)/pytest $(PYTEST_ARGS)
+	UCAAS_SYNC_REQUIRE_BROWSER=1 UCAAS_SYNC_REQUIRE_SYSTEM_DEPS=1 \
+	  $(BIN)/ucaas-sync broker -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
