@@ -90,6 +90,11 @@ def _session(exc: BaseException, protocol: str, mechanism: str | None, timeout_s
     if isinstance(exc, TokenUnavailableError):
         return f"no OAUTHBEARER token: {_first_line(exc)}"
     if isinstance(exc, errors.KafkaConnectionError | ConnectionError | EOFError):
+        if sasl:
+            return (
+                f"the broker closed the connection during SASL {mechanism}: a mechanism it "
+                f"does not offer, or credentials it refused ({_first_line(exc)})"
+            )
         if tls:
             return (
                 "the connection was closed after TLS: a client certificate missing or "

@@ -182,7 +182,8 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _tansu(port: int, advertised: int, log: Path) -> subprocess.Popen[bytes]:
+def tansu(port: int, advertised: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A Tansu on 127.0.0.1:`port` (memory storage) advertising 127.0.0.1:`advertised`."""
     process = _spawn(
         [
             tansu_binary(),
@@ -193,6 +194,7 @@ def _tansu(port: int, advertised: int, log: Path) -> subprocess.Popen[bytes]:
             f"tcp://127.0.0.1:{advertised}",
             "--storage-engine",
             "memory://tansu/",
+            *extra,
         ],
         log,
     )
@@ -237,8 +239,8 @@ class TlsBroker:
         plain_m, mtls = free_port(), free_port()
         broker = cls(certs, f"127.0.0.1:{tls}", f"127.0.0.1:{mtls}", f"127.0.0.1:{plain}", folder)
         try:
-            broker.processes.append(_tansu(plain, tls, folder / "tansu-tls.log"))
-            broker.processes.append(_tansu(plain_m, mtls, folder / "tansu-mtls.log"))
+            broker.processes.append(tansu(plain, tls, folder / "tansu-tls.log"))
+            broker.processes.append(tansu(plain_m, mtls, folder / "tansu-mtls.log"))
             config = folder / "stunnel.conf"
             config.write_text(
                 _stunnel_config(

@@ -251,6 +251,11 @@ def ssl_error(reason: str) -> ssl.SSLError:
             "the broker closed the connection: does the port expect TLS or SASL?",
         ),
         (
+            errors.KafkaConnectionError("Connection at h:1 closed"),
+            {"protocol": "SASL_PLAINTEXT", "mechanism": "PLAIN"},
+            "closed the connection during SASL PLAIN: a mechanism it does not offer",
+        ),
+        (
             errors.SaslAuthenticationFailed(),
             {"protocol": "SASL_SSL", "mechanism": "PLAIN"},
             "SASL PLAIN authentication failed: check sasl_username and sasl_password",
