@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from connectors.events.kafka_security import KafkaConnection, as_connection
+from connectors.events.kafka_failures import KafkaSettingsError, KafkaUnreachableError
+from connectors.events.kafka_security import KafkaConnection, as_connection, probe
 
 Offsets = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (committed, end)
 
@@ -35,10 +37,23 @@ async def group_offsets(
 ) -> Offsets:
     """(topic, partition) -> (offset committed by `group`, end offset). A partition the
     group never committed counts from its beginning."""
+    conn = as_connection(bootstrap)
     try:
-        return await asyncio.wait_for(_offsets(bootstrap, group, topics), timeout_s)
+        return await asyncio.wait_for(_offsets(conn, group, topics), timeout_s)
     except Exception as exc:
-        raise LagUnknownError(f"consumer lag unknown: {type(exc).__name__}: {exc}") from None
+        raise LagUnknownError(f"consumer lag unknown: {await _why(conn, exc, timeout_s)}") from None
+
+
+async def _why(conn: KafkaConnection, exc: Exception, timeout_s: float) -> str:
+    """After a failure only (a lag read costs no extra connection otherwise): the probe's
+    one line, a refused certificate or password rather than "Unable to bootstrap"."""
+    try:
+        await probe(replace(conn, timeout_s=min(conn.timeout_s, timeout_s)))
+    except (KafkaSettingsError, KafkaUnreachableError) as refused:
+        return str(refused)
+    except Exception:  # noqa: S110 - the probe could not say more than the failure itself
+        pass
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _offsets(bootstrap: KafkaConnection | str, group: str, topics: Sequence[str]) -> Offsets:

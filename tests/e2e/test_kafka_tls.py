@@ -22,8 +22,8 @@ import pytest
 
 from connectors.events.kafka_failures import KafkaSettingsError, KafkaUnreachableError
 from connectors.events.kafka_security import KafkaConnection, probe
-from connectors.events.lag import consumer_lag
-from connectors.hr.snapshot import latest_records
+from connectors.events.lag import LagUnknownError, consumer_lag
+from connectors.hr.snapshot import SnapshotError, latest_records
 from service.devtools.local_broker import Topics, create_topics
 from service.devtools.processes import free_port
 from service.devtools.service_processes import Outbox
@@ -113,6 +113,11 @@ async def test_a_ca_that_did_not_sign_the_broker_is_one_line(tls: TlsBroker, ca:
     print(f"\nwrong CA ({ca}): {line}")
     assert "TLS certificate verification failed" in line
     assert "check ssl_cafile" in line
+    # the lag (status, admin API) and the HR snapshot (reconcile) say the same
+    with pytest.raises(LagUnknownError, match="TLS certificate verification failed"):
+        await consumer_lag(conn, "tls-group", ["hr.events"], timeout_s=BOUND_S)
+    with pytest.raises(SnapshotError, match="TLS certificate verification failed"):
+        await latest_records(conn, "hr.events", timeout_s=BOUND_S)
 
 
 async def test_a_plaintext_client_on_the_tls_port_is_one_line_in_bounded_time(
