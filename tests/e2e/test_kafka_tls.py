@@ -155,7 +155,8 @@ async def test_nothing_listening_is_unreachable_not_refused(tls: TlsBroker) -> N
 def test_run_takes_an_hr_event_over_tls(
     tls: TlsBroker, tmp_path: Path, sandbox: SandboxAdmin, processes: Processes
 ) -> None:
-    """`ucaas-sync run` configured only by environment variables, events over TLS."""
+    """`ucaas-sync run` configured only by environment variables: events in over TLS, a
+    bad record out to its dead-letter topic over TLS."""
     import asyncio
 
     topics = Topics.fresh("tls-run")
@@ -172,7 +173,12 @@ def test_run_takes_an_hr_event_over_tls(
             bought = purchase("P-vc", app="vc")
             await producer.event(topics.crm, crm("crm.subscription.purchased", TENANT, bought))
             await producer.event(topics.hr, hr("joined", "E-TLS"))
+            # and one record that is no event: to the dead-letter topic, by the broker's
+            # own producer, over TLS as well
+            await producer.raw(topics.hr, b"not an event", key=b"E-BAD")
         await settle(Outbox(database), 3, timeout_s=60, processes=(run,))
+        letters = await read_topic(conn, topics.hr + ".dlq", expect=1, timeout_s=30)
+        assert [r.key for r in letters] == [b"E-BAD"], run.tail()
 
     asyncio.run(publish())
     assert email_of("E-TLS") in users_by_email(tenant_view(sandbox)), run.tail()
