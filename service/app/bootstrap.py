@@ -103,6 +103,12 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     if migrate if migrate is not None else settings.is_sqlite:
         await asyncio.to_thread(db.upgrade, settings.database_url)
     engine = db.make_engine(settings.database_url, pool_size=settings.dispatch.workers + 4)
+    if not settings.is_sqlite:
+        try:
+            await db.check_connection(engine)  # a TLS misconfiguration: one line, at start
+        except BaseException:
+            await engine.dispose()
+            raise
     vault = vault_for(settings)
     store = OutboxStore(engine, vault)
     ucaas = UCaaSClient(
