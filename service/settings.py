@@ -259,7 +259,7 @@ class Settings(Section):
     # read by the validator below, not by pydantic-settings' JSON-only list parsing.
     secret_keys_previous: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="earlier Fernet keys, still opened (comma-separated); `keys rotate` retires them",
+        description="earlier Fernet keys, still read (comma-separated); see `keys rotate`",
     )
     ucaas_base_url: str = Field(
         "http://127.0.0.1:8900/ucaas/v1", description="the UCaaS API (default: the sandbox)"

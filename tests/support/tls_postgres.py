@@ -172,7 +172,7 @@ def tls_postgres() -> Iterator[TlsServer]:
     os.chown(root, postgres.pw_uid, postgres.pw_gid)
     started = False
     try:
-        subprocess.run(  # noqa: S603 - our own binaries and arguments
+        subprocess.run(
             _as_postgres(
                 str(BINARIES / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"
             ),
@@ -198,7 +198,7 @@ def tls_postgres() -> Iterator[TlsServer]:
             "hostssl certified all 127.0.0.1/32 trust clientcert=verify-ca\n"
             "hostssl all all 127.0.0.1/32 trust\n"
         )
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             _as_postgres(
                 str(BINARIES / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start"
             ),
@@ -207,7 +207,7 @@ def tls_postgres() -> Iterator[TlsServer]:
             timeout=60,
         )
         started = True
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             _as_postgres(str(BINARIES / "createdb"), "-h", str(root), "-p", str(port), "certified"),
             check=True,
             capture_output=True,
@@ -216,7 +216,7 @@ def tls_postgres() -> Iterator[TlsServer]:
         yield TlsServer(port, authority, certs)
     finally:
         if started:
-            subprocess.run(  # noqa: S603
+            subprocess.run(
                 _as_postgres(str(BINARIES / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
                 check=False,
                 capture_output=True,
