@@ -27,15 +27,16 @@ from service.outbox.vault import CredentialVault
 class SealedColumn:
     """A column of sealed values, and the key its rows are walked by."""
 
-    what: str  # as the report names it
+    what: str  # as the report names them
+    one: str  # as an error names one row
     table: sa.Table
     key: str
     value: str
 
 
 SEALED = (
-    SealedColumn("tenant logins", LOGINS, "tenant", "secret"),
-    SealedColumn("feed URLs", FEEDS, "feed_id", "url"),
+    SealedColumn("tenant logins", "the login of tenant", LOGINS, "tenant", "secret"),
+    SealedColumn("feed URLs", "the URL of feed", FEEDS, "feed_id", "url"),
 )
 
 
@@ -60,7 +61,7 @@ def resealed(vault: CredentialVault, stored: str) -> str | None:
 
 
 async def unopenable(engine: AsyncEngine, vault: CredentialVault) -> list[str]:
-    """The rows (`feed URLs team-cal`) whose value no configured key opens."""
+    """The rows (`the URL of feed team-cal`) whose value no configured key opens."""
     found = []
     async with engine.connect() as conn:
         for column in SEALED:
@@ -68,7 +69,7 @@ async def unopenable(engine: AsyncEngine, vault: CredentialVault) -> list[str]:
             rows = await conn.stream(sa.select(key, value).order_by(key))
             async for row_key, stored in rows:
                 if not vault.opens(stored):
-                    found.append(f"{column.what} {row_key}")
+                    found.append(f"{column.one} {row_key}")
     return found
 
 
