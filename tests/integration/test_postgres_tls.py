@@ -105,7 +105,7 @@ async def test_a_wrong_ca_stops_the_service_at_start(server: TlsServer, wrong_ca
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["status"]])
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["status"], ["dispatch"]])
 def test_a_wrong_ca_is_one_line_from_the_command_line(
     server: TlsServer, wrong_ca: Path, command: list[str], tmp_path: Path
 ) -> None:
