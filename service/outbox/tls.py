@@ -62,6 +62,14 @@ def tls_params(query: Mapping[str, str | tuple[str, ...]]) -> TlsParams | None:
     """The TLS parameters of a URL's query; None when it names no sslmode (the drivers'
     default, prefer, then applies)."""
     given = {ALIASES.get(k, k): _one(v) for k, v in query.items()}
+    # any other (sslnegotiation, sslsni, ...) would reach asyncpg's connect() as an
+    # unknown keyword: said now, in one line, instead of at the first connection
+    unknown = sorted(k for k in given if k.startswith("ssl") and k not in LIBPQ_TLS)
+    if unknown:
+        raise DatabaseTlsError(
+            f"DATABASE_URL: {', '.join(unknown)}: not supported (the service reads "
+            f"{', '.join(LIBPQ_TLS)})"
+        )
     mode = given.get("sslmode")
     if mode is None:
         if any(given.get(k) for k in LIBPQ_TLS):

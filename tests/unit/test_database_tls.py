@@ -34,9 +34,11 @@ def test_the_parameters_are_read_with_libpqs_names() -> None:
     assert tls_params({"sslmode": ("disable", "require")}) == TlsParams("require")  # the last
 
 
-def test_an_unknown_mode_is_one_line() -> None:
+def test_an_unknown_mode_or_parameter_is_one_line() -> None:
     with pytest.raises(DatabaseTlsError, match="sslmode=verify: not one of disable, allow"):
         tls_params({"sslmode": "verify"})
+    with pytest.raises(DatabaseTlsError, match="sslsni: not supported"):
+        tls_params({"sslmode": "require", "sslsni": "1"})
 
 
 def test_verify_full_checks_chain_and_host(ca: Path) -> None:
@@ -86,7 +88,10 @@ def test_a_client_certificate_is_loaded(ca: Path, tmp_path: Path) -> None:
     assert isinstance(context, ssl.SSLContext)
 
 
-def test_unusable_files_are_one_line_naming_the_parameter(ca: Path, tmp_path: Path) -> None:
+def test_unusable_files_are_one_line_naming_the_parameter(
+    ca: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.postgresql/root.crt
     with pytest.raises(DatabaseTlsError, match=r"sslrootcert=.*nowhere\.pem: No such file"):
         asyncpg_ssl(TlsParams("verify-full", rootcert=str(tmp_path / "nowhere.pem")))
     junk = tmp_path / "junk.pem"
