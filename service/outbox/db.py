@@ -149,7 +149,7 @@ async def check_connection(engine: AsyncEngine) -> None:
     try:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DBAPIError, OSError) as exc:
+    except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg raises ssl errors unwrapped
         reason = tls_failure(exc)
         if reason is None:
             raise
