@@ -16,7 +16,9 @@ one DATABASE_URL means the same to both drivers:
 | verify-full | yes | yes | yes |
 
 `sslrootcert=system` trusts the system's CAs; without sslrootcert the verifying modes
-read libpq's default, `~/.postgresql/root.crt`.
+read libpq's default, `~/.postgresql/root.crt`. With allow or prefer asyncpg's own
+fallback is kept, which reads certificate files only from libpq's environment variables
+(PGSSLCERT, ...): a client certificate in the URL wants `require` or stronger.
 """
 
 from __future__ import annotations
