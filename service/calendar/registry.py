@@ -15,6 +15,7 @@ rotate`. Without a vault (tests, tools without a key) URLs are kept as given.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from service.domain.feeds import Feed
 from service.outbox.sql import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
 from service.outbox.vault import CredentialVault, MissingSecretKeyError, is_sealed
+
+log = logging.getLogger("ucaas_sync.calendar")
 
 
 @dataclass
@@ -193,17 +196,19 @@ class FeedRegistry:
                     .returning(*FEEDS.c)
                 )
             ).all()
-        return [
-            FeedLease(
-                feed_of(r, self.vault),
-                r.etag,
-                r.last_modified,
-                r.next_fetch_at,
-                r.url,
-                r.body_sha256,
+        leases = []
+        for r in rows:
+            try:
+                feed = feed_of(r, self.vault)
+            except MissingSecretKeyError as exc:
+                # a URL no configured key opens holds up no other feed: this one is due
+                # again when its lease runs out, and said again then
+                log.error("feed %s: its URL cannot be opened: %s", r.feed_id, exc)
+                continue
+            leases.append(
+                FeedLease(feed, r.etag, r.last_modified, r.next_fetch_at, r.url, r.body_sha256)
             )
-            for r in rows
-        ]
+        return leases
 
     async def renew(self, claim: FeedLease, lease_s: float) -> bool:
         """Move the lease on; False when the claim is no longer this poll's (its lease ran

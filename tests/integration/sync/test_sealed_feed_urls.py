@@ -144,3 +144,18 @@ async def test_the_service_is_wired_to_seal(tmp_path: Path) -> None:
         assert service.store.vault is service.intake.vault
     finally:
         await service.aclose()
+
+
+async def test_a_url_no_key_opens_holds_up_no_other_feed(
+    engine: AsyncEngine, vault: CredentialVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost = CredentialVault(SecretStr(new_key()))
+    feeds = [
+        Feed(feed_id=f, url=f"https://x.example/{f}.ics", organizer_email="a@x.example", tenant="t")
+        for f in ("a-cal", "b-cal")
+    ]
+    await FeedRegistry(engine, lost).register_all(feeds[:1], source="config")
+    await FeedRegistry(engine, vault).register_all(feeds[1:], source="config")
+    claims = await FeedRegistry(engine, vault).claim_due(10, 15.0)
+    assert [c.feed.feed_id for c in claims] == ["b-cal"]
+    assert "feed a-cal: its URL cannot be opened" in caplog.text
