@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
 
 from pydantic import (
     AliasChoices,
@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -350,7 +351,14 @@ class Settings(Section):
         description="sqlite+aiosqlite:///FILE, or postgresql://... (DATABASE_URL works too)",
     )
     secret_key: SecretStr | None = Field(
-        None, description="Fernet key for tenant credentials at rest (generated for SQLite)"
+        None,
+        description="Fernet key sealing tenant logins and feed URLs at rest (generated for SQLite)",
+    )
+    # NoDecode: the environment gives the text as it is (a comma-separated list or JSON),
+    # read by the validator below, not by pydantic-settings' JSON-only list parsing.
+    secret_keys_previous: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="earlier Fernet keys, still read (comma-separated); see `keys rotate`",
     )
     ucaas_base_url: str = Field(
         "http://127.0.0.1:8900/ucaas/v1", description="the UCaaS API (default: the sandbox)"
@@ -405,6 +413,18 @@ class Settings(Section):
     def _sections(cls, given: Any, info: Any) -> Any:
         section = cast(type[BaseSettings], cls.model_fields[info.field_name].annotation)
         return _section_over_file(section, given)
+
+    @field_validator("secret_keys_previous", mode="before")
+    @classmethod
+    def _key_list(cls, given: Any) -> Any:
+        """`k1,k2` or `["k1", "k2"]` (Fernet keys hold no comma); blanks dropped."""
+        if isinstance(given, str):
+            text = given.strip()
+            given = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(given, list):
+            stripped = (k.strip() if isinstance(k, str) else k for k in given)
+            return [k for k in stripped if k]
+        return given
 
     @field_validator("database_url")
     @classmethod

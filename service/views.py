@@ -32,6 +32,7 @@ from service.outbox.tables import (
     CommandStatus,
     utcnow,
 )
+from service.outbox.vault import is_sealed
 from service.settings import Settings
 
 LAG_CACHE_S = 5.0  # a scrape every second must not open two Kafka connections each time
@@ -127,9 +128,16 @@ class DeadLetterView(BaseModel):
     at: datetime
 
 
+SEALED = "(sealed)"
+
+
 def shown_url(url: str) -> str:
     """A feed URL without what may be a secret: private calendar addresses carry their
-    key in the path (Google's `private-<key>/basic.ics`) or in the query."""
+    key in the path (Google's `private-<key>/basic.ics`) or in the query, and a user's
+    password may be in it (the host is shown, not the userinfo). A URL still sealed (read
+    without the vault) shows as such."""
+    if url == SEALED or is_sealed(url):
+        return SEALED
     parts = urlsplit(url)
     segments = [s for s in parts.path.split("/") if s]
     path = f"/{segments[0]}/…" if len(segments) > 1 else parts.path
@@ -339,7 +347,19 @@ class Operations:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sa.select(FEEDS).order_by(FEEDS.c.feed_id))).all()
             held = await held_feeds(conn)
-        return [FeedView.model_validate({**r._mapping, "held": held.get(r.feed_id)}) for r in rows]
+        return [
+            FeedView.model_validate(
+                {**r._mapping, "url": self._url(r.url), "held": held.get(r.feed_id)}
+            )
+            for r in rows
+        ]
+
+    def _url(self, stored: str) -> str:
+        """A feed's URL opened, to be shown masked; sealed it stays without the vault."""
+        vault = self.store.vault
+        if vault is None or not vault.opens(stored):
+            return stored
+        return vault.open_text(stored)
 
     # -- one entity ----------------------------------------------------------------------------
     async def history(self, entity: str) -> History:

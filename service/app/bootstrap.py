@@ -11,9 +11,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.ucaas import CallRecord, Credentials, UCaaSClient
@@ -28,7 +26,7 @@ from service.outbox import db
 from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.store import OutboxStore
 from service.outbox.unit_of_work import UnitOfWork
-from service.outbox.vault import CredentialVault, MissingSecretKeyError, local_key
+from service.outbox.vault import vault_for
 from service.settings import Settings
 
 log = logging.getLogger("ucaas_sync")
@@ -68,16 +66,6 @@ class Service:
         await self.engine.dispose()
 
 
-def vault_for(settings: Settings) -> CredentialVault:
-    if settings.secret_key is not None:
-        return CredentialVault(settings.secret_key)
-    if not settings.is_sqlite:
-        raise MissingSecretKeyError("set UCAAS_SYNC_SECRET_KEY (a Fernet key) to use PostgreSQL")
-    database = make_url(settings.database_url).database or ""
-    folder = Path(database).parent if database and database != ":memory:" else Path(".ucaas-sync")
-    return CredentialVault(local_key(folder / "secret.key"))
-
-
 def call_hook() -> Callable[[CallRecord], None]:
     crash_after = int(os.environ.get(CRASH_AFTER_CALLS, "0") or 0)
     if crash_after <= 0:
@@ -105,6 +93,12 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     if migrate if migrate is not None else settings.is_sqlite:
         await asyncio.to_thread(db.upgrade, settings.database_url)
     engine = db.make_engine(settings.database_url, pool_size=settings.dispatch.workers + 4)
+    if not settings.is_sqlite:
+        try:
+            await db.check_connection(engine)  # a TLS misconfiguration: one line, at start
+        except BaseException:
+            await engine.dispose()
+            raise
     vault = vault_for(settings)
     store = OutboxStore(engine, vault)
     ucaas = UCaaSClient(
@@ -130,6 +124,6 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     dispatcher = Dispatcher(store, Executors(accounts, REGISTRY), settings.dispatch)
     uow = UnitOfWork(engine, on_commit=dispatcher.wake)
     policy = LicencePolicy.load(settings.intake.licence_policy)
-    intake = Intake(uow, policy, settings.intake)
-    poller = FeedPoller(FeedRegistry(engine), settings.calendar, uow=uow)
+    intake = Intake(uow, policy, settings.intake, vault=vault)
+    poller = FeedPoller(FeedRegistry(engine, vault), settings.calendar, uow=uow)
     return Service(settings, engine, store, uow, ucaas, accounts, dispatcher, intake, poller)

@@ -408,7 +408,9 @@ async def _still_current(conn: AsyncConnection, claim: FeedLease, now: datetime)
             FEEDS.c.feed_id == feed.feed_id,
             FEEDS.c.next_fetch_at == claim.until,
             FEEDS.c.removed.is_(False),
-            FEEDS.c.url == feed.url,
+            # the row's sealed value as claimed: Fernet's random IV gives a URL registered
+            # again (or sealed again by `keys rotate`) a new value, so no opening is needed
+            FEEDS.c.url == claim.stored_url,
             FEEDS.c.organizer_email == feed.organizer_email,
             FEEDS.c.tenant == feed.tenant,
         )

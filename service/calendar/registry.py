@@ -6,10 +6,16 @@ on PostgreSQL); a poller that dies leaves the feed due again when the lease runs
 lease is short and renewed while the poll runs, and its end is the claim's token: a
 poller whose lease ran out (or whose feed was registered again meanwhile) finds
 `next_fetch_at` changed and writes nothing.
+
+A feed's URL is kept sealed with the credential vault's key (a private calendar's address
+is its password): sealed when written, opened when read. A URL stored plain by an
+earlier version is read as it is, and sealed at its next registration or by `keys
+rotate`. Without a vault (tests, tools without a key) URLs are kept as given.
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +34,9 @@ from service.calendar.skipped import sample
 from service.domain.feeds import Feed
 from service.outbox.sql import upsert
 from service.outbox.tables import FEEDS, CalendarFeed, utcnow
+from service.outbox.vault import CredentialVault, MissingSecretKeyError, is_sealed
+
+log = logging.getLogger("ucaas_sync.calendar")
 
 
 @dataclass
@@ -39,6 +48,7 @@ class FeedLease:
     etag: str | None
     last_modified: str | None
     until: datetime
+    stored_url: str  # the URL as the row held it, sealed: the row unchanged still has it
     body_sha256: str | None = None  # of the last body planned: the same again is not parsed
 
 
@@ -85,10 +95,24 @@ def load_feeds_file(path: Path) -> list[Feed]:
     ]
 
 
-def feed_of(row: Any) -> Feed:
+def stored_url(url: str, vault: CredentialVault | None) -> str:
+    """The URL as the table keeps it."""
+    return url if vault is None else vault.seal_text(url)
+
+
+def opened_url(stored: str, vault: CredentialVault | None) -> str:
+    """The URL the table keeps, to fetch."""
+    if vault is not None:
+        return vault.open_text(stored)
+    if is_sealed(stored):
+        raise MissingSecretKeyError("a feed URL is sealed: the feed registry needs the vault")
+    return stored
+
+
+def feed_of(row: Any, vault: CredentialVault | None) -> Feed:
     return Feed(
         feed_id=row.feed_id,
-        url=row.url,
+        url=opened_url(row.url, vault),
         organizer_email=row.organizer_email,
         tenant=row.tenant,
         interval_s=row.interval_s,
@@ -97,13 +121,20 @@ def feed_of(row: Any) -> Feed:
     )
 
 
-async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datetime) -> None:
-    """Add or change a feed; it is fetched soon, in full (no validators nor body hash: a
-    feed removed and registered again, or moved to a new URL, must not be skipped).
-    Its failure history is kept."""
+async def register(
+    conn: AsyncConnection,
+    feed: Feed,
+    *,
+    source: str,
+    now: datetime,
+    vault: CredentialVault | None = None,
+) -> None:
+    """Add or change a feed, its URL sealed; it is fetched soon, in full (no validators
+    nor body hash: a feed removed and registered again, or moved to a new URL, must not be
+    skipped). Its failure history is kept."""
     values = {
         "feed_id": feed.feed_id,
-        "url": feed.url,
+        "url": stored_url(feed.url, vault),
         "organizer_email": feed.organizer_email.lower(),
         "tenant": feed.tenant,
         "interval_s": feed.interval_s,
@@ -120,27 +151,30 @@ async def register(conn: AsyncConnection, feed: Feed, *, source: str, now: datet
     await conn.execute(upsert(conn.dialect.name, FEEDS, values, ("feed_id",)))
 
 
-async def remove(conn: AsyncConnection, feed_id: str, now: datetime) -> Feed | None:
+async def remove(
+    conn: AsyncConnection, feed_id: str, now: datetime, vault: CredentialVault | None = None
+) -> Feed | None:
     row = (await conn.execute(sa.select(FEEDS).where(FEEDS.c.feed_id == feed_id))).first()
     if row is None:
         return None
     await conn.execute(
         FEEDS.update().where(FEEDS.c.feed_id == feed_id).values(removed=True, updated_at=now)
     )
-    feed = feed_of(row)
+    feed = feed_of(row, vault)
     await owners.let_go(conn, feed)  # its events are free for another feed
     return feed
 
 
 class FeedRegistry:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, vault: CredentialVault | None = None) -> None:
         self.engine = engine
+        self.vault = vault  # seals and opens the URLs
 
     async def register_all(self, feeds: list[Feed], *, source: str) -> None:
         now = utcnow()
         async with self.engine.begin() as conn:
             for feed in feeds:
-                await register(conn, feed, source=source, now=now)
+                await register(conn, feed, source=source, now=now, vault=self.vault)
 
     async def claim_due(self, limit: int, lease_s: float) -> list[FeedLease]:
         """Due feeds with their validators (etag, last-modified), leased for `lease_s`."""
@@ -162,10 +196,19 @@ class FeedRegistry:
                     .returning(*FEEDS.c)
                 )
             ).all()
-        return [
-            FeedLease(feed_of(r), r.etag, r.last_modified, r.next_fetch_at, r.body_sha256)
-            for r in rows
-        ]
+        leases = []
+        for r in rows:
+            try:
+                feed = feed_of(r, self.vault)
+            except MissingSecretKeyError as exc:
+                # a URL no configured key opens holds up no other feed: this one is due
+                # again when its lease runs out, and said again then
+                log.error("feed %s: its URL cannot be opened: %s", r.feed_id, exc)
+                continue
+            leases.append(
+                FeedLease(feed, r.etag, r.last_modified, r.next_fetch_at, r.url, r.body_sha256)
+            )
+        return leases
 
     async def renew(self, claim: FeedLease, lease_s: float) -> bool:
         """Move the lease on; False when the claim is no longer this poll's (its lease ran

@@ -69,6 +69,8 @@ async def opened(settings: Settings) -> AsyncIterator[AsyncEngine]:
         await asyncio.to_thread(db.upgrade, settings.database_url)
     engine = db.make_engine(settings.database_url, pool_size=2)
     try:
+        if not settings.is_sqlite:
+            await db.check_connection(engine)
         yield engine
     finally:
         await engine.dispose()

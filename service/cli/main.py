@@ -25,6 +25,7 @@ from service.app.bootstrap import bootstrap
 from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
 from service.cli.database import db_app
+from service.cli.keys import keys_app
 from service.cli.operations import approve, dead_app, deny, history, status
 from service.cli.operations import config as show_config
 from service.cli.plan import plan
@@ -43,6 +44,7 @@ KAFKA_REFUSED_EXIT = 3
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
+app.add_typer(keys_app, name="keys")
 app.command("plan")(plan)
 app.command("status")(status)
 app.command("history")(history)

@@ -30,7 +30,13 @@ def feed_event(kind: FeedKind, envelope: Envelope, data: FeedData) -> FeedEvent:
         try:
             normalise(data.url or "")
         except FeedError as exc:
-            raise invalid(exc.reason) from None
+            # the reason without the URL it quotes: it goes to the dead-letter topic, the
+            # table and the logs, and a calendar's address may be its password
+            why = exc.reason.split(" (")[0].split(":")[0]
+            scheme = (data.url or "").partition(":")[0][:10]
+            raise invalid(
+                f"url: {why}: {scheme}:…" if scheme.isalnum() else f"url: {why}"
+            ) from None
     feed = Feed(
         feed_id=feed_id,
         url=data.url or "",

@@ -50,6 +50,7 @@ from service.outbox.unit_of_work import (
     Withdrawn,
     WithdrawRaced,
 )
+from service.outbox.vault import CredentialVault
 from service.settings import IntakeSettings
 
 
@@ -100,10 +101,18 @@ class _Planned:
 
 
 class Intake:
-    def __init__(self, uow: UnitOfWork, policy: LicencePolicy, settings: IntakeSettings) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        policy: LicencePolicy,
+        settings: IntakeSettings,
+        *,
+        vault: CredentialVault | None = None,
+    ) -> None:
         self.uow = uow
         self.policy = policy
         self.settings = settings
+        self.vault = vault  # seals the feed URLs registered (None: kept as given, tests)
 
     async def take(self, envelopes: Sequence[Envelope]) -> list[Taken]:
         """Accept a batch in one transaction; one answer per envelope, in order."""
@@ -217,14 +226,17 @@ class Intake:
             accepted.append(replace(plan.accepted, approvals=held))
         return accepted
 
-    @staticmethod
-    async def _feed_event(conn: AsyncConnection, event: FeedEvent, now: datetime) -> FeedEvent:
+    async def _feed_event(
+        self, conn: AsyncConnection, event: FeedEvent, now: datetime
+    ) -> FeedEvent:
         """Register or remove the feed; a removal names the feed as it was registered (the
         event may carry only its id), so its meetings are cancelled for the right tenant."""
         if event.kind == "registered":
-            await calendar_registry.register(conn, event.feed, source="event", now=now)
+            await calendar_registry.register(
+                conn, event.feed, source="event", now=now, vault=self.vault
+            )
             return event
-        known = await calendar_registry.remove(conn, event.feed.feed_id, now)
+        known = await calendar_registry.remove(conn, event.feed.feed_id, now, self.vault)
         return FeedEvent("removed", known) if known is not None else event
 
 

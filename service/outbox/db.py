@@ -1,8 +1,11 @@
 """Engines and migrations.
 
-The service talks to the database through an async engine (aiosqlite or psycopg); Alembic
-migrations run on a short-lived sync engine for the same URL. An embedded SQLite database
-is upgraded automatically on start; PostgreSQL is upgraded with `ucaas-sync db upgrade`.
+The service talks to the database through an async engine (aiosqlite or asyncpg); Alembic
+migrations run on a short-lived sync engine (pysqlite or psycopg) for the same URL. An
+embedded SQLite database is upgraded automatically on start; PostgreSQL is upgraded with
+`ucaas-sync db upgrade`. A URL's libpq TLS parameters (`sslmode=verify-full&sslrootcert=`)
+mean the same to both PostgreSQL drivers (tls.py), and a connection that fails on TLS is
+one line (DatabaseTlsError), not a driver's traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from service.outbox.tls import (
+    ALIASES,
+    LIBPQ_TLS,
+    DatabaseTlsError,
+    asyncpg_ssl,
+    tls_failure,
+    tls_params,
+)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -26,6 +38,12 @@ def sync_url(url: str) -> str:
         parsed = parsed.set(drivername="sqlite")
     elif parsed.drivername == "postgresql+asyncpg":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql":
+        # `?ssl=require` (asyncpg's spelling) is libpq's sslmode
+        for alias, name in ALIASES.items():
+            if alias in parsed.query and name not in parsed.query:
+                parsed = parsed.update_query_dict({name: parsed.query[alias]})
+            parsed = parsed.difference_update_query([alias])
     return parsed.render_as_string(hide_password=False)
 
 
@@ -57,6 +75,10 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         name = parsed.query.get("application_name", "ucaas-sync")
         parsed = parsed.difference_update_query(["application_name"])
         connect_args["server_settings"] = {"application_name": str(name)}
+        tls = tls_params(parsed.query)
+        parsed = parsed.difference_update_query([*LIBPQ_TLS, *ALIASES])
+        if tls is not None:
+            connect_args["ssl"] = asyncpg_ssl(tls)
     # No pre-ping: it costs a round trip per checkout on the hot path; connections are
     # recycled instead, and a dropped one fails one statement that the caller retries.
     return create_async_engine(
@@ -76,6 +98,18 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def _where(url: str) -> str:
+    parsed = make_url(url)
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def _tls_refused(url: str, exc: sa.exc.OperationalError) -> DatabaseTlsError | None:
+    reason = tls_failure(exc)
+    if reason is None:
+        return None
+    return DatabaseTlsError(f"database {_where(url)}: TLS: {reason}")
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
@@ -88,6 +122,11 @@ def upgrade(url: str, revision: str = "head") -> None:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
+    except sa.exc.OperationalError as exc:
+        refused = _tls_refused(url, exc)
+        if refused is None:
+            raise
+        raise refused from None
     finally:
         engine.dispose()
 
@@ -101,3 +140,18 @@ def current_revision(url: str) -> str | None:
             return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     finally:
         engine.dispose()
+
+
+async def check_connection(engine: AsyncEngine) -> None:
+    """Connect once, at start: a certificate that does not verify stops the command with
+    one line (DatabaseTlsError) instead of failing every later statement. Any other
+    failure is raised as it is."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg raises ssl errors unwrapped
+        reason = tls_failure(exc)
+        if reason is None:
+            raise
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseTlsError(f"database {_where(url)}: TLS: {reason}") from None

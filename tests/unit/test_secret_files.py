@@ -73,3 +73,26 @@ def test_a_missing_file_is_one_line_naming_the_variable_not_a_value(
         message == f"UCAAS_SYNC_ADMIN_TOKEN_FILE={tmp_path / 'nowhere'}: No such file or directory"
     )
     assert "\n" not in message
+
+
+def test_the_database_url_and_the_previous_keys_come_from_their_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = "postgresql://sync:db-pw-4@db.internal/sync?sslmode=verify-full&sslrootcert=/ca.pem"
+    monkeypatch.setenv("DATABASE_URL_FILE", secret(tmp_path, "db", url))
+    old = ("a" * 43 + "=", "b" * 43 + "=")
+    monkeypatch.setenv(
+        "UCAAS_SYNC_SECRET_KEYS_PREVIOUS_FILE", secret(tmp_path, "old", ",".join(old))
+    )
+    found = settings()
+    assert found.database_url == url.replace("postgresql://", "postgresql+asyncpg://")
+    assert tuple(k.get_secret_value() for k in found.secret_keys_previous) == old
+    shown = json.dumps(found.effective())
+    assert "db-pw-4" not in shown
+    assert old[0] not in shown
+    assert old[1] not in shown
+    # a mounted JSON list works as well as the comma-separated form
+    monkeypatch.setenv(
+        "UCAAS_SYNC_SECRET_KEYS_PREVIOUS_FILE", secret(tmp_path, "j", json.dumps(old))
+    )
+    assert tuple(k.get_secret_value() for k in settings().secret_keys_previous) == old
