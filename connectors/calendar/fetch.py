@@ -170,6 +170,8 @@ class FeedFetcher:
             raise FeedError(f"no complete answer within {self.limits.timeout_s:g} s") from None
         except httpx.HTTPError as exc:
             raise FeedError(f"{type(exc).__name__}: {exc}"[:300]) from None
+        except httpx.InvalidURL as exc:  # stricter than urlsplit: 0177.0.0.1 (octal), 1.2.3.256
+            raise FeedError(f"not a valid URL ({exc}): {url[:100]!r}") from None
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
         headers = {}

@@ -312,6 +312,19 @@ def test_other_urls_are_refused(url: str) -> None:
         normalise(url)
 
 
+@pytest.mark.parametrize("allow_private", [False, True])
+@pytest.mark.parametrize("host", ["0177.0.0.1", "1.2.3.256"])  # 127.0.0.1 in octal; no IPv4
+async def test_a_host_httpx_cannot_parse_is_a_feed_error(host: str, allow_private: bool) -> None:
+    """Such URLs pass registration (urlsplit takes them) but are never fetched: the resolver
+    would read 0177.0.0.1 as 127.0.0.1, httpx refuses it as an invalid address."""
+    assert normalise(f"http://{host}/feed.ics")
+    with pytest.raises(FeedError) as caught:
+        await fetch_with(FetchLimits(allow_private=allow_private), f"http://{host}/feed.ics")
+    assert caught.value.reason == (
+        f"not a valid URL (Invalid IPv4 address: '{host}'): 'http://{host}/feed.ics'"
+    )
+
+
 async def test_webcal_is_fetched_over_https() -> None:
     asked: list[httpx.URL] = []
 
