@@ -65,8 +65,9 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
     made by `backend`.
 
     httpx takes no network backend of its own yet (encode/httpx#3749 would add one), so
-    the connection pool it builds is replaced by the same pool on `backend`. No proxy: a
-    proxy resolves the name itself, which would undo the pinning.
+    the connection pool it builds is replaced by the same pool on `backend` (should httpx
+    rename `_pool`, tests/unit/test_feed_pinning.py fails: its fake network goes unused).
+    No proxy: a proxy resolves the name itself, which would undo the pinning.
     """
 
     def __init__(
@@ -76,9 +77,10 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         verify: ssl.SSLContext | bool = True,  # an SSLContext: a test's own CA
         limits: httpx.Limits = LIMITS,
     ) -> None:
-        super().__init__(verify=verify, limits=limits)
+        ssl_context = httpx.create_ssl_context(verify=verify)
+        super().__init__(verify=ssl_context, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
