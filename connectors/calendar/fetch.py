@@ -109,6 +109,11 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
+    try:  # an address already (127.0.0.1, [::1]): no lookup, no trip to the executor
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass  # a name, or a form only the C resolver reads (2130706433, 127.1)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
