@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.service_processes import Processes
+if TYPE_CHECKING:  # imported when used: the service's modules are a second to import
+    from tests.support.service_processes import Processes
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +32,8 @@ def kafka() -> Iterator[str]:
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     """The service processes a test starts; all ended when it ends, passed or failed."""
+    from tests.support.service_processes import Processes
+
     started = Processes(tmp_path)
     yield started
     started.close()
@@ -57,8 +62,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def skip_summary(reports: list[pytest.TestReport | pytest.CollectReport]) -> str:
+    """`skipped: 3 (2 no PostgreSQL at ...; 1 slow: run with --run-slow)`, the most
+    frequent reason first, or `skipped: 0`."""
+    reasons: Counter[str] = Counter()
+    for report in reports:
+        if not getattr(report, "count_towards_summary", True):  # as pytest's own count
+            continue
+        longrepr = report.longrepr
+        reason = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[" ".join(reason.removeprefix("Skipped: ").split())] += 1
+    if not reasons:
+        return "skipped: 0"
+    groups = sorted(reasons.items(), key=lambda group: (-group[1], group[0]))
+    return f"skipped: {reasons.total()} ({'; '.join(f'{n} {why}' for why, n in groups)})"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
     # A run that selects nothing must fail loudly, not pass (pytest's own code 5 can be
     # masked by wrappers; make it explicit).
     if session.testscollected == 0 and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+    result = yield
+    # The skips, by reason, as the run's very last line (after pytest's "N passed, M
+    # skipped" line), where a skip that should have run cannot go unseen. Not in
+    # pytest_terminal_summary: pytest prints its own closing line after every one of
+    # those; this outermost wrapper of sessionfinish runs after the terminal reporter's.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(skip_summary(reporter.stats.get("skipped", [])))
+    return result

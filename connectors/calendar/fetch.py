@@ -6,8 +6,10 @@
   limit; `webcal://` is fetched as https.
 - No reaching into the private network: a URL whose host resolves to a loopback,
   private, link-local, multicast or otherwise reserved address is refused (unless
-  allowed, as the tests allow loopback), checked before the request for every redirect
-  hop and again against the address actually connected (DNS may change in between).
+  allowed, as the tests allow loopback), on every redirect hop. The address checked is
+  the address connected: the host is resolved once per connection and the connection
+  made to one of those addresses (`pinned`), so DNS changing its answer in between
+  (rebinding) cannot redirect it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
+
+from connectors.calendar.pinned import AddressesOf, PinnedBackend, PinnedTransport
 
 USER_AGENT = "ucaas-sync-calendar/0.1"
 
@@ -97,17 +104,50 @@ def forbidden(address: str) -> bool:
     return not ip.is_global or ip.is_multicast or ip.is_reserved
 
 
-async def check_host(host: str, port: int, limits: FetchLimits) -> None:
-    if limits.allow_private:
-        return
+# host, port -> its addresses; raises FeedError when it has none.
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    try:  # an address already (127.0.0.1, [::1]): no lookup, no trip to the executor
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass  # a name, or a form only the C resolver reads (2130706433, 127.1)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FeedError(f"cannot resolve {host}: {exc.strerror}") from None
-    for info in infos:
-        address = str(info[4][0])
-        if forbidden(address):
-            raise FeedError(f"{host} resolves to {address}, a private or reserved address")
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # once each, in order
+
+
+def reachable(limits: FetchLimits, resolver: Resolver = system_resolver) -> AddressesOf:
+    """The addresses a connection to a host may go to: all of them, or FeedError when any
+    is forbidden (one bad address is enough to distrust the name)."""
+
+    async def addresses_of(host: str, port: int) -> Sequence[str]:
+        addresses = await resolver(host, port)
+        if not addresses:
+            raise FeedError(f"cannot resolve {host}: no address")
+        if not limits.allow_private:
+            for address in addresses:
+                if forbidden(address):
+                    raise FeedError(f"{host} resolves to {address}, a private or reserved address")
+        return addresses
+
+    return addresses_of
+
+
+def pinned_transport(
+    limits: FetchLimits,
+    *,
+    resolver: Resolver = system_resolver,
+    network: httpcore.AsyncNetworkBackend | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> PinnedTransport:
+    """The fetcher's transport: every connection resolved and checked once, then made to
+    a checked address (through `network`, the real one unless a test gives its own)."""
+    return PinnedTransport(PinnedBackend(reachable(limits, resolver), network), verify=verify)
 
 
 class FeedFetcher:
@@ -119,7 +159,7 @@ class FeedFetcher:
             follow_redirects=False,
             timeout=httpx.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
             headers={"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"},
-            transport=transport,
+            transport=transport or pinned_transport(self.limits),
         )
 
     async def aclose(self) -> None:
@@ -135,6 +175,8 @@ class FeedFetcher:
             raise FeedError(f"no complete answer within {self.limits.timeout_s:g} s") from None
         except httpx.HTTPError as exc:
             raise FeedError(f"{type(exc).__name__}: {exc}"[:300]) from None
+        except httpx.InvalidURL as exc:  # stricter than urlsplit: 0177.0.0.1 (octal), 1.2.3.256
+            raise FeedError(f"not a valid URL ({exc}): {url[:100]!r}") from None
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
         headers = {}
@@ -143,13 +185,9 @@ class FeedFetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         for _ in range(self.limits.max_redirects + 1):
-            parts = urlsplit(url)
-            host = parts.hostname or ""
-            await check_host(
-                host, parts.port or (443 if parts.scheme == "https" else 80), self.limits
-            )
+            host = urlsplit(url).hostname or ""
+            # A new connection (the first hop, another host) is checked as it is made.
             async with self.http.stream("GET", url, headers=headers) as response:
-                self._check_peer(response, host)
                 if response.status_code == 304:  # before redirects: httpx counts 3xx as one
                     return Fetched(304, b"", etag, last_modified, url)
                 if response.is_redirect and "location" in response.headers:
@@ -166,15 +204,6 @@ class FeedFetcher:
                     url,
                 )
         raise FeedError(f"more than {self.limits.max_redirects} redirects")
-
-    def _check_peer(self, response: httpx.Response, host: str) -> None:
-        """The address actually connected to, which DNS may have changed since the check."""
-        if self.limits.allow_private:
-            return
-        stream = response.extensions.get("network_stream")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
-        if peer and forbidden(str(peer[0])):
-            raise FeedError(f"{host} connected to {peer[0]}, a private or reserved address")
 
     async def _read(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length")

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.calendar import owners, registry
 from service.calendar.poller import FeedPoller
 from service.domain.feeds import Feed
 from service.observability import metrics
+from service.outbox.tables import FEEDS
 from tests.integration.sync import test_calendar_feeds
 from tests.integration.sync.test_calendar_feeds import (
     START,
@@ -113,3 +116,40 @@ async def test_two_feeds_of_one_owner_schedule_an_event_once_and_hand_it_over(
     assert ("cancel_meeting", "ann-work") in later
     assert ("schedule_meeting", "ann-copy") in later
     assert later.count(("schedule_meeting", "ann-copy")) == 1
+
+
+async def test_an_unchanged_answer_after_another_feed_let_go_does_not_hide_the_handover(
+    engine: AsyncEngine, poller: FeedPoller, feed_host: FeedServer, clock: Clock
+) -> None:
+    """The race the test above can lose: the copy's 304, asked for before the first feed
+    let go of the event and recorded after, must not put back the validators the letting
+    go cleared, or the copy's next poll is a 304 again and nothing takes the event over."""
+    meeting = vevent("weekly", SOON, "Weekly", organizer=ANN)
+    work = person_feed("ann-work", feed_host.publish(vcalendar(meeting), path="/w.ics"), ANN)
+    copy = person_feed("ann-copy", feed_host.publish(vcalendar(meeting), path="/c.ics"), ANN)
+    await register(engine, work)
+    await poller.poll_all_now()
+    await register(engine, copy)
+    await poller.poll_all_now()
+    feed_host.publish(vcalendar(vevent("other", SOON, "Other", organizer=ANN)), path="/w.ics")
+    async with engine.begin() as conn:
+        etag = await conn.execute(sa.select(FEEDS.c.etag).where(FEEDS.c.feed_id == "ann-copy"))
+        old = etag.scalar_one()
+        assert old is not None
+        await owners.let_go(conn, work)  # the first feed's poll: the event is gone from it
+        await registry.fetched(  # then the copy's poll records its 304
+            conn,
+            copy,
+            status="unchanged",
+            etag=old,
+            last_modified=None,
+            occurrences=None,
+            next_in_s=0.0,
+            now=clock(),
+        )
+        row = (await conn.execute(sa.select(FEEDS).where(FEEDS.c.feed_id == "ann-copy"))).one()
+    assert (row.etag, row.last_modified, row.body_sha256) == (None, None, None)
+    clock.advance(minutes=10)
+    await poller.poll_all_now()
+    later = [(kind, entity.split(":")[0]) for kind, entity in (await commands(engine))[1:]]
+    assert ("schedule_meeting", "ann-copy") in later
