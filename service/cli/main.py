@@ -22,6 +22,7 @@ import uvloop
 from service.app.bootstrap import bootstrap
 from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
+from service.cli.audit import audit
 from service.cli.database import db_app
 from service.cli.operations import approve, dead_app, deny, history, status
 from service.cli.operations import config as show_config
@@ -42,6 +43,7 @@ app.command("plan")(plan)
 app.command("status")(status)
 app.command("history")(history)
 app.command("config")(show_config)
+app.command("audit")(audit)
 
 
 @app.callback()
