@@ -3,6 +3,7 @@ what, with what result), through the admin API and through this CLI alike."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -63,4 +64,5 @@ def audit(
     for e in found:
         at = f"{e.at:%Y-%m-%d %H:%M:%S}"
         table.add_row(at, e.actor, e.role, e.action, e.target, e.result, e.detail or "")
-    Console().print(table)
+    # piped output is not cut to 80 columns: one action, one line
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
