@@ -217,6 +217,7 @@ class Failure(BaseModel):
     id: str
     reason: str
     at: datetime | None
+    command_id: int | None = None  # a dead command's: what the status page retries or drops
 
 
 async def _count_by(
@@ -519,6 +520,7 @@ class Operations:
                 id=f"#{c.id} {c.kind} {c.entity}",
                 reason=f"{c.last_error_code or ''} {c.last_error or ''}".strip() or "dead",
                 at=c.updated_at,
+                command_id=c.id,
             )
             for c in await self.commands(status=CommandStatus.DEAD.value, limit=limit)
         ]
