@@ -41,8 +41,25 @@ def dead_ids(outbox: Outbox) -> list[int]:
 async def until(what: str, check: Any, log: Path, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not await asyncio.to_thread(check):
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}\n{log.read_text()}"
+        if time.monotonic() > deadline:
+            tail = await asyncio.to_thread(log.read_text, errors="replace")
+            raise AssertionError(f"not within {timeout_s} s: {what}\n{tail[-4000:]}")
         await asyncio.sleep(0.2)
+
+
+def start_run(env: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """`ucaas-sync run` without Kafka: the dispatcher and the admin API."""
+    log = folder / "run.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [str(BIN / "ucaas-sync"), "run", "--no-consumers", "--no-poller"],
+            env=env,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return run, log
 
 
 @pytest.fixture
@@ -60,21 +77,13 @@ async def served(
     batches = [[c.create_customer("CRM-P1")], [c.create_customer("CRM-P2")]]
     await asyncio.to_thread(accept, env["UCAAS_SYNC_DATABASE_URL"], batches)
     outbox = Outbox(env["UCAAS_SYNC_DATABASE_URL"])
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        run = subprocess.Popen(
-            [str(BIN / "ucaas-sync"), "run", "--no-consumers", "--no-poller"],
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    run, log = start_run(env, tmp_path)
     try:
         await until("two dead commands", lambda: len(dead_ids(outbox)) == 2, log)
         sandbox.faults(error_rate=0.0)
-        found = ADMIN_URL.search(log.read_text(errors="replace"))
-        assert found, log.read_text()
+        text = await asyncio.to_thread(log.read_text, errors="replace")
+        found = ADMIN_URL.search(text)
+        assert found, text
         yield found.group(1), outbox, dead_ids(outbox), log
     finally:
         run.terminate()
@@ -82,9 +91,9 @@ async def served(
         outbox.close()
 
 
-async def open_page(browser: Any, url: str, token: str) -> tuple[Any, Any, list[str]]:
+async def open_page(chromium: Any, url: str, token: str) -> tuple[Any, Any, list[str]]:
     """A fresh tab; the token typed into the page's form, once."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
