@@ -21,7 +21,7 @@ from connectors.events.lag import LagUnknownError, consumer_lag
 from service.calendar.holds import count_held, feed_source, held_feeds
 from service.domain.commands import APPROVAL
 from service.outbox import audit
-from service.outbox.audit import Actor, Result
+from service.outbox.audit import Actor, AuditView, Result
 from service.outbox.store import OutboxStore
 from service.outbox.tables import (
     CALLS,
@@ -193,20 +193,6 @@ class Bucket(BaseModel):
     calls: int = 0
 
 
-class AuditView(BaseModel):
-    """One operator action: who (a token's name, `anonymous`, or `cli:<OS user>`), with
-    which role, what, on what, and what came of it."""
-
-    id: int
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    target: str
-    result: str
-    detail: str | None
-
-
 class CallCounts(BaseModel):
     since: datetime
     by_status: dict[str, int] = Field(description="HTTP status, or 'error' for no answer")
@@ -319,19 +305,13 @@ class Operations:
         async with self.engine.connect() as conn:
             return _views(CommandView, (await conn.execute(query)).all())
 
+    # Actions are audited when an actor is given; `store.operator.retry` and `.drop` also
+    # say why not (`not_found`, `conflict`), as the admin API and the CLI show it.
     async def retry(self, command_id: int, actor: Actor | None = None) -> bool:
-        return await self.retry_outcome(command_id, actor) == "ok"
+        return await self.store.operator.retry(command_id, actor) == "ok"
 
     async def drop(self, command_id: int, actor: Actor | None = None) -> bool:
-        return await self.drop_outcome(command_id, actor) == "ok"
-
-    async def retry_outcome(self, command_id: int, actor: Actor | None = None) -> Result:
-        """`ok`, `not_found`, or `conflict` (not dead); audited when an actor is given."""
-        return await self.store.operator.retry(command_id, actor)
-
-    async def drop_outcome(self, command_id: int, actor: Actor | None = None) -> Result:
-        """`ok`, `not_found`, or `conflict` (done or dropped already)."""
-        return await self.store.operator.drop(command_id, actor)
+        return await self.store.operator.drop(command_id, actor) == "ok"
 
     async def held(self) -> list[CommandView]:
         held = await self.store.held_for_approval()
@@ -346,53 +326,25 @@ class Operations:
         feed: str | None = None,
         actor: Actor | None = None,
     ) -> tuple[int, Result]:
-        """Approve or deny held commands: one, a tenant's, or a calendar feed's held
-        cancels. How many changed, and `ok` or `not_found` (nothing of that id, tenant or
-        feed anywhere)."""
+        """Held commands run (approve) or are dropped (deny): one, a tenant's, or a calendar
+        feed's held cancels. How many, and `ok` or `not_found` (nothing of it anywhere)."""
         source = None if feed is None else feed_source(feed)
         act = self.store.operator.approve if action == "approve" else self.store.operator.deny
         return await act(command_id=command_id, tenant=tenant, source=source, actor=actor)
 
-    async def approve(
-        self,
-        *,
-        command_id: int | None = None,
-        tenant: str | None = None,
-        feed: str | None = None,
-        actor: Actor | None = None,
-    ) -> int:
-        """Held commands run: one, a tenant's, or a calendar feed's held cancels."""
-        changed, _ = await self.decide(
-            "approve", command_id=command_id, tenant=tenant, feed=feed, actor=actor
-        )
-        return changed
+    async def approve(self, **chosen: Any) -> int:
+        """`decide("approve", ...)`'s count: command_id, tenant or feed (and actor)."""
+        return (await self.decide("approve", **chosen))[0]
 
-    async def deny(
-        self,
-        *,
-        command_id: int | None = None,
-        tenant: str | None = None,
-        feed: str | None = None,
-        actor: Actor | None = None,
-    ) -> int:
-        changed, _ = await self.decide(
-            "deny", command_id=command_id, tenant=tenant, feed=feed, actor=actor
-        )
-        return changed
+    async def deny(self, **chosen: Any) -> int:
+        return (await self.decide("deny", **chosen))[0]
 
-    # -- the audit log ---------------------------------------------------------------------
     async def audit(
         self, *, since: datetime | None = None, actor: str | None = None, limit: int = 100
     ) -> list[AuditView]:
         """Operator actions, newest first."""
         found = await audit.entries(self.engine, since=since, actor=actor, limit=limit)
         return [AuditView.model_validate(e.model_dump()) for e in found]
-
-    async def record(
-        self, actor: Actor, action: str, target: str, result: Result, detail: str | None = None
-    ) -> None:
-        """An audit row of its own: a refusal, or an action that commits in steps."""
-        await audit.record_alone(self.engine, actor, action, target, result, detail)
 
     # -- intake and feeds --------------------------------------------------------------------
     async def dead_letters(

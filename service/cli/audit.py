@@ -14,9 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from service.cli.database import opened
-from service.outbox.audit import entries
+from service.outbox.audit import AuditView, entries
 from service.settings import Settings
-from service.views import AuditView
 
 UNITS = {"s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
 

@@ -126,7 +126,7 @@ CommandId = Annotated[int, typer.Argument(min=1, max=2**63 - 1, help="a command'
 def dead_retry(command_id: CommandId) -> None:
     """Run a dead command again with a fresh attempt budget (the commands it held follow).
     Recorded in the audit log as cli:<your OS user>."""
-    found = _run(lambda ops: ops.retry_outcome(command_id, cli_actor()))
+    found = _run(lambda ops: ops.store.operator.retry(command_id, cli_actor()))
     if found != "ok":
         why = "no such command" if found == "not_found" else "it is not dead"
         typer.echo(f"error: command #{command_id}: {why}", err=True)
@@ -137,7 +137,7 @@ def dead_retry(command_id: CommandId) -> None:
 @dead_app.command("drop")
 def dead_drop(command_id: CommandId) -> None:
     """Give up on a command (dead, held or waiting); the commands it held run. Audited."""
-    found = _run(lambda ops: ops.drop_outcome(command_id, cli_actor()))
+    found = _run(lambda ops: ops.store.operator.drop(command_id, cli_actor()))
     if found != "ok":
         why = "no such command" if found == "not_found" else "it is not dead, held or pending"
         typer.echo(f"error: command #{command_id}: {why}", err=True)

@@ -39,9 +39,9 @@ from service.entrypoints.admin_gate import (
 from service.entrypoints.asyncapi import as_json as asyncapi_json
 from service.observability import metrics
 from service.observability.logs import mask_text
-from service.outbox.audit import Actor
+from service.outbox import audit as audit_log
+from service.outbox.audit import Actor, AuditView
 from service.views import (
-    AuditView,
     Bucket,
     CallCounts,
     CommandView,
@@ -251,7 +251,8 @@ def create_app(running: RunningService) -> FastAPI:
         # a reader tried to act: worth a line in the audit (a 401 has no one to name)
         action = target.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "?"
         try:
-            await ops.record(actor, action, target, "refused", f"{method}: needs an operator token")
+            detail = f"{method}: needs an operator token"
+            await audit_log.record_alone(ops.engine, actor, action, target, "refused", detail)
         except Exception:  # the refusal stands even when the audit cannot be written
             log.exception("could not audit a refused %s %s", method, target)
 
@@ -345,7 +346,7 @@ def create_app(running: RunningService) -> FastAPI:
     async def retry(command_id: PathId, request: Request) -> Acted:
         """A dead command runs again with a fresh attempt budget; its followers with it.
         Operator role; audited."""
-        found = await ops.retry_outcome(command_id, actor_of(request))
+        found = await ops.store.operator.retry(command_id, actor_of(request))
         if found == "not_found":
             raise HTTPException(404, f"no command {command_id}")
         if found != "ok":
@@ -357,7 +358,7 @@ def create_app(running: RunningService) -> FastAPI:
     async def drop(command_id: PathId, request: Request) -> Acted:
         """Give up on a command that is not done; the commands it blocked run. Operator
         role; audited."""
-        found = await ops.drop_outcome(command_id, actor_of(request))
+        found = await ops.store.operator.drop(command_id, actor_of(request))
         if found == "not_found":
             raise HTTPException(404, f"no command {command_id}")
         if found != "ok":

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.outbox.tables import AUDIT, AuditEntry, utcnow
@@ -21,6 +22,19 @@ Role = Literal["reader", "operator"]
 # ok: done; not_found: nothing of that id, tenant or feed; conflict: not in a state that
 # allows it; refused: the role may not; failed: it raised.
 Result = Literal["ok", "not_found", "conflict", "refused", "failed"]
+
+
+class AuditView(BaseModel):
+    """One operator action, as the admin API and `ucaas-sync audit` show it."""
+
+    id: int
+    at: datetime
+    actor: str  # a token's name, `anonymous`, or `cli:<OS user>`
+    role: str
+    action: str
+    target: str
+    result: str
+    detail: str | None
 
 
 @dataclass(frozen=True)
