@@ -28,6 +28,13 @@ from service.outbox.tables import (
 FEED_SOURCE_PREFIX = "calendar:"  # service.calendar.holds.feed_source: a feed's event source
 
 
+def _id(command_id: int) -> sa.ColumnElement[int]:
+    """The id as a BIGINT: outbox.id is an INTEGER on PostgreSQL, and asyncpg refuses to
+    send an id beyond 2^31-1 for one (a 500 for `retry 3000000000`); cast, it is compared
+    and simply not found."""
+    return sa.cast(sa.literal(command_id, sa.BigInteger), sa.BigInteger)
+
+
 def _target(command_id: int | None, tenant: str | None, source: str | None) -> str:
     if command_id is not None:
         return f"command {command_id}"
@@ -94,7 +101,7 @@ class OperatorActions:
             OUTBOX.c.status == CommandStatus.HELD.value, OUTBOX.c.hold_reason.like(f"{APPROVAL}%")
         )
         if command_id is not None:
-            query = query.where(OUTBOX.c.id == command_id)
+            query = query.where(OUTBOX.c.id == _id(command_id))
         if tenant is not None:
             query = query.where(OUTBOX.c.tenant == tenant)
         if source is not None:
@@ -147,7 +154,7 @@ class OperatorActions:
         async with self.engine.begin() as conn:
             entity = await conn.scalar(
                 OUTBOX.update()
-                .where(OUTBOX.c.id == command_id, OUTBOX.c.status.in_(from_statuses))
+                .where(OUTBOX.c.id == _id(command_id), OUTBOX.c.status.in_(from_statuses))
                 .values(
                     status=to_status,
                     attempts=0,
@@ -178,7 +185,7 @@ async def _known(
 ) -> Result:
     """`ok` when the command, the tenant (a row of it anywhere) or the source exists."""
     if command_id is not None:
-        queries = [sa.select(OUTBOX.c.id).where(OUTBOX.c.id == command_id)]
+        queries = [sa.select(OUTBOX.c.id).where(OUTBOX.c.id == _id(command_id))]
     elif tenant is not None:
         queries = [
             sa.select(OUTBOX.c.id).where(OUTBOX.c.tenant == tenant),

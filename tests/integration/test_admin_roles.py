@@ -18,9 +18,13 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from service.app.bootstrap import bootstrap
 from service.devtools import sample_commands as c
+from service.outbox import audit
+from service.outbox.audit import Actor
 from service.outbox.tables import AUDIT
 from service.settings import AdminSettings, AdminToken
+from tests.integration.conftest import service_settings
 from tests.integration.test_admin_api import (
     TOKEN,
     Admin,
@@ -244,3 +248,33 @@ async def test_the_openapi_document_lists_every_error_with_its_schema(roles: Adm
             if "422" in codes:
                 schema = codes["422"]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+async def test_actions_and_their_audit_on_both_databases(
+    database_url: str, sandbox: SandboxAdmin
+) -> None:
+    """The same outcomes and rows on SQLite and PostgreSQL, ids at the edge included
+    (outbox.id is an INTEGER there: a larger id must be "not found", not a driver error)."""
+    service = await bootstrap(service_settings(database_url, sandbox), migrate=True)
+    try:
+        operator = service.store.operator
+        await service.uow.accept(c.event(), [c.create_customer("CRM-DB")])
+        ann = Actor("ann", "operator")
+        for big in (2**31, MAX_ID):
+            assert await operator.retry(big, ann) == "not_found"
+        assert await operator.retry(1, ann) == "conflict"  # pending, not dead
+        assert await operator.drop(1, ann) == "ok"
+        assert await operator.approve(tenant="NOBODY", actor=ann) == (0, "not_found")
+        assert await operator.deny(command_id=2**40, actor=ann) == (0, "not_found")
+        shown = await audit.entries(service.engine, actor="ann")
+        assert [(e.action, e.target, e.result) for e in shown] == [
+            ("deny", f"command {2**40}", "not_found"),
+            ("approve", "tenant NOBODY", "not_found"),
+            ("drop", "command 1", "ok"),
+            ("retry", "command 1", "conflict"),
+            ("retry", f"command {MAX_ID}", "not_found"),
+            ("retry", f"command {2**31}", "not_found"),
+        ]
+        assert await audit.entries(service.engine, actor="nobody") == []
+    finally:
+        await service.aclose()
