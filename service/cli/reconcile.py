@@ -51,7 +51,7 @@ async def _run(tenant: str | None, kinds: tuple[str, ...], repair: bool) -> Repo
         if not repair:
             return await reconcile(service, tenant=tenant, kinds=kinds, repair=repair)
         target = f"reconcile {'tenant ' + tenant if tenant else 'all tenants'}"
-        async with _audited(service.engine, target) as note:
+        async with audited_repair(service.engine, target) as note:
             report = await reconcile(service, tenant=tenant, kinds=kinds, repair=repair)
             note.append(report.summary())
         return report
@@ -71,7 +71,7 @@ async def _run_hr(spec: str, tenant: str | None, repair: bool, force: bool) -> H
                 service, snapshot, guard=settings.intake, tenant=tenant, repair=repair, force=force
             )
         target = f"hr snapshot {spec}"[:255]
-        async with _audited(service.engine, target) as note:
+        async with audited_repair(service.engine, target) as note:
             report = await reconcile_hr(
                 service, snapshot, guard=settings.intake, tenant=tenant, repair=repair, force=force
             )
@@ -82,7 +82,7 @@ async def _run_hr(spec: str, tenant: str | None, repair: bool, force: bool) -> H
 
 
 @asynccontextmanager
-async def _audited(engine: AsyncEngine, target: str) -> AsyncIterator[list[str]]:
+async def audited_repair(engine: AsyncEngine, target: str) -> AsyncIterator[list[str]]:
     """One audit row for a --repair, after it: its commands are queued in many short
     transactions, so the row cannot share one. The body appends the outcome's summary;
     `refused: ...` makes the row a refusal, an exception a failure (and is re-raised)."""

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from service.app.bootstrap import bootstrap
+from service.cli.reconcile import audited_repair as audited
 from service.devtools import sample_commands as c
 from service.outbox import audit
 from service.outbox.audit import Actor
@@ -276,5 +277,37 @@ async def test_actions_and_their_audit_on_both_databases(
             ("retry", f"command {2**31}", "not_found"),
         ]
         assert await audit.entries(service.engine, actor="nobody") == []
+    finally:
+        await service.aclose()
+
+
+async def test_a_repair_is_audited_once_with_its_outcome(
+    sqlite_database: str, sandbox: SandboxAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reconcile --repair` queues in many transactions: one row after it, ok, refused
+    (`refused: ...` in its summary) or failed (and the error goes on)."""
+    monkeypatch.setenv("USER", "ops-rick")
+    monkeypatch.setenv("LOGNAME", "ops-rick")
+    service = await bootstrap(service_settings(sqlite_database, sandbox), migrate=True)
+    try:
+        async with audited(service.engine, "reconcile all tenants") as note:
+            note.append("2 drifts, 2 queued")
+        async with audited(service.engine, "hr snapshot people.json") as note:
+            note.append("refused: the snapshot is empty")
+        with pytest.raises(RuntimeError, match="UCaaS away"):
+            async with audited(service.engine, "reconcile tenant CRM-1"):
+                raise RuntimeError("UCaaS away")
+        shown = await audit.entries(service.engine)
+        assert [(e.actor, e.action, e.target, e.result, e.detail) for e in shown] == [
+            ("cli:ops-rick", "repair", "reconcile tenant CRM-1", "failed", "RuntimeError"),
+            (
+                "cli:ops-rick",
+                "repair",
+                "hr snapshot people.json",
+                "refused",
+                "refused: the snapshot is empty",
+            ),
+            ("cli:ops-rick", "repair", "reconcile all tenants", "ok", "2 drifts, 2 queued"),
+        ]
     finally:
         await service.aclose()
