@@ -177,7 +177,9 @@ async def readiness(running: RunningService, cache: dict[str, tuple[float, Check
 
 # -- request and answer bodies ---------------------------------------------------------------------
 CommandId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # strict: `true` is no id
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# No NUL: PostgreSQL's text cannot hold one (asyncpg raised, a 500 schemathesis found).
+NO_NUL = "^[^\\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class Decision(BaseModel):
@@ -231,7 +233,7 @@ def _decided_target(chosen: Decision) -> str:
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 PathId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a command's id")]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="one held command")]
-QueryName = Annotated[str | None, Query(min_length=1, max_length=200)]
+QueryName = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -417,7 +419,7 @@ def create_app(running: RunningService) -> FastAPI:
     @api.get("/api/audit", tags=["audit"])
     async def audit(
         since: datetime | None = None,
-        actor: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+        actor: Annotated[str | None, Query(min_length=1, max_length=100, pattern=NO_NUL)] = None,
         limit: Limit = 100,
     ) -> list[AuditView]:
         """Operator actions, newest first: who (a token's name, `anonymous` on an open
@@ -433,7 +435,7 @@ def create_app(running: RunningService) -> FastAPI:
         return await ops.dead_letters(topic=topic, limit=limit)
 
     @api.get("/api/history/{entity:anything}", tags=["entities"])
-    async def history(entity: str) -> History:
+    async def history(entity: Annotated[str, PathParam(pattern=NO_NUL)]) -> History:
         """One entity's events, commands, UCaaS calls and id mappings (`user:T:E`,
         `customer:C`, `subscriptions:C` (every purchase of C), `meeting:...`)."""
         return await ops.history(entity)

@@ -1,10 +1,11 @@
 """The admin API against its own OpenAPI document, by schemathesis (property-based): a
 bounded run, positive and negative cases over every operation.
 
-`ucaas-sync run` (admin only) serves it as an operator starts it, on SQLite with a few
-commands queued and the sandbox as UCaaS (so /readyz is ready). With the operator token,
-every answer must be no 5xx, a documented status, of the documented content type and
-schema; without a token every answer behind it is a 401. A larger run, by hand:
+`ucaas-sync run` (admin only) serves it as an operator starts it, on SQLite and on
+PostgreSQL (where a server answers) with a few commands queued and the sandbox as UCaaS
+(so /readyz is ready). With the operator token, every answer must be no 5xx, a
+documented status, of the documented content type and schema; without a token every
+answer behind it is a 401. A larger run, by hand:
 
     st run http://127.0.0.1:8080/openapi.json -H "Authorization: Bearer $TOKEN" \\
       --checks not_a_server_error,status_code_conformance,content_type_conformance,\\
@@ -27,7 +28,6 @@ from hypothesis import strategies as st
 
 from service.devtools import sample_commands as c
 from service.devtools.service_processes import BIN
-from tests.support.databases import sqlite_url
 from tests.support.sandbox_server import SandboxAdmin
 from tests.support.service_processes import accept, db_upgrade, dispatch_env
 
@@ -60,8 +60,9 @@ BOUNDED = settings(
 
 
 @pytest.fixture
-def admin_url(tmp_path: Path, sandbox: SandboxAdmin) -> Iterator[str]:
-    env = dispatch_env(sqlite_url(tmp_path), sandbox.base_url)
+def admin_url(tmp_path: Path, sandbox: SandboxAdmin, database_url: str) -> Iterator[str]:
+    # SQLite and PostgreSQL: a text PostgreSQL cannot store (a NUL) answered 500 there only
+    env = dispatch_env(database_url, sandbox.base_url)
     env.update(UCAAS_SYNC_ADMIN_TOKEN=TOKEN, UCAAS_SYNC_LOG_FORMAT="console")
     db_upgrade(env, tmp_path)
     accept(env["UCAAS_SYNC_DATABASE_URL"], [[c.create_customer(f"CRM-S{n}")] for n in range(3)])

@@ -195,6 +195,17 @@ async def test_ids_out_of_range_or_not_integers_are_422(roles: Admin) -> None:
     is_problem(await roles.post("/api/held/approve?tenant=NOBODY"), 404)
     is_problem(await roles.post("/api/held/deny", json={"feed": "no-such-feed"}), 404)
     is_validation_error(await roles.post("/api/held/approve", content=b"{not json"))
+    # a NUL in a name: PostgreSQL's text cannot hold one (asyncpg raised: a 500)
+    for path in (
+        "/api/audit?actor=a%00b",
+        "/api/commands?status=dead%00",
+        "/api/commands?entity=%00",
+        "/api/dead-letters?topic=hr%00",
+        "/api/history/user:A%00:E1",
+    ):
+        is_validation_error(await roles.get(path))
+    is_validation_error(await roles.post("/api/held/deny?tenant=CRM%00"))
+    is_validation_error(await roles.post("/api/held/deny", json={"feed": "f\u0000"}))
 
 
 async def test_the_token_is_checked_before_the_body_is_read(roles: Admin) -> None:
