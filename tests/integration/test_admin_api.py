@@ -56,6 +56,8 @@ GETS = [
     "/api/throughput",
     "/api/calls",
     "/api/failures",
+    "/api/audit",
+    "/api/audit?actor=admin&limit=5",
 ]
 POSTS = [
     "/api/commands/1/retry",
@@ -461,6 +463,7 @@ async def test_openapi_lists_the_routes_with_the_bearer_scheme(admin: Admin) -> 
         "/api/feeds",
         "/api/throughput",
         "/api/failures",
+        "/api/audit",
     } <= paths, paths
     assert document["components"]["securitySchemes"]["token"]["scheme"].lower() == "bearer"
     assert "security" in document["paths"]["/api/status"]["get"]
