@@ -321,14 +321,38 @@ class CalendarSettings(Section):
     )
 
 
+class AdminToken(BaseModel):
+    """A named admin API token: its name is what the audit log records as the actor."""
+
+    token: SecretStr
+    role: Literal["reader", "operator"] = "reader"
+
+
 class AdminSettings(Section):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_ADMIN_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="admin API address; non-loopback needs a token")
     port: int = Field(8080, ge=0, le=65535, description="admin API port (0: a free one)")
     token: SecretStr | None = Field(
-        None, description="bearer token for everything but /healthz and /readyz"
+        None,
+        description='operator bearer token (named "admin") for everything but /healthz, /readyz',
     )
+    read_token: SecretStr | None = Field(
+        None, description='read-only bearer token (named "reader"): every GET, no action'
+    )
+    tokens: dict[str, AdminToken] = Field(
+        default_factory=dict,
+        description='named tokens, JSON: {"ann": {"token": ..., "role": "reader"|"operator"}}',
+    )
+
+    def named_tokens(self) -> list[tuple[str, str, str]]:
+        """(name, role, secret) of every token set; empty ones are not tokens."""
+        given: list[tuple[str, str, SecretStr | None]] = [
+            ("admin", "operator", self.token),
+            ("reader", "reader", self.read_token),
+            *((name, t.role, t.token) for name, t in self.tokens.items()),
+        ]
+        return [(n, r, s.get_secret_value()) for n, r, s in given if s and s.get_secret_value()]
 
 
 class TenantLogin(BaseModel):

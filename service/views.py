@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from connectors.events.lag import LagUnknownError, consumer_lag
 from service.calendar.holds import count_held, feed_source, held_feeds
 from service.domain.commands import APPROVAL
+from service.outbox import audit
+from service.outbox.audit import Actor, AuditView, Result
 from service.outbox.store import OutboxStore
 from service.outbox.tables import (
     CALLS,
@@ -209,6 +211,7 @@ class Failure(BaseModel):
     id: str
     reason: str
     at: datetime | None
+    command_id: int | None = None  # a dead command's: what the status page retries or drops
 
 
 async def _count_by(
@@ -310,28 +313,46 @@ class Operations:
         async with self.engine.connect() as conn:
             return _views(CommandView, (await conn.execute(query)).all())
 
-    async def retry(self, command_id: int) -> bool:
-        return await self.store.retry(command_id)
+    # Actions are audited when an actor is given; `store.operator.retry` and `.drop` also
+    # say why not (`not_found`, `conflict`), as the admin API and the CLI show it.
+    async def retry(self, command_id: int, actor: Actor | None = None) -> bool:
+        return await self.store.operator.retry(command_id, actor) == "ok"
 
-    async def drop(self, command_id: int) -> bool:
-        return await self.store.drop(command_id)
+    async def drop(self, command_id: int, actor: Actor | None = None) -> bool:
+        return await self.store.operator.drop(command_id, actor) == "ok"
 
     async def held(self) -> list[CommandView]:
         held = await self.store.held_for_approval()
         return [CommandView.model_validate(row.model_dump()) for row in held]
 
-    async def approve(
-        self, *, command_id: int | None = None, tenant: str | None = None, feed: str | None = None
-    ) -> int:
-        """Held commands run: one, a tenant's, or a calendar feed's held cancels."""
+    async def decide(
+        self,
+        action: Literal["approve", "deny"],
+        *,
+        command_id: int | None = None,
+        tenant: str | None = None,
+        feed: str | None = None,
+        actor: Actor | None = None,
+    ) -> tuple[int, Result]:
+        """Held commands run (approve) or are dropped (deny): one, a tenant's, or a calendar
+        feed's held cancels. How many, and `ok` or `not_found` (nothing of it anywhere)."""
         source = None if feed is None else feed_source(feed)
-        return await self.store.approve(command_id=command_id, tenant=tenant, source=source)
+        act = self.store.operator.approve if action == "approve" else self.store.operator.deny
+        return await act(command_id=command_id, tenant=tenant, source=source, actor=actor)
 
-    async def deny(
-        self, *, command_id: int | None = None, tenant: str | None = None, feed: str | None = None
-    ) -> int:
-        source = None if feed is None else feed_source(feed)
-        return await self.store.deny(command_id=command_id, tenant=tenant, source=source)
+    async def approve(self, **chosen: Any) -> int:
+        """`decide("approve", ...)`'s count: command_id, tenant or feed (and actor)."""
+        return (await self.decide("approve", **chosen))[0]
+
+    async def deny(self, **chosen: Any) -> int:
+        return (await self.decide("deny", **chosen))[0]
+
+    async def audit(
+        self, *, since: datetime | None = None, actor: str | None = None, limit: int = 100
+    ) -> list[AuditView]:
+        """Operator actions, newest first."""
+        found = await audit.entries(self.engine, since=since, actor=actor, limit=limit)
+        return [AuditView.model_validate(e.model_dump()) for e in found]
 
     # -- intake and feeds --------------------------------------------------------------------
     async def dead_letters(
@@ -471,6 +492,7 @@ class Operations:
                 id=f"#{c.id} {c.kind} {c.entity}",
                 reason=f"{c.last_error_code or ''} {c.last_error or ''}".strip() or "dead",
                 at=c.updated_at,
+                command_id=c.id,
             )
             for c in await self.commands(status=CommandStatus.DEAD.value, limit=limit)
         ]

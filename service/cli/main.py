@@ -24,6 +24,7 @@ from connectors.events.kafka_failures import KafkaSettingsError
 from service.app.bootstrap import bootstrap
 from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
+from service.cli.audit import audit
 from service.cli.database import db_app
 from service.cli.keys import keys_app
 from service.cli.operations import approve, dead_app, deny, history, status
@@ -49,6 +50,7 @@ app.command("plan")(plan)
 app.command("status")(status)
 app.command("history")(history)
 app.command("config")(show_config)
+app.command("audit")(audit)
 
 
 @app.callback()

@@ -1,5 +1,5 @@
 """The operator's commands: `status`, `dead list|retry|drop`, `approve`, `deny`, `history`,
-`config`.
+`config`. The actions (retry, drop, approve, deny) are audited as `cli:<OS user>`.
 
 Each opens the database named by the configuration (and asks the broker for the lag),
 answers, and closes: they run beside a running service, from any machine that can reach
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import typer
@@ -20,6 +20,7 @@ from rich.table import Table
 
 from service.cli.database import opened
 from service.cli.settings_reference import as_markdown
+from service.outbox.audit import cli_actor
 from service.outbox.store import OutboxStore
 from service.settings import Settings
 from service.views import Operations, StatusReport
@@ -118,20 +119,28 @@ def dead_list(
     console.print(letters_table)
 
 
+CommandId = Annotated[int, typer.Argument(min=1, max=2**63 - 1, help="a command's id")]
+
+
 @dead_app.command("retry")
-def dead_retry(command_id: Annotated[int, typer.Argument(help="a dead command's id")]) -> None:
-    """Run a dead command again with a fresh attempt budget (the commands it held follow)."""
-    if not _run(lambda ops: ops.retry(command_id)):
-        typer.echo(f"error: command #{command_id} is not dead", err=True)
+def dead_retry(command_id: CommandId) -> None:
+    """Run a dead command again with a fresh attempt budget (the commands it held follow).
+    Recorded in the audit log as cli:<your OS user>."""
+    found = _run(lambda ops: ops.store.operator.retry(command_id, cli_actor()))
+    if found != "ok":
+        why = "no such command" if found == "not_found" else "it is not dead"
+        typer.echo(f"error: command #{command_id}: {why}", err=True)
         raise typer.Exit(1)
     typer.echo(f"command #{command_id} queued again")
 
 
 @dead_app.command("drop")
-def dead_drop(command_id: Annotated[int, typer.Argument(help="a command's id")]) -> None:
-    """Give up on a command (dead, held or waiting); the commands it held run."""
-    if not _run(lambda ops: ops.drop(command_id)):
-        typer.echo(f"error: command #{command_id} is not dead, held or pending", err=True)
+def dead_drop(command_id: CommandId) -> None:
+    """Give up on a command (dead, held or waiting); the commands it held run. Audited."""
+    found = _run(lambda ops: ops.store.operator.drop(command_id, cli_actor()))
+    if found != "ok":
+        why = "no such command" if found == "not_found" else "it is not dead, held or pending"
+        typer.echo(f"error: command #{command_id}: {why}", err=True)
         raise typer.Exit(1)
     typer.echo(f"command #{command_id} dropped")
 
@@ -158,7 +167,9 @@ def deny(
     _decide("deny", command_id, tenant, feed)
 
 
-def _decide(action: str, command_id: int | None, tenant: str | None, feed: str | None) -> None:
+def _decide(
+    action: Literal["approve", "deny"], command_id: int | None, tenant: str | None, feed: str | None
+) -> None:
     if command_id is None and tenant is None and feed is None:
         held = _run(lambda ops: ops.held())
         for c in held:
@@ -166,11 +177,17 @@ def _decide(action: str, command_id: int | None, tenant: str | None, feed: str |
         typer.echo(f"{len(held)} command(s) held for approval")
         return
 
-    async def decide(ops: Operations) -> int:
-        act = ops.approve if action == "approve" else ops.deny
-        return await act(command_id=command_id, tenant=tenant, feed=feed)
+    async def decide(ops: Operations) -> tuple[int, str]:
+        return await ops.decide(
+            action, command_id=command_id, tenant=tenant, feed=feed, actor=cli_actor()
+        )
 
-    typer.echo(f"{action}d {_run(decide)} command(s)")
+    changed, found = _run(decide)
+    if found == "not_found":
+        what = f"command #{command_id}" if command_id is not None else (tenant or feed)
+        typer.echo(f"error: nothing known of {what}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{action}d {changed} command(s)")
 
 
 def history(

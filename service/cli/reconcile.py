@@ -4,11 +4,15 @@ with --hr-snapshot, HR's whole population against the users the service manages.
 Exit codes: 0 no drift (or every drift has a repair queued), 1 drift left without a
 queued repair, 2 a usage or configuration error, UCaaS / the database / the broker not
 answering, or --repair refused for a snapshot that looks empty or truncated.
+A --repair is recorded in the audit log (`cli:<OS user>`, action `repair`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, NoReturn
 
 import orjson
@@ -18,9 +22,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.ucaas import UCaaSError
 from service.app.bootstrap import DEFAULT_KAFKA, bootstrap
+from service.outbox import audit
+from service.outbox.audit import Result, cli_actor
 from service.outbox.vault import MissingSecretKeyError
 from service.reconcile import KINDS, Drift, RepairStatus, Report, kinds_of, reconcile
 from service.reconcile.hr_model import Finding, HrReport
@@ -41,7 +48,13 @@ REPAIR_LABELS = {
 async def _run(tenant: str | None, kinds: tuple[str, ...], repair: bool) -> Report:
     service = await bootstrap(Settings())
     try:
-        return await reconcile(service, tenant=tenant, kinds=kinds, repair=repair)
+        if not repair:
+            return await reconcile(service, tenant=tenant, kinds=kinds, repair=repair)
+        target = f"reconcile {'tenant ' + tenant if tenant else 'all tenants'}"
+        async with audited_repair(service.engine, target) as note:
+            report = await reconcile(service, tenant=tenant, kinds=kinds, repair=repair)
+            note.append(report.summary())
+        return report
     finally:
         await service.aclose()
 
@@ -53,11 +66,37 @@ async def _run_hr(spec: str, tenant: str | None, repair: bool, force: bool) -> H
     snapshot = await load_snapshot(spec, tenant=tenant, bootstrap=broker)
     service = await bootstrap(settings)
     try:
-        return await reconcile_hr(
-            service, snapshot, guard=settings.intake, tenant=tenant, repair=repair, force=force
-        )
+        if not repair:
+            return await reconcile_hr(
+                service, snapshot, guard=settings.intake, tenant=tenant, repair=repair, force=force
+            )
+        target = f"hr snapshot {spec}"[:255]
+        async with audited_repair(service.engine, target) as note:
+            report = await reconcile_hr(
+                service, snapshot, guard=settings.intake, tenant=tenant, repair=repair, force=force
+            )
+            note.append(f"refused: {report.refused}" if report.refused else report.summary())
+        return report
     finally:
         await service.aclose()
+
+
+@asynccontextmanager
+async def audited_repair(engine: AsyncEngine, target: str) -> AsyncIterator[list[str]]:
+    """One audit row for a --repair, after it: its commands are queued in many short
+    transactions, so the row cannot share one. The body appends the outcome's summary;
+    `refused: ...` makes the row a refusal, an exception a failure (and is re-raised)."""
+    note: list[str] = []
+    actor = cli_actor()
+    try:
+        yield note
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # the database may be what failed
+            await audit.record_alone(engine, actor, "repair", target, "failed", type(exc).__name__)
+        raise
+    detail = " ".join(note) or None
+    result: Result = "refused" if detail and detail.startswith("refused: ") else "ok"
+    await audit.record_alone(engine, actor, "repair", target, result, detail)
 
 
 def reconcile_command(

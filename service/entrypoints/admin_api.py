@@ -2,29 +2,45 @@
 OpenAPI and AsyncAPI documents, and the status page.
 
 Everything but `/healthz`, `/readyz` and the page shells (`/`, `/docs`, `/static/*`,
-which hold no data) needs `Authorization: Bearer <UCAAS_SYNC_ADMIN_TOKEN>`. Without a
-token configured the API is open, which the server allows on loopback only.
+which hold no data) needs `Authorization: Bearer <token>`: a reader's token to read
+(every GET), an operator's to act (retry, drop, approve, deny). Without any token
+configured the API is open, which the server allows on loopback only. Every answer is
+JSON; an error is `{"detail": "..."}`, or for a 422 `{"detail": [{"loc", "msg", "type"}]}`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Security
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Security
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import StringConvertor, register_url_convertor
 from swagger_ui_bundle import swagger_ui_path
 
+from service.entrypoints.admin_gate import (
+    BAD_LENGTH,
+    FORBIDDEN,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    AdminGate,
+    Keyring,
+)
 from service.entrypoints.asyncapi import as_json as asyncapi_json
 from service.observability import metrics
 from service.observability.logs import mask_text
+from service.outbox import audit as audit_log
+from service.outbox.audit import Actor, AuditView
 from service.views import (
     Bucket,
     CallCounts,
@@ -38,9 +54,12 @@ from service.views import (
 if TYPE_CHECKING:
     from service.entrypoints.admin_host import RunningService
 
+log = logging.getLogger("ucaas_sync.admin")
+
 PAGE = Path(__file__).parent / "status_page"
 CHECK_TIMEOUT_S = 3.0
 MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1  # a BIGINT: a larger id cannot exist, and must not reach the driver
 # The page and its scripts come from this server only; the data from its API only.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -53,30 +72,58 @@ PAGE_HEADERS = {
 DOCS_HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 
 
-# -- auth --------------------------------------------------------------------------------------
+# -- auth: done by AdminGate (admin_gate.py) before routing ------------------------------------
+# This scheme only documents it: every route behind the token lists it in the OpenAPI.
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="UCAAS_SYNC_ADMIN_TOKEN (not needed on loopback when none is set)",
+    description="an admin token (UCAAS_SYNC_ADMIN_TOKEN, _READ_TOKEN or _TOKENS); not needed "
+    "on loopback when none is set",
 )
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 
-def token_guard(token: SecretStr | None) -> Callable[[HTTPAuthorizationCredentials | None], None]:
-    expected = token.get_secret_value().encode() if token is not None else b""
+class Problem(BaseModel):
+    """Every error but a 422: what went wrong, in words."""
 
-    def require_token(credentials: Credentials) -> None:
-        if not expected:
-            return  # no token: the server is bound to loopback (refuse_open_admin)
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not secrets.compare_digest(given, expected):
-            raise HTTPException(
-                status_code=401,
-                detail="a valid bearer token is needed (Authorization: Bearer ...)",
-                headers={"WWW-Authenticate": 'Bearer realm="ucaas-sync"'},
-            )
+    detail: str
 
-    return require_token
+
+def _problem(description: str, example: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+    }
+
+
+GUARDED: dict[int | str, dict[str, Any]] = {
+    400: _problem("a malformed request (Content-Length)", BAD_LENGTH),
+    401: _problem("no token, or not a valid one", UNAUTHORIZED),
+    413: _problem("the body is larger than 1 MB", TOO_LARGE),
+}
+ACTION: dict[int | str, dict[str, Any]] = {
+    403: _problem("a reader's token: acting needs an operator's", FORBIDDEN),
+    404: _problem("no such command, tenant or feed", "no command 7"),
+}
+
+
+def actor_of(request: Request) -> Actor:
+    """Who the gate let in (it sets the actor before any route runs)."""
+    actor = getattr(request.state, "actor", None)
+    if not isinstance(actor, Actor):
+        raise RuntimeError("no actor: the route is not behind AdminGate")
+    return actor
+
+
+# -- paths ---------------------------------------------------------------------------------------
+class Anything(StringConvertor):
+    """Starlette's `path` with line breaks too: its `.*` stops at one, so an entity with
+    a newline (schemathesis sent one) found no route, a 404 the document did not list."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("anything", Anything())
 
 
 # -- readiness -----------------------------------------------------------------------------------
@@ -129,10 +176,18 @@ async def readiness(running: RunningService, cache: dict[str, tuple[float, Check
 
 
 # -- request and answer bodies ---------------------------------------------------------------------
+CommandId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # strict: `true` is no id
+# No NUL: PostgreSQL's text cannot hold one (asyncpg raised, a 500 schemathesis found).
+NO_NUL = "^[^\\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
 class Decision(BaseModel):
-    command_id: int | None = Field(None, description="one held command")
-    tenant: str | None = Field(None, description="every command held for this tenant")
-    feed: str | None = Field(None, description="every cancel held for this calendar feed")
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must not decide everything
+
+    command_id: CommandId | None = Field(None, description="one held command")
+    tenant: Name | None = Field(None, description="every command held for this tenant")
+    feed: Name | None = Field(None, description="every cancel held for this calendar feed")
 
 
 class Decided(BaseModel):
@@ -153,18 +208,38 @@ def _decision(
         feed=feed if feed is not None else (body.feed if body else None),
     )
     if [chosen.command_id, chosen.tenant, chosen.feed].count(None) != 2:
-        raise HTTPException(status_code=422, detail="name one of command_id, tenant or feed")
+        # the shape of every other 422 (FastAPI's HTTPValidationError), as documented
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["body"],
+                    "msg": "name one of command_id, tenant or feed",
+                    "input": None,
+                }
+            ]
+        )
     return chosen
 
 
+def _decided_target(chosen: Decision) -> str:
+    if chosen.command_id is not None:
+        return f"command {chosen.command_id}"
+    if chosen.tenant is not None:
+        return f"tenant {chosen.tenant}"
+    return f"feed {chosen.feed}"
+
+
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+PathId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a command's id")]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="one held command")]
+QueryName = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 # -- the app ---------------------------------------------------------------------------------------
 def create_app(running: RunningService) -> FastAPI:
     settings = running.settings
     ops = running.operations
-    guard = Depends(token_guard(settings.admin.token))
     app = FastAPI(
         title="ucaas-sync admin API",
         version="0.1.0",
@@ -173,6 +248,24 @@ def create_app(running: RunningService) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+
+    async def refused(actor: Actor, method: str, target: str) -> None:
+        # a reader tried to act: worth a line in the audit (a 401 has no one to name)
+        action = target.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "?"
+        try:
+            detail = f"{method}: needs an operator token"
+            await audit_log.record_alone(ops.engine, actor, action, target, "refused", detail)
+        except Exception:  # the refusal stands even when the audit cannot be written
+            log.exception("could not audit a refused %s %s", method, target)
+
+    app.add_middleware(
+        AdminGate, keyring=Keyring.of(settings.admin.named_tokens()), on_refused=refused
+    )
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        # JSON like every other answer; the traceback goes to the log, not to the caller
+        return JSONResponse({"detail": "internal error (logged)"}, status_code=500)
 
     # -- open ----------------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])
@@ -201,8 +294,8 @@ def create_app(running: RunningService) -> FastAPI:
     app.mount("/static", StaticFiles(directory=PAGE), name="static")
     app.mount("/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
-    # -- behind the token --------------------------------------------------------------------------
-    api = APIRouter(dependencies=[guard])
+    # -- behind the token (AdminGate checks it; Security(bearer) documents it) ---------------------
+    api = APIRouter(dependencies=[Security(bearer)], responses=GUARDED)
 
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi() -> JSONResponse:
@@ -213,7 +306,12 @@ def create_app(running: RunningService) -> FastAPI:
         """The AsyncAPI document of the topics the service reads and writes."""
         return Response(asyncapi_json(settings.kafka), media_type="application/json")
 
-    @api.get("/metrics", tags=["health"], response_class=Response)
+    @api.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         """Prometheus text format; the outbox, lag and held gauges are read now."""
         metrics.observe_status(await ops.status())
@@ -232,7 +330,7 @@ def create_app(running: RunningService) -> FastAPI:
 
     @api.get("/api/commands", tags=["commands"])
     async def commands(
-        status: str | None = None, entity: str | None = None, limit: Limit = 100
+        status: QueryName = None, entity: QueryName = None, limit: Limit = 100
     ) -> list[CommandView]:
         """Commands, newest first, by status and/or entity."""
         return await ops.commands(status=status, entity=entity, limit=limit)
@@ -242,19 +340,31 @@ def create_app(running: RunningService) -> FastAPI:
         """Dead commands with their last error: retry or drop them."""
         return await ops.commands(status="dead", limit=limit)
 
-    @api.post("/api/commands/{command_id}/retry", tags=["commands"], responses={409: {}})
-    async def retry(command_id: int) -> Acted:
-        """A dead command runs again with a fresh attempt budget; its followers with it."""
-        if not await ops.retry(command_id):
-            raise HTTPException(409, f"command {command_id} is not dead (or does not exist)")
+    conflict: dict[int | str, dict[str, Any]] = {
+        409: _problem("the command is not in a state that allows it", "not dead")
+    }
+
+    @api.post("/api/commands/{command_id}/retry", tags=["commands"], responses=ACTION | conflict)
+    async def retry(command_id: PathId, request: Request) -> Acted:
+        """A dead command runs again with a fresh attempt budget; its followers with it.
+        Operator role; audited."""
+        found = await ops.store.operator.retry(command_id, actor_of(request))
+        if found == "not_found":
+            raise HTTPException(404, f"no command {command_id}")
+        if found != "ok":
+            raise HTTPException(409, f"command {command_id} is not dead")
         running.wake_dispatcher()
         return Acted(id=command_id, status="pending")
 
-    @api.post("/api/commands/{command_id}/drop", tags=["commands"], responses={409: {}})
-    async def drop(command_id: int) -> Acted:
-        """Give up on a command that is not done; the commands it blocked run."""
-        if not await ops.drop(command_id):
-            raise HTTPException(409, f"command {command_id} is done or does not exist")
+    @api.post("/api/commands/{command_id}/drop", tags=["commands"], responses=ACTION | conflict)
+    async def drop(command_id: PathId, request: Request) -> Acted:
+        """Give up on a command that is not done; the commands it blocked run. Operator
+        role; audited."""
+        found = await ops.store.operator.drop(command_id, actor_of(request))
+        if found == "not_found":
+            raise HTTPException(404, f"no command {command_id}")
+        if found != "ok":
+            raise HTTPException(409, f"command {command_id} is done or dropped already")
         running.wake_dispatcher()
         return Acted(id=command_id, status="dropped")
 
@@ -264,43 +374,68 @@ def create_app(running: RunningService) -> FastAPI:
         cancels of calendar feed versions that would cancel many meetings at once."""
         return await ops.held()
 
-    @api.post("/api/held/approve", tags=["approvals"])
+    async def decide(
+        action: Literal["approve", "deny"], chosen: Decision, request: Request
+    ) -> Decided:
+        changed, found = await ops.decide(
+            action,
+            command_id=chosen.command_id,
+            tenant=chosen.tenant,
+            feed=chosen.feed,
+            actor=actor_of(request),
+        )
+        if found == "not_found":
+            raise HTTPException(404, f"no {_decided_target(chosen)} known")
+        return Decided(changed=changed)
+
+    @api.post("/api/held/approve", tags=["approvals"], responses=ACTION)
     async def approve(
+        request: Request,
         body: Decision | None = None,
-        command_id: int | None = None,
-        tenant: str | None = None,
-        feed: str | None = None,
+        command_id: QueryId = None,
+        tenant: QueryName = None,
+        feed: QueryName = None,
     ) -> Decided:
         """Let held commands run: one (`command_id`), a tenant's (`tenant`) or a calendar
-        feed's cancels (`feed`)."""
+        feed's cancels (`feed`), as JSON body or query. 404: no such command, or no row of
+        that tenant or feed at all. Operator role; audited."""
         chosen = _decision(body, command_id, tenant, feed)
-        changed = await ops.approve(
-            command_id=chosen.command_id, tenant=chosen.tenant, feed=chosen.feed
-        )
+        decided = await decide("approve", chosen, request)
         running.wake_dispatcher()
-        return Decided(changed=changed)
+        return decided
 
-    @api.post("/api/held/deny", tags=["approvals"])
+    @api.post("/api/held/deny", tags=["approvals"], responses=ACTION)
     async def deny(
+        request: Request,
         body: Decision | None = None,
-        command_id: int | None = None,
-        tenant: str | None = None,
-        feed: str | None = None,
+        command_id: QueryId = None,
+        tenant: QueryName = None,
+        feed: QueryName = None,
     ) -> Decided:
-        """Drop held commands: the users keep their access, the meetings stay."""
-        chosen = _decision(body, command_id, tenant, feed)
-        changed = await ops.deny(
-            command_id=chosen.command_id, tenant=chosen.tenant, feed=chosen.feed
-        )
-        return Decided(changed=changed)
+        """Drop held commands: the users keep their access, the meetings stay. Operator
+        role; audited."""
+        return await decide("deny", _decision(body, command_id, tenant, feed), request)
+
+    @api.get("/api/audit", tags=["audit"])
+    async def audit(
+        since: datetime | None = None,
+        actor: Annotated[str | None, Query(min_length=1, max_length=100, pattern=NO_NUL)] = None,
+        limit: Limit = 100,
+    ) -> list[AuditView]:
+        """Operator actions, newest first: who (a token's name, `anonymous` on an open
+        loopback API, `cli:<OS user>`), role, action, target, result (`ok`, `not_found`,
+        `conflict`, `refused`)."""
+        return await ops.audit(since=since, actor=actor, limit=limit)
+
+    api.get("/audit", include_in_schema=False)(audit)  # the short address, same answer
 
     @api.get("/api/dead-letters", tags=["intake"])
-    async def dead_letters(topic: str | None = None, limit: Limit = 100) -> list[DeadLetterView]:
+    async def dead_letters(topic: QueryName = None, limit: Limit = 100) -> list[DeadLetterView]:
         """Records sent to a dead-letter topic, newest first, with error and reason."""
         return await ops.dead_letters(topic=topic, limit=limit)
 
-    @api.get("/api/history/{entity:path}", tags=["entities"])
-    async def history(entity: str) -> History:
+    @api.get("/api/history/{entity:anything}", tags=["entities"])
+    async def history(entity: Annotated[str, PathParam(pattern=NO_NUL)]) -> History:
         """One entity's events, commands, UCaaS calls and id mappings (`user:T:E`,
         `customer:C`, `subscriptions:C` (every purchase of C), `meeting:...`)."""
         return await ops.history(entity)

@@ -60,9 +60,10 @@ def is_loopback(host: str) -> bool:
 
 
 def refuse_open_admin(admin: AdminSettings) -> None:
-    token = admin.token.get_secret_value() if admin.token is not None else ""
-    if not is_loopback(admin.host) and not token:
+    # any token closes the API: then every request needs one (a reader-only setup can
+    # read, and nobody can act through the API)
+    if not is_loopback(admin.host) and not admin.named_tokens():
         raise AdminRefusedError(
             f"the admin API on {admin.host} needs a token: set UCAAS_SYNC_ADMIN_TOKEN "
-            "or UCAAS_SYNC_ADMIN_HOST=127.0.0.1"
+            "(or _READ_TOKEN, _TOKENS) or UCAAS_SYNC_ADMIN_HOST=127.0.0.1"
         )

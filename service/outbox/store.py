@@ -72,21 +72,27 @@ class OutboxStore:
         return await self.outcomes.finish_many(items)
 
     # -- operator actions (operator.py) ---------------------------------------------------
+    # Unaudited, for the service's own use and tests; an operator's go through
+    # `self.operator` with an Actor, which records them (views.Operations).
     async def retry(self, command_id: int) -> bool:
-        return await self.operator.retry(command_id)
+        return await self.operator.retry(command_id) == "ok"
 
     async def drop(self, command_id: int) -> bool:
-        return await self.operator.drop(command_id)
+        return await self.operator.drop(command_id) == "ok"
 
     async def approve(
         self, *, command_id: int | None = None, tenant: str | None = None, source: str | None = None
     ) -> int:
-        return await self.operator.approve(command_id=command_id, tenant=tenant, source=source)
+        changed, _ = await self.operator.approve(
+            command_id=command_id, tenant=tenant, source=source
+        )
+        return changed
 
     async def deny(
         self, *, command_id: int | None = None, tenant: str | None = None, source: str | None = None
     ) -> int:
-        return await self.operator.deny(command_id=command_id, tenant=tenant, source=source)
+        changed, _ = await self.operator.deny(command_id=command_id, tenant=tenant, source=source)
+        return changed
 
     async def held_for_approval(self) -> list[OutboxRow]:
         return await self.operator.held_for_approval()

@@ -56,6 +56,8 @@ GETS = [
     "/api/throughput",
     "/api/calls",
     "/api/failures",
+    "/api/audit",
+    "/api/audit?actor=admin&limit=5",
 ]
 POSTS = [
     "/api/commands/1/retry",
@@ -209,7 +211,7 @@ async def test_health_is_open_and_everything_else_needs_the_token(admin: Admin) 
                 assert answer.headers["www-authenticate"].startswith("Bearer")
                 assert "wrong-token" not in answer.text
             answer = await admin.call(method, path)
-            assert answer.status_code in (200, 409), (method, path, answer.text)
+            assert answer.status_code in (200, 404, 409), (method, path, answer.text)
             if method == "GET":
                 assert answer.status_code == 200, (path, answer.text)
     # another scheme with the right value is not a bearer token
@@ -359,7 +361,7 @@ async def test_retry_and_drop_change_the_rows(admin: Admin, sandbox: SandboxAdmi
     assert (await admin.post(f"/api/commands/{second}/drop")).json()["status"] == "dropped"
     assert (await admin.outbox())[second].status == "dropped"
     assert (await admin.post(f"/api/commands/{second}/drop")).status_code == 409
-    assert (await admin.post("/api/commands/99999/retry")).status_code == 409
+    assert (await admin.post("/api/commands/99999/retry")).status_code == 404  # no such id
 
     await admin.service.dispatcher.run_until_idle()
     statuses = {i: r.status for i, r in (await admin.outbox()).items()}
@@ -386,8 +388,13 @@ async def test_approve_and_deny_release_held_deprovisioning(admin: Admin) -> Non
         await admin.post("/api/held/approve", json={"command_id": 1, "tenant": "x"})
     ).status_code == 422
     assert (await admin.post("/api/held/deny?tenant=x&feed=y")).status_code == 422
-    # a feed's held cancels (none here: deprovisioning is not a feed's)
-    assert (await admin.post("/api/held/approve?feed=team-cal")).json() == {"changed": 0}
+    # a feed, a tenant or a command nobody knows: 404, not the `changed: 0` of success
+    for unknown in ("feed=team-cal", "tenant=NOBODY", "command_id=999999"):
+        answer = await admin.post(f"/api/held/approve?{unknown}")
+        assert answer.status_code == 404, (unknown, answer.text)
+        assert answer.json()["detail"].startswith("no ")
+    # a known tenant with nothing held: nothing changed, and that is no error
+    assert (await admin.post("/api/held/deny?tenant=CRM-B&feed=")).status_code == 422
 
     denied = await admin.post("/api/held/deny", json={"command_id": of_e1[0]})
     assert denied.json() == {"changed": 1}
@@ -456,6 +463,7 @@ async def test_openapi_lists_the_routes_with_the_bearer_scheme(admin: Admin) -> 
         "/api/feeds",
         "/api/throughput",
         "/api/failures",
+        "/api/audit",
     } <= paths, paths
     assert document["components"]["securitySchemes"]["token"]["scheme"].lower() == "bearer"
     assert "security" in document["paths"]["/api/status"]["get"]

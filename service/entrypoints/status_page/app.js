@@ -1,5 +1,6 @@
 // The status page: reads the admin API every few seconds and draws what it says. The
 // page holds no data of its own; every text from the API goes in with textContent.
+import { act, actionButton } from "./actions.js";
 import { drawChart, SERIES } from "./chart.js";
 
 const KEY = "ucaas-sync.admin-token";
@@ -204,6 +205,11 @@ function renderFailures(failures) {
       const reason = node("div", "reason", f.reason);
       reason.dataset.testid = "failure-reason";
       item.append(head, reason);
+      if (f.what === "command" && f.command_id) {
+        const actions = node("div", "actions");
+        actions.append(actionButton("retry", f.command_id), actionButton("drop", f.command_id));
+        item.append(actions);
+      }
       return item;
     }),
   );
@@ -225,6 +231,9 @@ function renderHeld(held) {
         node("td", "", (c.hold_reason || "").replace(/^approval: /, "")),
         node("td", "", ago(c.created_at)),
       );
+      const actions = node("td", "actions");
+      actions.append(actionButton("approve", c.id), actionButton("deny", c.id));
+      row.append(actions);
       return row;
     }),
   );
@@ -347,6 +356,13 @@ function start() {
     input.value = "";
     $("token-prompt").hidden = true;
     refresh();
+  });
+  // one listener for every action button, however often the lists are redrawn
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const token = sessionStorage.getItem(KEY);
+    act(button.dataset.action, Number(button.dataset.command), token, $("action-result"), refresh);
   });
   window.addEventListener("hashchange", () => {
     if (location.hash.includes("token=")) {

@@ -1,0 +1,166 @@
+"""The status page's actions in headless Chromium, against `ucaas-sync run` (no Kafka: the
+dispatcher and the admin API) with named tokens: an operator's and a reader's.
+
+Two companies are refused by UCaaS (two dead commands). The operator types her token
+once, clicks "retry" by one: the page says it is queued, the dispatcher does it, and the
+audit log names her. The reader types his and clicks "retry" by the other: the page shows
+the refusal, the command stays dead, and the refusal is audited under his name.
+
+Skipped like test_status_page.py where Chromium is missing (a failure under `make test`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.devtools import sample_commands as c
+from service.devtools.service_processes import BIN, Outbox
+from tests.e2e.test_status_page import ADMIN_URL, browser  # noqa: F401 - the fixture
+from tests.support.sandbox_server import SandboxAdmin
+from tests.support.service_processes import accept, db_upgrade, dispatch_env
+
+ADMIN_TOKEN = "page-admin-token-51d0e2"
+ANN = "page-operator-token-ann-8f3c"
+RITA = "page-reader-token-rita-27b9"
+TOKENS = {"ann": {"token": ANN, "role": "operator"}, "rita": {"token": RITA, "role": "reader"}}
+
+
+def dead_ids(outbox: Outbox) -> list[int]:
+    return sorted(r.id for r in outbox.rows("id", "status") if r.status == "dead")
+
+
+async def until(what: str, check: Any, log: Path, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            tail = await asyncio.to_thread(log.read_text, errors="replace")
+            raise AssertionError(f"not within {timeout_s} s: {what}\n{tail[-4000:]}")
+        await asyncio.sleep(0.2)
+
+
+def start_run(env: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """`ucaas-sync run` without Kafka: the dispatcher and the admin API."""
+    log = folder / "run.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [str(BIN / "ucaas-sync"), "run", "--no-consumers", "--no-poller"],
+            env=env,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return run, log
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path, sandbox: SandboxAdmin
+) -> AsyncIterator[tuple[str, Outbox, list[int], Path]]:
+    env = dispatch_env(f"sqlite+aiosqlite:///{tmp_path / 'page.db'}", sandbox.base_url)
+    env.update(
+        UCAAS_SYNC_ADMIN_TOKEN=ADMIN_TOKEN,
+        UCAAS_SYNC_ADMIN_TOKENS=json.dumps(TOKENS),
+        UCAAS_SYNC_LOG_FORMAT="console",
+    )
+    await asyncio.to_thread(db_upgrade, env, tmp_path)
+    sandbox.faults(error_rate=1.0, error_status=403, only=["POST /customers"])
+    batches = [[c.create_customer("CRM-P1")], [c.create_customer("CRM-P2")]]
+    await asyncio.to_thread(accept, env["UCAAS_SYNC_DATABASE_URL"], batches)
+    outbox = Outbox(env["UCAAS_SYNC_DATABASE_URL"])
+    run, log = start_run(env, tmp_path)
+    try:
+        await until("two dead commands", lambda: len(dead_ids(outbox)) == 2, log)
+        sandbox.faults(error_rate=0.0)
+        text = await asyncio.to_thread(log.read_text, errors="replace")
+        found = ADMIN_URL.search(text)
+        assert found, text
+        yield found.group(1), outbox, dead_ids(outbox), log
+    finally:
+        run.terminate()
+        run.wait(timeout=30)
+        outbox.close()
+
+
+async def open_page(chromium: Any, url: str, token: str) -> tuple[Any, Any, list[str]]:
+    """A fresh tab; the token typed into the page's form, once."""
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto(url + "/")
+    await page.get_by_test_id("token-input").fill(token)
+    await page.get_by_test_id("token-input").press("Enter")
+    await page.get_by_test_id("dashboard").wait_for(state="visible", timeout=15_000)
+    return context, page, errors
+
+
+async def test_an_operator_retries_by_clicking_and_a_reader_is_refused(
+    served: tuple[str, Outbox, list[int], Path],
+    browser: Any,  # noqa: F811 - the fixture
+) -> None:
+    url, outbox, (first, second), log = served
+
+    # -- the operator --------------------------------------------------------------------------
+    context, page, errors = await open_page(browser, url, ANN)
+    retry = page.get_by_test_id(f"retry-{first}")
+    await retry.wait_for(state="visible", timeout=15_000)
+    assert await page.get_by_test_id(f"drop-{first}").is_visible()
+    await retry.click()
+    result = page.get_by_test_id("action-result")
+    await page.wait_for_function(
+        "document.querySelector('[data-testid=action-result]').dataset.result === 'ok'",
+        timeout=10_000,
+    )
+    assert await result.inner_text() == f"command #{first} queued again"
+    await until("the retried command is done", lambda: first not in dead_ids(outbox), log)
+    await until(
+        "done",
+        lambda: {r.id: r.status for r in outbox.rows("id", "status")}[first] == "done",
+        log,
+    )
+    # the page redraws: the retried command is no longer offered
+    await page.get_by_test_id(f"retry-{first}").wait_for(state="detached", timeout=15_000)
+    # the token is in the tab's sessionStorage only: never in the address, nor localStorage
+    assert ANN not in page.url
+    assert await page.evaluate("window.localStorage.length") == 0
+    assert errors == [], errors
+    await context.close()
+
+    # -- the reader ------------------------------------------------------------------------------
+    context, page, errors = await open_page(browser, url, RITA)
+    retry = page.get_by_test_id(f"retry-{second}")
+    await retry.wait_for(state="visible", timeout=15_000)
+    await retry.click()
+    await page.wait_for_function(
+        "document.querySelector('[data-testid=action-result]').dataset.result === 'refused'",
+        timeout=10_000,
+    )
+    shown = await page.get_by_test_id("action-result").inner_text()
+    assert shown.startswith(f"retry #{second} refused: "), shown
+    assert "operator" in shown, shown
+    assert await page.get_by_test_id("dashboard").is_visible()  # still reading
+    assert errors == [], errors
+    await context.close()
+    assert dead_ids(outbox) == [second]
+
+    # -- the audit log -----------------------------------------------------------------------------
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        answer = await http.get("/api/audit", headers={"Authorization": f"Bearer {RITA}"})
+    entries = [
+        (e["actor"], e["role"], e["action"], e["target"], e["result"]) for e in answer.json()
+    ]
+    assert entries == [
+        ("rita", "reader", "retry", f"/api/commands/{second}/retry", "refused"),
+        ("ann", "operator", "retry", f"command {first}", "ok"),
+    ], entries
