@@ -41,7 +41,7 @@ from service.observability import metrics
 from service.observability.logs import mask_text
 from service.outbox import audit as audit_log
 from service.outbox.audit import Actor, AuditView
-from service.views import (
+from service.view_models import (
     Bucket,
     CallCounts,
     CommandView,

@@ -42,7 +42,7 @@ from service.outbox.store import OutboxStore
 from service.outbox.tables import FEEDS, INBOX, OUTBOX
 from service.outbox.unit_of_work import UnitOfWork
 from service.settings import CalendarSettings, IntakeSettings
-from service.views import FeedView
+from service.view_models import FeedView
 from tests.support.feeds import CALENDAR, FeedServer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ics"

@@ -12,7 +12,8 @@ from connectors.events.cloudevents import Record
 from service.app.bootstrap import Service
 from service.devtools import sample_commands as c
 from service.entrypoints.consumers import DeadLetter, record_dead_letters
-from service.views import Operations, external_of, shown_url
+from service.view_models import shown_url
+from service.views import Operations, external_of
 from tests.support.sandbox_server import SandboxAdmin
 
 
