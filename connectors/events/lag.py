@@ -60,8 +60,8 @@ async def _offsets(bootstrap: KafkaConnection | str, group: str, topics: Sequenc
     consumer = AIOKafkaConsumer(
         **as_connection(bootstrap).client_kwargs(), group_id=group, enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.topics()  # the cluster's metadata: the partitions below
         partitions = [
             TopicPartition(topic, p)

@@ -95,8 +95,8 @@ async def latest_records(
 
 async def _latest(conn: KafkaConnection, topic: str) -> list[Record]:
     consumer = AIOKafkaConsumer(**conn.client_kwargs(), group_id=None, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = await _partitions(consumer, topic)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)

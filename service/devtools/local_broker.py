@@ -66,8 +66,8 @@ async def create_topics(
     admin = AIOKafkaAdminClient(
         **as_connection(bootstrap).client_kwargs(), request_timeout_ms=10_000
     )
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, num_partitions=partitions, replication_factor=1)
