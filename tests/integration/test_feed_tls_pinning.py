@@ -9,74 +9,19 @@ was connected.
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits, pinned_transport
+from tests.support.certificates import Authority
 
 BODY = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    signer_cert, signer_key = issuer or (None, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(signer_cert.subject if signer_cert else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()), False
-        )
-    )
-    if issuer is None:  # the CA
-        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            True,
-        )
-    else:
-        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False
-        )
-    return builder.sign(signer_key, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 @dataclass
@@ -89,23 +34,14 @@ class TLSServer:
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("ucaas-sync test CA", ca_key, None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _certificate("feeds.test", key, (ca, ca_key))
-    folder: Path = tmp_path_factory.mktemp("tls")
-    (folder / "chain.pem").write_bytes(_pem(cert) + _pem(ca))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    state = TLSServer(client_context=ssl.create_default_context(cadata=_pem(ca).decode()))
+    folder = tmp_path_factory.mktemp("tls")
+    ca = Authority.make(folder, "ca", common_name="ucaas-sync test CA")
+    issued = ca.issue(folder, "feeds", dns_names=["feeds.test"], chain=True)  # no IP address
+    assert issued.chain is not None
+    state = TLSServer(client_context=ssl.create_default_context(cafile=ca.cert_file))
 
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(folder / "chain.pem", folder / "key.pem")
+    server_context.load_cert_chain(issued.chain, issued.key)
 
     def sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         state.server_names.append(name)

@@ -18,7 +18,8 @@ from service.app.bootstrap import bootstrap
 from service.outbox import db
 from service.outbox.tls import DatabaseTlsError
 from service.settings import Settings
-from tests.support.tls_postgres import TlsServer, issue, make_authority, tls_postgres
+from tests.support.certificates import Authority
+from tests.support.tls_postgres import TlsServer, tls_postgres
 
 CLI = str(Path(sys.executable).with_name("ucaas-sync"))
 
@@ -31,7 +32,7 @@ def server() -> Iterator[TlsServer]:
 
 @pytest.fixture(scope="module")
 def wrong_ca(server: TlsServer) -> Path:
-    return make_authority(server.folder, "another-ca").cert_file
+    return Authority.make(server.folder, "another-ca").cert_file
 
 
 def service_url(url: str) -> str:
@@ -74,15 +75,15 @@ async def test_a_client_certificate_is_sent(server: TlsServer) -> None:
     """sslcert/sslkey reach the server: a database that wants a client certificate is
     refused without one and open with one, and the server sees the certificate's name."""
     ca = str(server.authority.cert_file)
-    cert, key = issue(server.authority, server.folder, "client", host=None)
+    client = server.authority.issue(server.folder, "client")  # CN=client
     with pytest.raises(Exception, match="certificate"):
         await on_tls(server.url(database="certified", sslmode="verify-full", sslrootcert=ca))
     url = server.url(
         database="certified",
         sslmode="verify-full",
         sslrootcert=ca,
-        sslcert=str(cert),
-        sslkey=str(key),
+        sslcert=str(client.cert),
+        sslkey=str(client.key),
     )
     engine = db.make_engine(service_url(url), pool_size=1)
     try:

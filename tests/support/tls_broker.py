@@ -1,7 +1,8 @@
 """A Kafka-protocol broker behind TLS, for the tests of the TLS settings: certificates made
-here (a CA, the broker's certificate for 127.0.0.1 and localhost, a client CA and a client
-certificate, and a CA nobody uses), stunnel terminating TLS in front of Tansu brokers that
-advertise stunnel's ports (a client that bootstraps over TLS is sent back to TLS).
+with tests/support/certificates.py (a CA, the broker's certificate for 127.0.0.1 and
+localhost, a client CA and a client certificate, and a CA nobody uses), stunnel
+terminating TLS in front of Tansu brokers that advertise stunnel's ports (a client that
+bootstraps over TLS is sent back to TLS).
 
 Two listeners: `tls` (server certificate only) and `mtls` (a client certificate signed by
 the client CA is required), each in front of a Tansu of its own (a broker advertises one
@@ -11,8 +12,6 @@ address); `plain` is the first Tansu itself, for a TLS client on a plaintext por
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import ipaddress
 import os
 import shutil
 import socket
@@ -23,14 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from service.devtools.local_broker import tansu_binary
 from service.devtools.processes import free_port, stop
 from service.settings import KafkaSettings
+from tests.support.certificates import Authority, Issued
 
 # `make test` installs stunnel4 (Makefile system-deps) and sets this: there a missing
 # stunnel fails the TLS tests instead of skipping them.
@@ -43,105 +39,6 @@ def stunnel_binary() -> str | None:
 
 # -- certificates --------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Issued:
-    cert: Path
-    key: Path
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _write(
-    folder: Path, label: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> Issued:
-    cert_path, key_path = folder / f"{label}.pem", folder / f"{label}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return Issued(cert_path, key_path)
-
-
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
-    return builder.not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(
-        now + dt.timedelta(days=1)
-    )
-
-
-@dataclass(frozen=True)
-class Authority:
-    name: x509.Name
-    key: ec.EllipticCurvePrivateKey
-    issued: Issued
-
-    @classmethod
-    def make(cls, folder: Path, label: str) -> Authority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = _name(f"ucaas-sync test {label}")
-        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        cert = (
-            _validity(x509.CertificateBuilder())
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(ski, critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(name, key, _write(folder, label, cert, key))
-
-    def issue(self, folder: Path, label: str, *, server: bool) -> Issued:
-        key = ec.generate_private_key(ec.SECP256R1())
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (
-            _validity(x509.CertificateBuilder())
-            .subject_name(_name(label))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-        return _write(folder, label, builder.sign(self.key, hashes.SHA256()), key)
-
-
-@dataclass(frozen=True)
 class Certificates:
     ca: Path  # signs the broker's certificate
     server: Issued
@@ -152,15 +49,16 @@ class Certificates:
     @classmethod
     def make(cls, folder: Path) -> Certificates:
         folder.mkdir(parents=True, exist_ok=True)
-        ca = Authority.make(folder, "ca")
-        clients = Authority.make(folder, "client-ca")
-        stranger = Authority.make(folder, "stranger-ca")
+        ca, clients, stranger = (
+            Authority.make(folder, label, common_name=f"ucaas-sync test {label}")
+            for label in ("ca", "client-ca", "stranger-ca")
+        )
         return cls(
-            ca.issued.cert,
-            ca.issue(folder, "broker", server=True),
-            clients.issued.cert,
-            clients.issue(folder, "ucaas-sync-client", server=False),
-            stranger.issued.cert,
+            ca.cert_file,
+            ca.issue(folder, "broker", dns_names=["localhost"], ip_addresses=["127.0.0.1"]),
+            clients.cert_file,
+            clients.issue(folder, "ucaas-sync-client"),
+            stranger.cert_file,
         )
 
 

@@ -1,15 +1,14 @@
-"""TLS for tests: a CA and the certificates it signs (made with `cryptography`), and a
-private PostgreSQL server of one's own that accepts TLS connections only.
+"""TLS for tests: a private PostgreSQL server of one's own that accepts TLS connections only.
 
 The server is initdb'd in a temporary directory owned by the `postgres` OS user and run
 as that user (PostgreSQL refuses to run as root, and the tests run as root), on a free
-port of 127.0.0.1; its certificate names `localhost`. Tests skip, saying why, only where
-the PostgreSQL binaries (or the `postgres` user to run them) are absent.
+port of 127.0.0.1; its certificate (tests/support/certificates.py) names `localhost`.
+Tests skip, saying why, only where the PostgreSQL binaries (or the `postgres` user to run
+them) are absent.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import pwd
 import shutil
@@ -22,98 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.support.certificates import Authority
 
 BINARIES = Path(os.environ.get("UCAAS_SYNC_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
-
-@dataclass(frozen=True)
-class Authority:
-    """A certificate authority: its certificate (PEM file) and key."""
-
-    cert_file: Path
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def make_authority(folder: Path, name: str) -> Authority:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(_name(name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    path = folder / f"{name}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return Authority(path, cert, key)
-
-
-def issue(authority: Authority, folder: Path, name: str, *, host: str | None) -> tuple[Path, Path]:
-    """A certificate signed by `authority` (for `host` when given: a server's), as
-    (certificate file, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(host or name))
-        .issuer_name(authority.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
-            critical=False,
-        )
-    )
-    if host is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False
-        )
-    cert = builder.sign(authority.key, hashes.SHA256())
-    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(_key_pem(key))
-    key_file.chmod(0o600)
-    return cert_file, key_file
+BINARIES = Path(os.environ.get("UCAAS_SYNC_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 def server_problem() -> str | None:
@@ -165,8 +78,8 @@ def tls_postgres() -> Iterator[TlsServer]:
     certs = root / "certs"
     data = root / "data"
     certs.mkdir()
-    authority = make_authority(certs, "test-ca")
-    server_cert, server_key = issue(authority, certs, "server", host="localhost")
+    authority = Authority.make(certs, "test-ca")
+    server = authority.issue(certs, "server", dns_names=["localhost"])
     port = _free_port()
     postgres = pwd.getpwnam("postgres")
     os.chown(root, postgres.pw_uid, postgres.pw_gid)
@@ -179,8 +92,11 @@ def tls_postgres() -> Iterator[TlsServer]:
             check=True,
             capture_output=True,
         )
-        for source in (server_cert, server_key, authority.cert_file):
-            target = data / source.name
+        # the server's files, in its data directory: owned by postgres, 0600 (it refuses
+        # a key others can read)
+        copies = {"server.crt": server.cert, "server.key": server.key}
+        for name, source in {**copies, authority.cert_file.name: authority.cert_file}.items():
+            target = data / name
             shutil.copyfile(source, target)
             os.chown(target, postgres.pw_uid, postgres.pw_gid)
             target.chmod(0o600)

@@ -12,12 +12,12 @@ from sqlalchemy.engine import make_url
 
 from service.outbox import db
 from service.outbox.tls import DatabaseTlsError, TlsParams, asyncpg_ssl, tls_params
-from tests.support.tls_postgres import issue, make_authority
+from tests.support.certificates import Authority
 
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_authority(tmp_path_factory.mktemp("ca"), "unit-ca").cert_file
+    return Authority.make(tmp_path_factory.mktemp("ca"), "unit-ca").cert_file
 
 
 def test_a_url_without_sslmode_has_no_tls_parameters() -> None:
@@ -82,9 +82,9 @@ def test_the_system_store(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_client_certificate_is_loaded(ca: Path, tmp_path: Path) -> None:
-    authority = make_authority(tmp_path, "client-ca")
-    cert, key = issue(authority, tmp_path, "client", host=None)
-    context = asyncpg_ssl(TlsParams("verify-full", rootcert=str(ca), cert=str(cert), key=str(key)))
+    client = Authority.make(tmp_path, "client-ca").issue(tmp_path, "client")
+    params = TlsParams("verify-full", rootcert=str(ca), cert=str(client.cert), key=str(client.key))
+    context = asyncpg_ssl(params)
     assert isinstance(context, ssl.SSLContext)
 
 
