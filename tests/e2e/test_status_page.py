@@ -303,7 +303,8 @@ async def test_the_status_page_shows_what_the_database_holds(
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(f"{url}/#token={TOKEN}")
     await page.get_by_test_id("dashboard").wait_for(state="visible", timeout=15_000)
-    await page.wait_for_function("document.body.dataset.loaded", timeout=15_000)
+    # a locator, not wait_for_function: the page's CSP forbids the eval that polls it
+    await page.locator("body[data-loaded]").wait_for(state="attached", timeout=15_000)
     assert "token" not in page.url, page.url  # taken out of the address bar
     assert await page.get_by_test_id("token-prompt").is_hidden()
 

@@ -118,9 +118,9 @@ async def test_an_operator_retries_by_clicking_and_a_reader_is_refused(
     assert await page.get_by_test_id(f"drop-{first}").is_visible()
     await retry.click()
     result = page.get_by_test_id("action-result")
-    await page.wait_for_function(
-        "document.querySelector('[data-testid=action-result]').dataset.result === 'ok'",
-        timeout=10_000,
+    # a locator, not wait_for_function: the page's CSP forbids the eval that polls it
+    await page.locator('[data-testid=action-result][data-result="ok"]').wait_for(
+        state="attached", timeout=10_000
     )
     assert await result.inner_text() == f"command #{first} queued again"
     await until("the retried command is done", lambda: first not in dead_ids(outbox), log)
@@ -142,9 +142,9 @@ async def test_an_operator_retries_by_clicking_and_a_reader_is_refused(
     retry = page.get_by_test_id(f"retry-{second}")
     await retry.wait_for(state="visible", timeout=15_000)
     await retry.click()
-    await page.wait_for_function(
-        "document.querySelector('[data-testid=action-result]').dataset.result === 'refused'",
-        timeout=10_000,
+    # a locator, not wait_for_function: the page's CSP forbids the eval that polls it
+    await page.locator('[data-testid=action-result][data-result="refused"]').wait_for(
+        state="attached", timeout=10_000
     )
     shown = await page.get_by_test_id("action-result").inner_text()
     assert shown.startswith(f"retry #{second} refused: "), shown
