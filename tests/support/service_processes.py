@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +107,14 @@ class Processes:
 
 
 # -- the outbox, written from the test -----------------------------------------------------
-def accept(database_url: str, batches: Iterable[Sequence[Command]]) -> int:
-    """Accept each batch as one event through the unit of work; the number of commands."""
+def accept(
+    database_url: str,
+    batches: Iterable[Sequence[Command]],
+    approvals: Mapping[int, str] | None = None,
+) -> int:
+    """Accept each batch as one event through the unit of work; the number of commands.
+    `approvals`: which of each batch's commands (by index) to hold, with the hold reason
+    (an `APPROVAL...` one: held for approval, as the deprovisioning guard holds them)."""
 
     async def run() -> int:
         engine = db.make_engine(database_url)
@@ -116,7 +122,7 @@ def accept(database_url: str, batches: Iterable[Sequence[Command]]) -> int:
             uow = UnitOfWork(engine)
             total = 0
             for batch in batches:
-                assert await uow.accept(event(), batch)
+                assert await uow.accept(event(), batch, approvals=approvals)
                 total += len(batch)
             return total
         finally:
