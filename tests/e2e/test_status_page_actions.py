@@ -10,6 +10,7 @@ Two leavers' suspensions are held for approval (as the deprovisioning guard hold
 The operator clicks "approve" by one and "deny" by the other: the page says so each time
 and redraws without their buttons, the approved one runs (the user is suspended in UCaaS),
 the denied one is dropped (the other keeps access), and the audit log names her for both.
+A tab still showing a command denied meanwhile does not claim to have approved it.
 
 Skipped like test_status_page.py where Chromium is missing (a failure under `make test`).
 """
@@ -276,3 +277,39 @@ async def test_an_operator_approves_one_held_command_and_denies_another_by_click
         ("ann", "operator", "deny", f"command {denied}", "ok", "changed 1"),
         ("ann", "operator", "approve", f"command {approved}", "ok", "changed 1"),
     ], entries
+
+
+async def test_a_stale_tab_does_not_claim_an_approval_that_decided_nothing(
+    held: tuple[str, Outbox, list[int], Path],
+    browser: Any,  # noqa: F811 - the fixture
+) -> None:
+    """A tab still shows a command someone else has denied: approving it there is a 200
+    with `changed: 0`, and the page must not say "approved"."""
+    url, outbox, (_, decided), log = held
+    context, page, errors = await open_page(browser, url, ANN)
+    await page.get_by_test_id(f"approve-{decided}").wait_for(state="visible", timeout=15_000)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        stale = (await http.get("/api/held", headers={"Authorization": f"Bearer {ANN}"})).json()
+        # the tab keeps showing it (its redraws get the list of before); the API denies it
+        await page.route("**/api/held", lambda route: route.fulfill(json=stale))
+        denied = await http.post(
+            "/api/held/deny",
+            json={"command_id": decided},
+            headers={"Authorization": f"Bearer {ANN}"},
+        )
+        assert denied.json() == {"changed": 1}
+        await page.get_by_test_id(f"approve-{decided}").click()
+        await page.locator('[data-testid=action-result][data-result="error"]').wait_for(
+            state="attached", timeout=10_000
+        )
+        shown = await page.get_by_test_id("action-result").inner_text()
+        assert shown == f"approve #{decided} not done: command #{decided} is no longer held"
+        assert errors == [], errors
+        await context.close()
+        assert statuses(outbox)[decided] == "dropped"
+        answer = await http.get("/api/audit", headers={"Authorization": f"Bearer {ANN}"})
+    entries = [(e["action"], e["target"], e["detail"]) for e in answer.json()]
+    assert entries == [
+        ("approve", f"command {decided}", "changed 0"),
+        ("deny", f"command {decided}", "changed 1"),
+    ], (entries, log)

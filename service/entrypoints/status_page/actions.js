@@ -38,6 +38,17 @@ async function detailOf(answer) {
   return `HTTP ${answer.status}`;
 }
 
+// approve/deny answer {"changed": n}: 0 when the command was no longer held. Else null.
+async function changedOf(action, answer) {
+  if (action !== "approve" && action !== "deny") return null;
+  try {
+    const body = await answer.json();
+    return typeof body.changed === "number" ? body.changed : null;
+  } catch {
+    return null;
+  }
+}
+
 // Sends one action; shows what came of it in `result`; `after` runs on success.
 export async function act(action, commandId, token, result, after) {
   const what = WHAT[action];
@@ -55,7 +66,12 @@ export async function act(action, commandId, token, result, after) {
     return;
   }
   if (answer.ok) {
-    show(result, "ok", `command #${commandId} ${what.done}`);
+    if ((await changedOf(action, answer)) === 0) {
+      // a 200 that decided nothing: another tab, operator or the CLI decided it first
+      show(result, "error", `${action} #${commandId} not done: command #${commandId} is no longer held`);
+    } else {
+      show(result, "ok", `command #${commandId} ${what.done}`);
+    }
     after();
     return;
   }
