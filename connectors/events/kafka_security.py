@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka.abc import AbstractTokenProvider
-from aiokafka.conn import create_conn
+from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.helpers import create_ssl_context
 from faststream.security import (
     BaseSecurity,
@@ -191,17 +191,10 @@ class KafkaConnection:
         }
 
     def servers(self) -> list[tuple[str, int]]:
-        """host:port,... as pairs (an IPv6 host in brackets; no port: Kafka's 9092)."""
-        found: list[tuple[str, int]] = []
-        for item in self.bootstrap.split(","):
-            entry = item.strip()
-            if not entry:
-                continue
-            host, _, port = entry.rpartition(":")
-            if not host or not port.isdigit():
-                host, port = entry, "9092"
-            found.append((host.strip("[]"), int(port)))
-        return found
+        """host:port,... as pairs, in order, parsed as aiokafka's clients parse them (an
+        IPv6 host in brackets; no port: Kafka's 9092)."""
+        entries = [e for e in self.bootstrap.split(",") if e.strip()]
+        return [(host, port) for host, port, _ in collect_hosts(entries, randomize=False)]
 
 
 def connection(

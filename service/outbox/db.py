@@ -103,7 +103,7 @@ def _where(url: str) -> str:
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
 
 
-def _tls_refused(url: str, exc: sa.exc.OperationalError) -> DatabaseTlsError | None:
+def _tls_refused(url: str, exc: BaseException) -> DatabaseTlsError | None:
     reason = tls_failure(exc)
     if reason is None:
         return None
@@ -150,8 +150,7 @@ async def check_connection(engine: AsyncEngine) -> None:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
     except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg raises ssl errors unwrapped
-        reason = tls_failure(exc)
-        if reason is None:
+        refused = _tls_refused(engine.url.render_as_string(hide_password=True), exc)
+        if refused is None:
             raise
-        url = engine.url.render_as_string(hide_password=True)
-        raise DatabaseTlsError(f"database {_where(url)}: TLS: {reason}") from None
+        raise refused from None

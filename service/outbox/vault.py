@@ -102,23 +102,11 @@ class CredentialVault:
 
     def opens(self, stored: str) -> bool:
         """Whether some configured key opens it (a plain value: yes)."""
-        if not is_sealed(stored):
-            return True
-        try:
-            self._any.decrypt(stored.encode())
-        except InvalidToken:
-            return False
-        return True
+        return not is_sealed(stored) or _decrypts(self._any, stored)
 
     def is_current(self, stored: str) -> bool:
         """Whether it is sealed under the current key (nothing for `keys rotate` to do)."""
-        if not is_sealed(stored):
-            return False
-        try:
-            self._current.decrypt(stored.encode())
-        except InvalidToken:
-            return False
-        return True
+        return is_sealed(stored) and _decrypts(self._current, stored)
 
     def reseal(self, stored: str) -> str:
         """Sealed under the current key: a token of an earlier key re-encrypted, a plain
@@ -167,3 +155,11 @@ def local_key(path: Path) -> SecretStr:
 
 def new_key() -> str:
     return Fernet.generate_key().decode()
+
+
+def _decrypts(keys: Fernet | MultiFernet, stored: str) -> bool:
+    try:
+        keys.decrypt(stored.encode())
+    except InvalidToken:
+        return False
+    return True

@@ -11,7 +11,6 @@ aiokafka's arguments is unit-tested (tests/unit/test_kafka_security.py).
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from service.settings import KafkaSettings
 from tests.e2e.test_kafka_intake import service_env
 from tests.support.databases import sqlite_url
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import BIN, db_upgrade
+from tests.support.service_processes import db_upgrade, ucaas_sync
 from tests.support.tls_broker import tansu
 
 BOUND_S = 3.0
@@ -76,15 +75,7 @@ def test_run_stops_with_one_line_and_exit_3_on_a_refused_login(
         "UCAAS_SYNC_KAFKA_SASL_PASSWORD": "not-the-password",
     }
     db_upgrade(env, tmp_path)
-    done = subprocess.run(
-        [str(BIN / "ucaas-sync"), "run", "--no-poller", "--no-admin"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = ucaas_sync(env, tmp_path, "run", "--no-poller", "--no-admin", check=False)
     assert done.returncode == 3, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     assert "not-the-password" not in done.stderr + done.stdout

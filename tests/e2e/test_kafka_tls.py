@@ -13,7 +13,6 @@ installs it).
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +41,7 @@ from tests.e2e.test_kafka_intake import (
 from tests.support.databases import sqlite_url
 from tests.support.kafka import EventProducer, cloudevent, read_topic
 from tests.support.sandbox_server import SandboxAdmin
-from tests.support.service_processes import BIN, Processes, db_upgrade
+from tests.support.service_processes import Processes, db_upgrade, ucaas_sync
 from tests.support.tls_broker import TlsBroker, stunnel_binary, unavailable
 
 BOUND_S = 3.0  # connect_timeout_s in the refusal tests: each must end soon after
@@ -198,15 +197,7 @@ def test_run_stops_with_one_line_and_exit_3_on_a_wrong_ca(
     }
     db_upgrade(env, tmp_path)
     began = time.monotonic()
-    done = subprocess.run(
-        [str(BIN / "ucaas-sync"), "run", "--no-poller", "--no-admin"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = ucaas_sync(env, tmp_path, "run", "--no-poller", "--no-admin", check=False)
     took = time.monotonic() - began
     assert done.returncode == 3, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr

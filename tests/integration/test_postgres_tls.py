@@ -6,8 +6,6 @@ stops the command at start with one line, not a traceback."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +17,8 @@ from service.outbox import db
 from service.outbox.tls import DatabaseTlsError
 from service.settings import Settings
 from tests.support.certificates import Authority
+from tests.support.service_processes import ucaas_sync
 from tests.support.tls_postgres import TlsServer, tls_postgres
-
-CLI = str(Path(sys.executable).with_name("ucaas-sync"))
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +109,7 @@ def test_a_wrong_ca_is_one_line_from_the_command_line(
 ) -> None:
     url = server.url(sslmode="verify-full", sslrootcert=str(wrong_ca))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UCAAS_SYNC_", "DATABASE_URL"))}
-    done = subprocess.run(
-        [CLI, *command],
-        env={**env, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=False,
-    )
+    done = ucaas_sync({**env, "DATABASE_URL": url}, tmp_path, *command, check=False)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
