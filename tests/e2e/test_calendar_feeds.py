@@ -673,7 +673,9 @@ async def test_a_feed_registered_and_removed_by_events(
         await run.settle()
         check_live(sandbox, weekly_3 + budget_1)
         row = await run.feed_row("team-cal")
-        assert (row.source, row.organizer_email, row.last_status) == ("event", ORGANISER, "ok")
+        # "unchanged" when a 304 poll (0.3 s interval) came after the one that planned
+        assert (row.source, row.organizer_email) == ("event", ORGANISER)
+        assert row.last_status in ("ok", "unchanged"), row.last_status
         # Polled again and again (a 0.3 s interval): 304s, and no more calls.
         calls = ucaas_calls(sandbox)
         polled = feed_server.requests()
