@@ -7,6 +7,8 @@
 - tenant_credential: per-tenant UCaaS logins, the password encrypted at rest
 - dead_letter:  one row per record sent to a dead-letter topic, with its error and reason
 - audit_log:    one row per operator action: who (the token's name), what, when, result
+- result:       one row per result event (a command finished, died or was held), written
+                in the outcome's transaction and relayed to the results topic
 
 Times are stored as naive UTC and read back as aware UTC (`UtcDateTime`), the same on
 SQLite and PostgreSQL.
@@ -262,6 +264,8 @@ class DeadLetterRow(SQLModel, table=True):
     error: str = Field(max_length=40, index=True)
     reason: str = Field(max_length=1000)
     at: datetime = _time(index=True)
+    # sent back to its source topic by `dlq replay`: a second replay skips it
+    replayed_at: datetime | None = _time(nullable=True)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -280,6 +284,34 @@ class AuditEntry(SQLModel, table=True):
     detail: str | None = Field(default=None, max_length=1000)
 
 
+class ResultRow(SQLModel, table=True):
+    """A result event: what a command came to (done, dead, held for approval), as the
+    structured CloudEvent the relay publishes. Written in the same transaction as the
+    command's outcome, so a result exists if and only if its outcome does; `event_id` is
+    made once, so a re-sent result is the same event and consumers dedupe on it."""
+
+    __tablename__ = "result"
+    __table_args__ = (
+        # the relay reads the unpublished rows in id order; published ones pile up
+        sa.Index(
+            "ix_result_unpublished",
+            "id",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64, unique=True)  # the CloudEvent's id
+    type: str = Field(max_length=100)
+    subject: str = Field(max_length=255, index=True)  # the entity
+    command_id: int | None = Field(default=None, index=True)
+    topic: str = Field(max_length=255)
+    cloudevent: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _time(index=True)
+    published_at: datetime | None = _time(nullable=True)
+
+
 def table_of(model: type[Any]) -> sa.Table:
     """A SQLModel table class's Core table, typed."""
     return cast(sa.Table, model.__table__)
@@ -296,3 +328,4 @@ FEEDS = table_of(CalendarFeed)
 EVENT_OWNERS = table_of(CalendarEventOwner)
 DEAD_LETTERS = table_of(DeadLetterRow)
 AUDIT = table_of(AuditEntry)
+RESULTS = table_of(ResultRow)
