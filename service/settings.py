@@ -321,6 +321,25 @@ class CalendarSettings(Section):
     )
 
 
+class ResultsSettings(Section):
+    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_RESULTS_", extra="ignore")
+
+    enabled: bool = Field(True, description="publish what each command came to (result events)")
+    topic: str = Field("ucaas.results", description="the results topic")
+    per_domain: bool = Field(
+        False, description="<topic>.users|customers|subscriptions|meetings|commands instead"
+    )
+    source: str = Field("ucaas-sync", description="the result events' CloudEvents source")
+    include_pins: bool = Field(
+        False, description="meeting results carry the moderator and participant PINs"
+    )
+    batch: int = Field(500, ge=1, description="results published per relay round at most")
+    poll_s: float = Field(0.5, gt=0, description="the relay's idle wait between looks")
+    publish_timeout_s: float = Field(
+        15.0, gt=0, description="one round's wait for the broker's acknowledgements"
+    )
+
+
 class AdminToken(BaseModel):
     """A named admin API token: its name is what the audit log records as the actor."""
 
@@ -414,6 +433,7 @@ class Settings(Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -432,7 +452,7 @@ class Settings(Section):
         toml = () if path is None else (TomlConfigSettingsSource(settings_cls, toml_file=path),)
         return (*first, *toml, last)
 
-    @field_validator("dispatch", "intake", "kafka", "calendar", "admin", mode="before")
+    @field_validator("dispatch", "intake", "kafka", "calendar", "admin", "results", mode="before")
     @classmethod
     def _sections(cls, given: Any, info: Any) -> Any:
         section = cast(type[BaseSettings], cls.model_fields[info.field_name].annotation)

@@ -1,4 +1,5 @@
-"""The one place that wires concrete parts: database, UCaaS client, outbox, dispatcher.
+"""The one place that wires concrete parts: database, UCaaS client, outbox, dispatcher,
+and the results (written with the outcomes, relayed to Kafka).
 
 Nothing connects at import; `bootstrap()` does it, and `Service.aclose()` undoes it.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.events.publisher import KafkaPublisher
 from connectors.ucaas import CallRecord, Credentials, UCaaSClient
 from service.calendar.poller import FeedPoller
 from service.calendar.registry import FeedRegistry
@@ -27,6 +29,9 @@ from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.store import OutboxStore
 from service.outbox.unit_of_work import UnitOfWork
 from service.outbox.vault import vault_for
+from service.results.model import ResultPolicy
+from service.results.recorder import ResultRecorder
+from service.results.relay import ResultRelay
 from service.settings import Settings
 
 log = logging.getLogger("ucaas_sync")
@@ -59,6 +64,13 @@ class Service:
             self.intake,
             kafka.connection(bootstrap or kafka.bootstrap_servers or DEFAULT_KAFKA),
         )
+
+    def relay(self, bootstrap: str | None = None) -> ResultRelay:
+        """The results relay to the configured broker (or `bootstrap`)."""
+        kafka = self.settings.kafka
+        connection = kafka.connection(bootstrap or kafka.bootstrap_servers or DEFAULT_KAFKA)
+        publisher = KafkaPublisher(connection, timeout_s=self.settings.results.publish_timeout_s)
+        return ResultRelay(self.engine, publisher, self.settings.results)
 
     async def aclose(self) -> None:
         await self.poller.aclose()
@@ -100,7 +112,15 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
             await engine.dispose()
             raise
     vault = vault_for(settings)
-    store = OutboxStore(engine, vault)
+    results = settings.results
+    recorder = (
+        ResultRecorder(
+            ResultPolicy(results.source, results.topic, results.per_domain, results.include_pins)
+        )
+        if results.enabled
+        else None
+    )
+    store = OutboxStore(engine, vault, results=recorder)
     ucaas = UCaaSClient(
         settings.ucaas_base_url,
         api_id=settings.ucaas_api_id,
@@ -122,7 +142,7 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
         configured=configured,
     )
     dispatcher = Dispatcher(store, Executors(accounts, REGISTRY), settings.dispatch)
-    uow = UnitOfWork(engine, on_commit=dispatcher.wake)
+    uow = UnitOfWork(engine, on_commit=dispatcher.wake, results=recorder)
     policy = LicencePolicy.load(settings.intake.licence_policy)
     intake = Intake(uow, policy, settings.intake, vault=vault)
     poller = FeedPoller(FeedRegistry(engine, vault), settings.calendar, uow=uow)

@@ -1,6 +1,7 @@
 """Run the service's parts in one process until told to stop.
 
-The parts (consumers, dispatcher, feed poller, admin API) can each be switched off so
+The parts (consumers, dispatcher, feed poller, results relay, admin API) can each be
+switched off so
 they scale apart. A broker that does not answer does not stop the others: the consumers
 keep trying to connect with a growing pause, commands already accepted still go out,
 and `/readyz` says what is missing. A broker that answers but refuses the TLS or SASL
@@ -28,6 +29,7 @@ from service.app.bootstrap import Service
 from service.backoff import backoff_s
 from service.entrypoints.admin_host import refuse_open_admin
 from service.entrypoints.consumers import EventConsumer
+from service.results.relay import ResultRelay
 from service.settings import Settings
 from service.views import Operations
 
@@ -46,11 +48,11 @@ class Parts:
     dispatcher: bool = True
     poller: bool = True
     admin: bool = True
+    relay: bool = True  # when results are enabled
 
     def named(self) -> str:
-        on = [
-            name for name in ("consumers", "dispatcher", "poller", "admin") if getattr(self, name)
-        ]
+        names = ("consumers", "dispatcher", "poller", "relay", "admin")
+        on = [name for name in names if getattr(self, name)]
         return ", ".join(on) or "nothing"
 
 
@@ -63,6 +65,7 @@ class Running:
     consumer: EventConsumer | None = None
     consumer_started: asyncio.Event = field(default_factory=asyncio.Event)
     admin: AdminServer | None = None
+    relay: ResultRelay | None = None
 
     @property
     def admin_url(self) -> str | None:
@@ -157,6 +160,9 @@ async def serve(
             )
         if parts.poller:
             tasks.append(asyncio.create_task(service.poller.run(), name="poller"))
+        if parts.relay and service.settings.results.enabled:
+            running.relay = service.relay()
+            tasks.append(asyncio.create_task(running.relay.run(), name="relay"))
         log.info(
             "ucaas-sync started: %s (%s, %d workers), database %s, admin %s",
             parts.named(),
@@ -204,6 +210,8 @@ async def _shut_down(
             await service.poller.stop()
         if running.parts.dispatcher:
             await service.dispatcher.stop()
+        if running.relay is not None:
+            await running.relay.stop()  # after the dispatcher: its last results go out too
         for task in tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task

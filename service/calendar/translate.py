@@ -139,7 +139,12 @@ def diff_feed(
         for key, old in before.items()
         if key not in wanted and old.start_time > now and _of_uids(feed, key, skipped)
     }
-    ref = {"tenant": feed.tenant, "organizer_email": feed.organizer_email, "app": rules.app}
+    ref = {
+        "tenant": feed.tenant,
+        "organizer_email": feed.organizer_email,
+        "app": rules.app,
+        "feed_id": feed.feed_id,
+    }
     commands: list[Command] = []
     for key, spec in wanted.items():
         old = before.get(key)
@@ -171,7 +176,12 @@ def _of_uids(feed: Feed, key: str, uids: Collection[str]) -> bool:
 
 def cancel_all(feed: Feed, state: FeedState | None, now: datetime, app: str = "vc") -> Translation:
     """A feed removed: its meetings that have not started are cancelled."""
-    ref = {"tenant": feed.tenant, "organizer_email": feed.organizer_email, "app": app}
+    ref = {
+        "tenant": feed.tenant,
+        "organizer_email": feed.organizer_email,
+        "app": app,
+        "feed_id": feed.feed_id,
+    }
     commands = [
         Command.of(CancelMeeting(meeting_key=key, **ref))
         for key, spec in (state or FeedState()).meetings.items()

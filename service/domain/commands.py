@@ -7,8 +7,9 @@ Payloads are validated by the kind's model on the way in (translation) and on th
 
 Each kind is declared once, by its payload model: `@command(Kind.X, ...)` names the kind
 and its properties, and PAYLOADS, DEPROVISIONING and PRODUCERS are derived from those
-declarations. A new UCaaS command is a Kind member and its payload here, an executor
-(`@executes(Payload)` in service/executors/), and the translation that emits it.
+declarations. A new UCaaS command is a Kind member and its payload here (with the type of the result
+event its success publishes, `result=`), an executor (`@executes(Payload)` in
+service/executors/), and the translation that emits it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Payload(BaseModel):
     # Its success can satisfy another command's prerequisite (a customer, a subscription,
     # a user to organise meetings, a freed seat): it wakes the tenant's waiting commands.
     produces_prerequisite: ClassVar[bool] = False
+    # The CloudEvent type its success publishes on the results topic (service/results/).
+    result: ClassVar[str]
 
 
 PAYLOADS: dict[Kind, type[Payload]] = {}  # each kind's payload model, filled by @command
@@ -67,14 +70,16 @@ M = TypeVar("M", bound=type[Payload])
 
 
 def command(
-    kind: Kind, *, deprovisions: bool = False, produces_prerequisite: bool = False
+    kind: Kind, *, result: str, deprovisions: bool = False, produces_prerequisite: bool = False
 ) -> Callable[[M], M]:
-    """Declare a payload model as the one of `kind`, with the kind's properties."""
+    """Declare a payload model as the one of `kind`, with the kind's properties and the
+    type of the result event its success publishes."""
 
     def declare(model: M) -> M:
         if kind in PAYLOADS:
             raise TypeError(f"{kind} has two payload models: {PAYLOADS[kind]} and {model}")
         model.kind = kind
+        model.result = result
         model.deprovisions = deprovisions
         model.produces_prerequisite = produces_prerequisite
         PAYLOADS[kind] = model
@@ -98,7 +103,7 @@ class UserProfile(Payload):
     designation: str | None = None
 
 
-@command(Kind.CREATE_USER, produces_prerequisite=True)
+@command(Kind.CREATE_USER, result="ucaas.user.provisioned", produces_prerequisite=True)
 class CreateUser(UserPayload):
     profile: UserProfile
     # A rehire under a new employee id: this leaver's UCaaS user is the person's, adopted
@@ -106,23 +111,23 @@ class CreateUser(UserPayload):
     rehire_of: str | None = None
 
 
-@command(Kind.UPDATE_USER)
+@command(Kind.UPDATE_USER, result="ucaas.user.updated")
 class UpdateUser(UserPayload):
     email: str = Field(description="to find the user if the mapping is lost")
     changes: dict[str, str | None]
 
 
-@command(Kind.SUSPEND_USER, deprovisions=True)
+@command(Kind.SUSPEND_USER, result="ucaas.user.suspended", deprovisions=True)
 class SuspendUser(UserPayload):
     pass
 
 
-@command(Kind.REACTIVATE_USER)
+@command(Kind.REACTIVATE_USER, result="ucaas.user.reactivated")
 class ReactivateUser(UserPayload):
     pass
 
 
-@command(Kind.CHANGE_EMAIL)
+@command(Kind.CHANGE_EMAIL, result="ucaas.user.email_changed")
 class ChangeEmail(UserPayload):
     """An e-mail change, which the API cannot make: queued held for a person, who changes
     it in UCaaS by hand and approves; the executor then checks and records it."""
@@ -131,12 +136,17 @@ class ChangeEmail(UserPayload):
     new_email: str
 
 
-@command(Kind.ASSIGN_LICENCE)
+@command(Kind.ASSIGN_LICENCE, result="ucaas.user.licence_assigned")
 class AssignLicence(UserPayload):
     app: App
 
 
-@command(Kind.REVOKE_LICENCE, deprovisions=True, produces_prerequisite=True)
+@command(
+    Kind.REVOKE_LICENCE,
+    result="ucaas.user.licence_revoked",
+    deprovisions=True,
+    produces_prerequisite=True,
+)
 class RevokeLicence(UserPayload):
     app: App
 
@@ -162,19 +172,19 @@ class CustomerProfile(Payload):
     individual: bool | None = None
 
 
-@command(Kind.CREATE_CUSTOMER, produces_prerequisite=True)
+@command(Kind.CREATE_CUSTOMER, result="ucaas.customer.created", produces_prerequisite=True)
 class CreateCustomer(Payload):
     crm_id: str
     profile: CustomerProfile
 
 
-@command(Kind.UPDATE_CUSTOMER)
+@command(Kind.UPDATE_CUSTOMER, result="ucaas.customer.updated")
 class UpdateCustomer(Payload):
     crm_id: str
     changes: dict[str, Any]
 
 
-@command(Kind.CLOSE_CUSTOMER)
+@command(Kind.CLOSE_CUSTOMER, result="ucaas.customer.closed")
 class CloseCustomer(Payload):
     crm_id: str
     status: Literal["C", "S"] = "C"
@@ -182,7 +192,7 @@ class CloseCustomer(Payload):
 
 # A closed (or suspended) customer refuses its tenant's login (4014): reopening it lets the
 # tenant's waiting commands run again.
-@command(Kind.REOPEN_CUSTOMER, produces_prerequisite=True)
+@command(Kind.REOPEN_CUSTOMER, result="ucaas.customer.reopened", produces_prerequisite=True)
 class ReopenCustomer(Payload):
     crm_id: str
 
@@ -194,7 +204,7 @@ class PurchasePayload(Payload):
     purchase_id: str
 
 
-@command(Kind.CREATE_SUBSCRIPTION, produces_prerequisite=True)
+@command(Kind.CREATE_SUBSCRIPTION, result="ucaas.subscription.created", produces_prerequisite=True)
 class CreateSubscription(PurchasePayload):
     plan_id: str
     app: App
@@ -208,12 +218,16 @@ SubscriptionStatus = Literal["A", "S", "X"]  # active, suspended, expired (the A
 # Not `deprovisions`: the guard counts people, and this is one deliberate CRM act on a
 # company. A subscription active again (or with more seats) can be what a waiting licence
 # or meeting needs (1262, 1615/1616), hence produces_prerequisite.
-@command(Kind.SET_SUBSCRIPTION_STATUS, produces_prerequisite=True)
+@command(
+    Kind.SET_SUBSCRIPTION_STATUS, result="ucaas.subscription.changed", produces_prerequisite=True
+)
 class SetSubscriptionStatus(PurchasePayload):
     status: SubscriptionStatus
 
 
-@command(Kind.SET_SUBSCRIPTION_SEATS, produces_prerequisite=True)
+@command(
+    Kind.SET_SUBSCRIPTION_SEATS, result="ucaas.subscription.changed", produces_prerequisite=True
+)
 class SetSubscriptionSeats(PurchasePayload):
     seats: int = Field(ge=1)
 
@@ -235,19 +249,22 @@ class MeetingPayload(Payload):
     tenant: str
     organizer_email: str
     app: App = "vc"
+    # the calendar feed the meeting comes from (for its result event; absent in rows
+    # queued before it was recorded)
+    feed_id: str | None = None
 
 
-@command(Kind.SCHEDULE_MEETING)
+@command(Kind.SCHEDULE_MEETING, result="ucaas.meeting.scheduled")
 class ScheduleMeeting(MeetingPayload):
     meeting: MeetingSpec
 
 
-@command(Kind.UPDATE_MEETING)
+@command(Kind.UPDATE_MEETING, result="ucaas.meeting.updated")
 class UpdateMeeting(MeetingPayload):
     meeting: MeetingSpec
 
 
-@command(Kind.CANCEL_MEETING)
+@command(Kind.CANCEL_MEETING, result="ucaas.meeting.cancelled")
 class CancelMeeting(MeetingPayload):
     pass
 

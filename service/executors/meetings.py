@@ -9,7 +9,7 @@ nothing (404) is already done.
 from __future__ import annotations
 
 from connectors.ucaas import NotFoundError, ValidationError
-from connectors.ucaas.models.meetings import Invitees, MeetingChanges, NewMeeting
+from connectors.ucaas.models.meetings import Invitees, Meeting, MeetingChanges, NewMeeting
 from service.domain.commands import (
     CancelMeeting,
     MeetingPayload,
@@ -42,6 +42,13 @@ def _state(spec: MeetingSpec) -> dict[str, object]:
     return spec.model_dump(mode="json")
 
 
+def _learned(meeting: Meeting) -> dict[str, object]:
+    """The answer's join link and PINs, for the result event (which drops the PINs unless
+    the operator publishes them)."""
+    found = {"join_url": meeting.direct_url, "mpin": meeting.mpin, "ppin": meeting.ppin}
+    return {k: v for k, v in found.items() if v}
+
+
 async def _fields(x: Exec, spec: MeetingSpec) -> dict[str, object]:
     return {
         "room_name": spec.room_name,
@@ -61,12 +68,15 @@ async def _schedule(x: Exec, access: TenantAccess, p: MeetingPayload, spec: Meet
         found = await access.api.meetings.find(organiser, spec.room_name, spec.start_time, p.app)
         if found is not None:
             mapping = MappingWrite(_key(p), found.meeting_id, organiser, _state(spec))
-            return Done(mappings=(mapping,), note="adopted the existing meeting")
+            return Done(
+                mappings=(mapping,), note="adopted the existing meeting", learned=_learned(found)
+            )
     meeting = await access.api.meetings.schedule(
         NewMeeting(user_id=organiser, **await _fields(x, spec)),
         p.app,
     )
-    return Done(mappings=(MappingWrite(_key(p), meeting.meeting_id, organiser, _state(spec)),))
+    mapping = MappingWrite(_key(p), meeting.meeting_id, organiser, _state(spec))
+    return Done(mappings=(mapping,), learned=_learned(meeting))
 
 
 @executes(ScheduleMeeting)
@@ -88,7 +98,7 @@ async def update_meeting(x: Exec, p: UpdateMeeting) -> Outcome:
         # An edit replaces the invitees it names: empty lists drop those the calendar
         # dropped (None would leave them all invited).
         fields["invitees"] = Invitees(emails=list(p.meeting.invitees))
-        await access.api.meetings.edit(mapping.ucaas_id, MeetingChanges(**fields), p.app)
+        edited = await access.api.meetings.edit(mapping.ucaas_id, MeetingChanges(**fields), p.app)
     except NotFoundError:
         # Cancelled behind our back: the calendar still wants it, so it is made again.
         return await _schedule(x, access, p, p.meeting)
@@ -97,7 +107,8 @@ async def update_meeting(x: Exec, p: UpdateMeeting) -> Outcome:
             return Done(note="already started: left as it is")
         raise
     state = _state(p.meeting)
-    return Done(mappings=(MappingWrite(_key(p), mapping.ucaas_id, mapping.natural_key, state),))
+    written = MappingWrite(_key(p), mapping.ucaas_id, mapping.natural_key, state)
+    return Done(mappings=(written,), learned=_learned(edited))
 
 
 @executes(CancelMeeting)

@@ -117,6 +117,26 @@ DEAD_COMMANDS = Gauge(
     "Commands parked as dead, waiting for an operator",
     registry=REGISTRY,
 )
+RESULTS_PUBLISHED = Counter(
+    "ucaas_sync_results_published_total",
+    "Result events the relay published (a re-send after a lost acknowledgement counts again)",
+    registry=REGISTRY,
+)
+RESULTS_RELAY_FAILURES = Counter(
+    "ucaas_sync_results_relay_failures_total",
+    "Relay rounds the broker did not acknowledge (sent again after a pause)",
+    registry=REGISTRY,
+)
+RESULTS_UNPUBLISHED = Gauge(
+    "ucaas_sync_results_unpublished",
+    "Result events written but not yet acknowledged by the broker (the relay's lag)",
+    registry=REGISTRY,
+)
+RESULTS_OLDEST_AGE = Gauge(
+    "ucaas_sync_results_oldest_unpublished_seconds",
+    "Age of the oldest result event not yet published (0 when there is none)",
+    registry=REGISTRY,
+)
 
 # Every status a command can have, so a status that empties shows 0 rather than its last count.
 OUTBOX_STATUSES = ("pending", "in_flight", "waiting", "held", "dead", "done", "dropped")
@@ -217,6 +237,19 @@ def feed_version_held() -> None:
 
 def feed_event_skipped(kind: str) -> None:
     FEED_EVENTS_SKIPPED.labels(kind if kind in SKIP_KINDS else OTHER).inc()  # a closed set
+
+
+def results_published(count: int) -> None:
+    RESULTS_PUBLISHED.inc(count)
+
+
+def results_relay_failed() -> None:
+    RESULTS_RELAY_FAILURES.inc()
+
+
+def results_backlog(unpublished: int, oldest_age_s: float | None) -> None:
+    RESULTS_UNPUBLISHED.set(unpublished)
+    RESULTS_OLDEST_AGE.set(oldest_age_s or 0.0)
 
 
 def observe_status(status: StatusLike) -> None:

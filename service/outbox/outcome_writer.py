@@ -3,7 +3,8 @@
 Per batch, one statement per kind of change, not one per command: the rows' new status
 (done, retry, wait, dead), the id mappings written and forgotten, captured logins, a
 tenant's waiting commands woken by a prerequisite made, followers held or released
-(followers.py), and the call log.
+(followers.py), the call log, and the result events of the commands done or dead
+(through the ResultLog port, when one is wired in).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from service.outbox import followers
 from service.outbox.claims import Claim
 from service.outbox.mappings import IdMappingView
 from service.outbox.outcomes import Dead, Done, MappingWrite, Outcome, Retry, Wait
+from service.outbox.result_log import CommandRef, ResultLog
 from service.outbox.sql import among, bound, upsert, upsert_many
 from service.outbox.tables import CALLS, LOGINS, MAPPING, OUTBOX, CommandStatus, utcnow
 from service.outbox.vault import CredentialVault
@@ -34,11 +36,13 @@ class OutcomeWriter:
         engine: AsyncEngine,
         vault: CredentialVault | None,
         remember: Callable[[IdMappingView], None],
+        results: ResultLog | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.vault = vault
         self._remember = remember  # keeps a copy of a mapping once its write committed
+        self.results = results
 
     async def finish_many(self, items: Sequence[Finished]) -> list[bool]:
         """Record many outcomes in one transaction (group commit): the statements are one
@@ -48,6 +52,15 @@ class OutcomeWriter:
         async with self.engine.begin() as conn:
             owned = await self._owned(conn, [claim for claim, _, _ in items])
             mine = [item for item in items if item[0].id in owned]
+            if self.results is not None:
+                # before the mappings change: a result reads them as they were too
+                finished = [
+                    (_ref(claim, owned[claim.id]), o)
+                    for claim, o, _ in mine
+                    if isinstance(o, Done | Dead)
+                ]
+                if finished:
+                    await self.results.finished(conn, finished, now)
             waits = [c for c, o, _ in mine if c.tenant and isinstance(o, Wait)]
             started = await self._attempts_started(conn, waits)
             for shape, values in _status_groups(mine, now).items():
@@ -77,16 +90,25 @@ class OutcomeWriter:
                 self._remember(IdMappingView(m.key, m.ucaas_id, m.natural_key, m.state))
         return [claim.id in owned for claim, _, _ in items]
 
-    async def _owned(self, conn: AsyncConnection, claims: Sequence[Claim]) -> set[int]:
-        """Which of these rows are still in flight under their claim's lease."""
+    async def _owned(
+        self, conn: AsyncConnection, claims: Sequence[Claim]
+    ) -> dict[int, tuple[str | None, str | None]]:
+        """Which of these rows are still in flight under their claim's lease, with the
+        (source, id) of the event that asked for each (what its result names)."""
         rows = await conn.execute(
-            sa.select(OUTBOX.c.id, OUTBOX.c.lease_owner).where(
+            sa.select(
+                OUTBOX.c.id, OUTBOX.c.lease_owner, OUTBOX.c.event_source, OUTBOX.c.event_id
+            ).where(
                 among(self.dialect, OUTBOX.c.id, [c.id for c in claims], sa.Integer),
                 OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
             )
         )
         owners = {c.id: c.owner for c in claims}
-        return {row_id for row_id, owner in rows if owners.get(row_id) == owner}
+        return {
+            row_id: (source, event_id)
+            for row_id, owner, source, event_id in rows
+            if owners.get(row_id) == owner
+        }
 
     async def _write_done(self, conn: AsyncConnection, done: Sequence[Done], now: datetime) -> None:
         # The last write of a key in the batch wins: one statement may not touch a row twice.
@@ -183,6 +205,12 @@ class OutcomeWriter:
 
 
 _KEYS = ("kind", "tenant", "external_id")
+
+
+def _ref(claim: Claim, cause: tuple[str | None, str | None]) -> CommandRef:
+    return CommandRef(
+        claim.id, claim.kind, claim.entity, claim.tenant, claim.payload, cause[0], cause[1]
+    )
 
 
 def _mapping_values(mapping: MappingWrite, now: datetime) -> dict[str, Any]:

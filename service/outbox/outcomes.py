@@ -39,6 +39,9 @@ class Done:
     forget: tuple[MappingKey, ...] = ()
     login: CapturedLogin | None = None
     note: str | None = None  # e.g. "adopted existing user" or "already cancelled"
+    # What the API answered that the result event carries and no mapping keeps: a
+    # meeting's join link (and PINs, published only if the operator turns them on).
+    learned: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from service.outbox.mappings import CACHE_LIMIT, IdMappingView, MappingReads
 from service.outbox.operator import OperatorActions
 from service.outbox.outcome_writer import Finished, OutcomeWriter
 from service.outbox.outcomes import MappingKey, Outcome
+from service.outbox.result_log import ResultLog
 from service.outbox.tables import OUTBOX, OutboxRow, utcnow
 from service.outbox.vault import CredentialVault
 
@@ -38,13 +39,16 @@ class OutboxStore:
         vault: CredentialVault | None = None,
         *,
         cache_limit: int = CACHE_LIMIT,
+        results: ResultLog | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.vault = vault
         self.claims = Claims(engine)
         self.mappings = MappingReads(engine, vault, cache_limit)
-        self.outcomes = OutcomeWriter(engine, vault, remember=self.mappings.remember)
+        self.outcomes = OutcomeWriter(
+            engine, vault, remember=self.mappings.remember, results=results
+        )
         self.operator = OperatorActions(engine)
 
     # -- claims (claims.py) ---------------------------------------------------------------

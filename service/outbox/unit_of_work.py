@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.domain.commands import Command
 from service.outbox.followers import BLOCKED
+from service.outbox.result_log import CommandRef, ResultLog
 from service.outbox.sql import chunks, insert_for
 from service.outbox.states import States
 from service.outbox.tables import INBOX, OUTBOX, CommandStatus, utcnow
@@ -102,27 +103,39 @@ class Inbox:
 class Commands:
     """The outbox rows one transaction queues."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, results: ResultLog | None = None) -> None:
         self.conn = conn
+        self.results = results
         self.queued = 0
 
     async def add(self, accepted: Sequence[Accepted]) -> None:
         """All the events' commands in one statement, in order (ids follow it: FIFO per
-        entity); a command not held for approval is held behind a dead one of its entity."""
+        entity); a command not held for approval is held behind a dead one of its entity.
+        One held for a person (approval) reports it as a result event."""
         blockers = await self.dead_blockers({c.entity for a in accepted for c in a.commands})
-        rows = [
-            _command_row(
-                command,
-                a.event,
-                a.approvals.get(index) or command.held or blockers.get(command.entity),
-                a.now,
-            )
-            for a in accepted
-            for index, command in enumerate(a.commands)
-        ]
-        if rows:
+        rows: list[dict[str, Any]] = []
+        for_person: list[bool] = []
+        for a in accepted:
+            for index, command in enumerate(a.commands):
+                person = a.approvals.get(index) or command.held
+                hold = person or blockers.get(command.entity)
+                rows.append(_command_row(command, a.event, hold, a.now))
+                for_person.append(person is not None)
+        if not rows:
+            return
+        if self.results is None or not any(for_person):
             await self.conn.execute(OUTBOX.insert(), rows)
-            self.queued += len(rows)
+        else:
+            # the held rows' ids, for their results: RETURNING in the order of the rows
+            statement = OUTBOX.insert().returning(OUTBOX.c.id, sort_by_parameter_order=True)
+            ids = (await self.conn.execute(statement, rows)).scalars().all()
+            held = [
+                (_ref(row_id, row), str(row["hold_reason"]))
+                for row_id, row, person in zip(ids, rows, for_person, strict=True)
+                if person
+            ]
+            await self.results.held(self.conn, held, rows[0]["created_at"])
+        self.queued += len(rows)
 
     async def withdraw(self, withdrawn: Sequence[Withdrawn]) -> None:
         """Drop each entity's commands dated ahead that have not run, in favour of what a
@@ -194,20 +207,26 @@ class Transaction:
     states: States
 
     @classmethod
-    def on(cls, conn: AsyncConnection) -> Transaction:
-        return cls(conn, Inbox(conn), Commands(conn), States(conn))
+    def on(cls, conn: AsyncConnection, results: ResultLog | None = None) -> Transaction:
+        return cls(conn, Inbox(conn), Commands(conn, results), States(conn))
 
 
 class UnitOfWork:
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_commit: Callable[[], None] | None = None,
+        results: ResultLog | None = None,
+    ) -> None:
         self.engine = engine
         self.on_commit = on_commit
+        self.results = results  # commands held for a person report it (result events)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         async with self.engine.begin() as conn:
-            tx = Transaction.on(conn)
+            tx = Transaction.on(conn, self.results)
             yield tx
         if tx.commands.queued and self.on_commit is not None:
             self.on_commit()
@@ -242,6 +261,18 @@ def _inbox_row(accepted: Accepted) -> dict[str, object]:
         "commands": len(accepted.commands),
         "received_at": accepted.now,
     }
+
+
+def _ref(command_id: int, row: Mapping[str, Any]) -> CommandRef:
+    return CommandRef(
+        command_id,
+        row["kind"],
+        row["entity"],
+        row["tenant"],
+        row["payload"],
+        row["event_source"],
+        row["event_id"],
+    )
 
 
 def _command_row(

@@ -88,6 +88,7 @@ def test_a_new_occurrence_is_scheduled_for_the_organiser() -> None:
         "tenant": "acme",
         "organizer_email": "Lena.Fischer@team.example",
         "app": "vc",
+        "feed_id": "team-cal",
         "meeting": {
             "room_name": "Weekly sync",
             "desc": "Status, blockers, next steps.",
@@ -174,7 +175,7 @@ def test_cancelled_exdated_and_removed_occurrences_are_cancelled() -> None:
     ]
     assert set(state_of(translation).meetings) == {f"team-cal:{weekly[0].key}"}
     payload = translation.commands[0].as_json()["payload"]
-    assert payload.keys() == {"meeting_key", "tenant", "organizer_email", "app"}
+    assert payload.keys() == {"meeting_key", "tenant", "organizer_email", "app", "feed_id"}
 
 
 def test_a_cancelled_occurrence_never_seen_is_not_scheduled() -> None:

@@ -37,7 +37,7 @@ def test_every_kind_has_exactly_one_executor() -> None:
 def test_a_second_payload_model_for_a_kind_is_refused() -> None:
     with pytest.raises(TypeError, match="suspend_user has two payload models"):
 
-        @command(Kind.SUSPEND_USER)
+        @command(Kind.SUSPEND_USER, result="ucaas.user.suspended")
         class AnotherSuspend(Payload):
             tenant: str
 
