@@ -339,6 +339,13 @@ class ResultsSettings(Section):
         15.0, gt=0, description="one round's wait for the broker's acknowledgements"
     )
 
+    def topics(self) -> tuple[str, ...]:
+        """The topics results go to (to be created before the relay runs)."""
+        if not self.per_domain:
+            return (self.topic,)
+        suffixes = ("users", "customers", "subscriptions", "meetings", "commands")
+        return tuple(f"{self.topic}.{suffix}" for suffix in suffixes)
+
 
 class AdminToken(BaseModel):
     """A named admin API token: its name is what the audit log records as the actor."""

@@ -135,16 +135,16 @@ def broker(
 
     With a command after `--`, run it against the broker and stop the broker afterwards.
     """
-    kafka = Settings().kafka
-    local = LocalBroker.start(
-        with_dead_letters(kafka.topics, kafka.dlq_suffix), port=port, kafka=kafka
-    )
+    settings = Settings()
+    kafka = settings.kafka
+    topics = [*with_dead_letters(kafka.topics, kafka.dlq_suffix), *settings.results.topics()]
+    local = LocalBroker.start(topics, port=port, kafka=kafka)
     try:
         if run:
             env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": local.bootstrap}
             raise typer.Exit(subprocess.call(run, env=env))  # noqa: S603 - the caller's command
         typer.echo(f"Kafka-protocol broker ({local.kind}) at {local.bootstrap}")
-        typer.echo(f"topics: {', '.join(with_dead_letters(kafka.topics, kafka.dlq_suffix))}")
+        typer.echo(f"topics: {', '.join(topics)}")
         typer.echo(f"export KAFKA_BOOTSTRAP_SERVERS={local.bootstrap}")
         if local.process is None:
             return

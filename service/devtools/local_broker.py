@@ -195,24 +195,31 @@ class Topics:
     crm: str
     group: str
     calendar: str = ""
+    results: str = ""
 
     @classmethod
     def fresh(cls, label: str) -> Topics:
         tag = f"{label}-{uuid.uuid4().hex[:8]}"
-        return cls(f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}", f"calendar.{tag}")
+        return cls(
+            f"hr.{tag}", f"crm.{tag}", f"ucaas-sync-{tag}", f"calendar.{tag}", f"results.{tag}"
+        )
 
     @property
     def all(self) -> list[str]:
-        return with_dead_letters((self.hr, self.crm, self.calendar))
+        results = [self.results] if self.results else []
+        return [*with_dead_letters((self.hr, self.crm, self.calendar)), *results]
 
     def env(self) -> dict[str, str]:
         """The service's settings for these topics, as environment variables."""
-        return {
+        env = {
             "UCAAS_SYNC_KAFKA_HR_TOPIC": self.hr,
             "UCAAS_SYNC_KAFKA_CRM_TOPIC": self.crm,
             "UCAAS_SYNC_KAFKA_CALENDAR_TOPIC": self.calendar,
             "UCAAS_SYNC_KAFKA_GROUP_ID": self.group,
         }
+        if self.results:
+            env["UCAAS_SYNC_RESULTS_TOPIC"] = self.results
+        return env
 
     async def create(self, bootstrap: KafkaConnection | str, partitions: int = 3) -> None:
         await create_topics(bootstrap, self.all, partitions)

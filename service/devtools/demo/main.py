@@ -32,6 +32,7 @@ from service.settings import (
     CalendarSettings,
     DispatcherSettings,
     KafkaSettings,
+    ResultsSettings,
     Settings,
 )
 
@@ -65,7 +66,15 @@ def kafka_settings(bootstrap: str | None, *, shared: bool) -> KafkaSettings:
     )
 
 
-def demo_settings(folder: Path, sandbox: LocalSandbox, kafka: KafkaSettings) -> Settings:
+def results_settings(*, shared: bool) -> ResultsSettings:
+    """Results on, to a topic of this run only on a shared broker."""
+    tag = f".demo-{uuid.uuid4().hex[:8]}" if shared else ""
+    return ResultsSettings(enabled=True, topic=f"ucaas.results{tag}", poll_s=0.2)
+
+
+def demo_settings(
+    folder: Path, sandbox: LocalSandbox, kafka: KafkaSettings, results: ResultsSettings
+) -> Settings:
     return Settings(
         database_url=f"sqlite+aiosqlite:///{folder / 'demo.db'}",
         ucaas_base_url=sandbox.base_url,
@@ -80,6 +89,7 @@ def demo_settings(folder: Path, sandbox: LocalSandbox, kafka: KafkaSettings) -> 
         # A command waiting for its customer or organiser looks again within 2 s.
         dispatch=DispatcherSettings(workers=16, poll_s=0.1, wait_cap_s=2.0, backoff_cap_s=5.0),
         admin=AdminSettings(host="127.0.0.1", port=0),
+        results=results,
     )
 
 
@@ -105,20 +115,20 @@ def main(serve: bool = False, port: int | None = None) -> int:
     quiet_logs(folder)
     shared = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     kafka = kafka_settings(None, shared=shared)
+    results = results_settings(shared=shared)
     broker: LocalBroker | None = None
     sandbox: LocalSandbox | None = None
     feed: FeedServer | None = None
     try:
         with console.status("starting the broker, the UCaaS sandbox and a calendar feed…"):
-            broker = LocalBroker.start(
-                with_dead_letters(kafka.topics, kafka.dlq_suffix), kafka=kafka
-            )
+            topics = [*with_dead_letters(kafka.topics, kafka.dlq_suffix), *results.topics()]
+            broker = LocalBroker.start(topics, kafka=kafka)
             sandbox = LocalSandbox.start(port)
             feed = FeedServer()
         kafka = kafka.model_copy(update={"bootstrap_servers": broker.bootstrap})
         if broker.security is None:  # our own broker speaks plaintext, whatever is configured
             kafka = kafka.model_copy(update=PLAINTEXT)
-        settings = demo_settings(folder, sandbox, kafka)
+        settings = demo_settings(folder, sandbox, kafka, results)
         scenario = build(datetime.now(UTC), feed.url)
         console.rule("ucaas-sync demo")
         console.print(

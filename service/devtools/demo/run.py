@@ -21,7 +21,7 @@ from rich.console import Console
 from connectors.ucaas import Credentials, UCaaSClient
 from service.app.bootstrap import bootstrap
 from service.app.runner import Parts, Running, serve
-from service.devtools.demo import summary
+from service.devtools.demo import results, summary
 from service.devtools.demo.feed import FeedServer, vcalendar
 from service.devtools.demo.progress import Board, Snapshot, snapshot
 from service.devtools.demo.scenario import Event, Scenario, Stream
@@ -177,6 +177,15 @@ async def drive(demo: Demo, running: Running) -> int:
         )
     async with client(demo.settings) as api:
         rows = summary.compare(summary.asked(scenario), await summary.found(api, meeting_ids))
+    if demo.settings.results.enabled:
+        kafka = demo.settings.kafka
+        rows.append(
+            await results.results_row(
+                running.service.engine,
+                kafka.connection(kafka.bootstrap_servers or ""),
+                demo.settings.results.topics(),
+            )
+        )
     console.print(summary.table(rows))
     last = watch.last
     if last is not None:
@@ -219,7 +228,7 @@ def where_to_look(demo: Demo, running: Running) -> None:
     kafka = demo.settings.kafka
     console.print(
         f"Kafka         {kafka.bootstrap_servers}: {kafka.hr_topic}, {kafka.crm_topic}, "
-        f"{kafka.calendar_topic}"
+        f"{kafka.calendar_topic}; results on {', '.join(demo.settings.results.topics())}"
     )
     console.print(f"calendar feed {demo.feed.url}")
 
