@@ -335,6 +335,9 @@ class ResultsSettings(Section):
     )
     batch: int = Field(500, ge=1, description="results published per relay round at most")
     poll_s: float = Field(0.5, gt=0, description="the relay's idle wait between looks")
+    retry_cap_s: float = Field(
+        30.0, gt=0, description="longest pause of the relay while the broker is away"
+    )
     publish_timeout_s: float = Field(
         15.0, gt=0, description="one round's wait for the broker's acknowledgements"
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -79,6 +80,37 @@ async def create_topics(
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+async def read_all(
+    bootstrap: KafkaConnection | str, topics: Iterable[str], *, timeout_s: float = 20.0
+) -> list[bytes]:
+    """The values of every record of `topics`, from the start to the end offsets seen at
+    the start, partition by partition (no consumer group)."""
+    consumer = AIOKafkaConsumer(
+        **as_connection(bootstrap).client_kwargs(), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[bytes] = []
+    try:
+        await consumer.topics()  # a metadata refresh: the partitions of the topics
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning()
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and [
+            tp for tp, end in ends.items() if await consumer.position(tp) < end
+        ]:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found += [r.value for r in records if r.value is not None]
+    finally:
+        await consumer.stop()
+    return found
 
 
 def create_topics_now(

@@ -36,7 +36,6 @@ log = logging.getLogger("ucaas_sync.results")
 # pg_try_advisory_xact_lock's key: "results relay", any constant no other lock uses
 RELAY_LOCK = 0x7563_7273_7265_6C61
 BACKLOG_EVERY_S = 5.0  # how often the lag gauges are read from the database
-PAUSE_CAP_S = 30.0
 _HEADERS = (("content-type", CONTENT_TYPE.encode()),)
 
 
@@ -77,7 +76,10 @@ class ResultRelay:
                     failures += 1
                     metrics.results_relay_failed()
                     pause = backoff_s(
-                        failures, base_s=self.settings.poll_s, cap_s=PAUSE_CAP_S, jitter="half"
+                        failures,
+                        base_s=self.settings.poll_s,
+                        cap_s=self.settings.retry_cap_s,
+                        jitter="half",
                     )
                     log.warning("results not published: %s; again in %.1f s", exc, pause)
                     await self._pause(pause)

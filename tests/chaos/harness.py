@@ -18,15 +18,17 @@ import random
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import sqlalchemy as sa
 
 from service.app.bootstrap import CRASH_AFTER_CALLS
-from service.devtools.local_broker import Topics, structured
+from service.devtools.local_broker import Topics, read_all, structured
 from service.devtools.service_processes import MOVING, DispatchProcess, Outbox
 from tests.chaos.scenario import SOURCES, Scenario
 from tests.support.feeds import FeedServer
@@ -188,15 +190,16 @@ class ChaosRun:
         while time.monotonic() < deadline:
             taken, counts = await asyncio.to_thread(self.progress)
             behind = await asyncio.to_thread(self.behind)
-            if taken >= want and not behind and not any(counts.get(s) for s in MOVING):
+            relayed = not await asyncio.to_thread(self.unpublished)
+            if taken >= want and not behind and relayed and not any(counts.get(s) for s in MOVING):
                 return
             for process in running:
                 assert process.returncode is None, process.tail()
             await asyncio.sleep(0.25)
         raise AssertionError(
             f"not settled in {timeout_s} s: {len(taken & want)}/{len(want)} events taken, "
-            f"outbox {counts}, feeds behind {behind}, not done: {self.outbox.stuck()}\n"
-            + self.processes.tails()
+            f"outbox {counts}, feeds behind {behind}, results not published: "
+            f"{self.unpublished()}, not done: {self.outbox.stuck()}\n" + self.processes.tails()
         )
 
     def check(self) -> Comparison:
@@ -223,6 +226,36 @@ class ChaosRun:
         assert dead_letters == 0, f"{dead_letters} valid events dead-lettered"
         self.sandbox.faults(reset=True)
         return compare(oracle, self.sandbox.state())
+
+    def unpublished(self) -> int:
+        with self.outbox.engine.connect() as conn:
+            query = "SELECT count(*) FROM result WHERE published_at IS NULL"
+            return int(conn.scalar(sa.text(query)) or 0)
+
+    async def check_results(self) -> str:
+        """The results topic against the outbox: per command done one distinct result
+        id of its kind's type, per command held (or dropped after a hold) one
+        `ucaas.command.held`, and no other; repeats only of an id already seen."""
+        records = [orjson.loads(v) for v in await read_all(self.kafka, [self.topics.results])]
+        ids: dict[tuple[int, bool], set[str]] = {}
+        for event in records:
+            key = (int(event["commandid"]), event["type"] == "ucaas.command.held")
+            ids.setdefault(key, set()).add(str(event["id"]))
+        with self.outbox.engine.connect() as conn:
+            status = dict(conn.execute(sa.text("SELECT id, status FROM outbox")).all())
+        problems = [f"result for unknown command {c}" for c, _ in ids if c not in status]
+        for command, state in status.items():
+            done, held = ids.get((command, False), set()), ids.get((command, True), set())
+            want = (1, 0) if state == "done" else (0, 1)
+            if (len(done), len(held)) != want:
+                problems.append(f"command {command} ({state}): {len(done)}+{len(held)} ids")
+        assert not problems, f"{len(problems)} problems: {problems[:20]}"
+        by_type = Counter(str(e["type"]) for e in records)
+        distinct = sum(len(found) for found in ids.values())
+        return (
+            f"{distinct:,} result ids for {len(status):,} commands, "
+            f"{len(records) - distinct} re-sent; {len(by_type)} types"
+        )
 
     def not_done(self, status: str) -> list[tuple[str, str]]:
         """The (kind, hold reason) of the outbox rows in this status."""

@@ -52,11 +52,12 @@ async def test_killed_and_restarted_at_random_loses_and_duplicates_nothing(
     await run.settle([final], timeout_s=150.0 * chaos_scale)
     assert final.stop() == 0, final.tail()
     comparison = run.check()
+    results = await run.check_results()
     print(
         f"\n{len(scenario.events):,} events ({len(scenario.unique_ids):,} ids), "
         f"{len(scenario.feeds)} feeds, {sum(len(p.versions) for p in scenario.feeds)} versions "
         f"(cancels held, moot: {run.cancels_held_moot}); kills: {run.kills}; published and "
         f"killed in {killed_s:.0f} s, settled after {time.monotonic() - began:.0f} s\n"
-        f"compared {comparison.summary()}; {len(run.kills)} kills"
+        f"compared {comparison.summary()}; {len(run.kills)} kills; results: {results}"
     )
     assert not comparison.problems, comparison.report()

@@ -42,9 +42,10 @@ async def test_one_of_two_processes_killed_mid_run_loses_and_duplicates_nothing(
     await run.settle([survivor], timeout_s=150.0 * chaos_scale)
     assert survivor.stop() == 0, survivor.tail()
     comparison = run.check()
+    results = await run.check_results()
     print(
         f"\n{len(scenario.events):,} events ({wanted:,} ids); {run.kills}; "
         f"settled after {time.monotonic() - began:.0f} s\n"
-        f"compared {comparison.summary()}; {len(run.kills)} kill"
+        f"compared {comparison.summary()}; {len(run.kills)} kill; results: {results}"
     )
     assert not comparison.problems, comparison.report()

@@ -13,45 +13,15 @@ from collections import defaultdict
 
 import orjson
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.kafka_security import KafkaConnection
 from service.devtools.demo.summary import Row
+from service.devtools.local_broker import read_all
 from service.outbox.tables import OUTBOX, RESULTS
 from service.results.model import HELD
 
 WAIT_S = 20.0
-
-
-async def read_all(connection: KafkaConnection, topics: tuple[str, ...]) -> list[dict[str, object]]:
-    """Every record of `topics` up to the end offsets seen at the start, as JSON."""
-    consumer = AIOKafkaConsumer(
-        **connection.client_kwargs(), group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    found: list[dict[str, object]] = []
-    try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning()
-        ends = await consumer.end_offsets(partitions)
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline and await _behind(consumer, ends):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found += [orjson.loads(r.value) for r in records if r.value]
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    return any([await consumer.position(tp) < end for tp, end in ends.items()])
 
 
 async def published_everything(engine: AsyncEngine) -> bool:
@@ -77,7 +47,8 @@ async def results_row(
             await conn.scalars(sa.select(OUTBOX.c.id).where(OUTBOX.c.status.in_(("done", "dead"))))
         )
     ids: dict[int, set[str]] = defaultdict(set)
-    for event in await read_all(connection, topics):
+    for value in await read_all(connection, topics):
+        event = orjson.loads(value)
         if event.get("type") != HELD and isinstance(event.get("commandid"), int):
             ids[int(str(event["commandid"]))].add(str(event["id"]))
     distinct = sum(len(found) for found in ids.values())
