@@ -326,28 +326,18 @@ class ResultsSettings(Section):
 
     enabled: bool = Field(True, description="publish what each command came to (result events)")
     topic: str = Field("ucaas.results", description="the results topic")
-    per_domain: bool = Field(
-        False, description="<topic>.users|customers|subscriptions|meetings|commands instead"
-    )
+    per_domain: bool = Field(False, description="<topic>.users|customers|... instead (5 topics)")
     source: str = Field("ucaas-sync", description="the result events' CloudEvents source")
-    include_pins: bool = Field(
-        False, description="meeting results carry the moderator and participant PINs"
-    )
+    include_pins: bool = Field(False, description="meeting results carry the meeting PINs")
     batch: int = Field(500, ge=1, description="results published per relay round at most")
     poll_s: float = Field(0.5, gt=0, description="the relay's idle wait between looks")
-    retry_cap_s: float = Field(
-        30.0, gt=0, description="longest pause of the relay while the broker is away"
-    )
-    publish_timeout_s: float = Field(
-        15.0, gt=0, description="one round's wait for the broker's acknowledgements"
-    )
+    retry_cap_s: float = Field(30.0, gt=0, description="longest relay pause, broker away")
+    publish_timeout_s: float = Field(15.0, gt=0, description="a round's wait for the acks")
 
     def topics(self) -> tuple[str, ...]:
         """The topics results go to (to be created before the relay runs)."""
-        if not self.per_domain:
-            return (self.topic,)
         suffixes = ("users", "customers", "subscriptions", "meetings", "commands")
-        return tuple(f"{self.topic}.{suffix}" for suffix in suffixes)
+        return tuple(f"{self.topic}.{s}" for s in suffixes) if self.per_domain else (self.topic,)
 
 
 class AdminToken(BaseModel):

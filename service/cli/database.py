@@ -37,7 +37,8 @@ def db_prune(
     batch: Annotated[int, typer.Option(min=1, help="rows deleted per transaction")] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
 ) -> None:
-    """Delete old finished commands with their UCaaS calls, and old dead letters.
+    """Delete old finished commands with their UCaaS calls, old dead letters and old
+    published result events.
 
     Done and dropped commands finished before the cut-off go; open and dead commands, the
     mappings and the inbox stay. Runs beside a running service: a short transaction per
@@ -51,13 +52,14 @@ def db_prune(
             "commands": report.commands,
             "calls": report.calls,
             "dead_letters": report.dead_letters,
+            "results": report.results,
         }
         typer.echo(orjson.dumps(document).decode())
         return
     typer.echo(
         f"{'would prune' if dry_run else 'pruned'} {report.commands:,} commands, "
-        f"{report.calls:,} UCaaS calls and {report.dead_letters:,} dead letters "
-        f"finished before {before}"
+        f"{report.calls:,} UCaaS calls, {report.dead_letters:,} dead letters and "
+        f"{report.results:,} published results finished before {before}"
     )
 
 

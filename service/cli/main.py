@@ -103,10 +103,15 @@ def run(
     admin: Annotated[
         bool, typer.Option(help="serve the admin API (UCAAS_SYNC_ADMIN_HOST/_PORT/_TOKEN)")
     ] = True,
+    relay: Annotated[
+        bool, typer.Option(help="publish the result events to Kafka (when results.enabled)")
+    ] = True,
 ) -> None:
     """Run the service until SIGTERM or SIGINT; each part alone with a flag, to scale apart."""
     _logging()
-    parts = Parts(consumers=consumers, dispatcher=dispatcher, poller=poller, admin=admin)
+    parts = Parts(
+        consumers=consumers, dispatcher=dispatcher, poller=poller, admin=admin, relay=relay
+    )
     try:
         uvloop.run(_serve(parts))
     except (PolicyError, FeedFileError, AdminRefusedError) as exc:
@@ -162,8 +167,9 @@ app.command("deny")(deny)
 @app.command()
 def asyncapi(yaml: Annotated[bool, typer.Option(help="YAML instead of JSON")] = False) -> None:
     """Print the AsyncAPI document of the topics."""
-    kafka = Settings().kafka
-    typer.echo(as_yaml(kafka) if yaml else as_json(kafka))
+    settings = Settings()
+    kafka, results = settings.kafka, settings.results
+    typer.echo(as_yaml(kafka, results) if yaml else as_json(kafka, results))
 
 
 @app.command()

@@ -304,7 +304,9 @@ def create_app(running: RunningService) -> FastAPI:
     @api.get("/asyncapi.json", tags=["documents"])
     async def asyncapi() -> Response:
         """The AsyncAPI document of the topics the service reads and writes."""
-        return Response(asyncapi_json(settings.kafka), media_type="application/json")
+        return Response(
+            asyncapi_json(settings.kafka, settings.results), media_type="application/json"
+        )
 
     @api.get(
         "/metrics",

@@ -18,7 +18,8 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field, create_model
 
 from service.intake.events import EVENT_TYPES, EventType, Topic
-from service.settings import KafkaSettings
+from service.results.schema import ResultEnvelope, result_types
+from service.settings import KafkaSettings, ResultsSettings
 
 D = TypeVar("D")
 
@@ -80,8 +81,30 @@ def _describe(broker: KafkaBroker, topic: str, group: str, about: str, models: A
     broker.subscriber(topic, group_id=group, title=topic, description=about)(events)
 
 
-def document(settings: KafkaSettings | None = None) -> AsyncAPI:
+def result_models() -> list[type[BaseModel]]:
+    """One CloudEvent model per result data model, naming the types that carry it."""
+    by_data: dict[type[BaseModel], list[str]] = {}
+    for name, data in result_types().items():
+        by_data.setdefault(data, []).append(name)
+    models: list[type[BaseModel]] = []
+    for data, names in by_data.items():
+        one_of: Any = Literal.__getitem__(tuple(names))
+        models.append(
+            create_model(
+                f"{data.__name__}Event",
+                __base__=ResultEnvelope[data],  # type: ignore[valid-type]
+                __doc__=f"A result event of type {', '.join(names)}; data: {data.__name__}",
+                type=(one_of, ...),
+            )
+        )
+    return models
+
+
+def document(
+    settings: KafkaSettings | None = None, results: ResultsSettings | None = None
+) -> AsyncAPI:
     kafka = settings or KafkaSettings()
+    results = results or ResultsSettings()
     broker = KafkaBroker("kafka:9092", description="any Kafka-protocol broker")
     names: dict[Topic, str] = {
         "hr": kafka.hr_topic,
@@ -101,17 +124,34 @@ def document(settings: KafkaSettings | None = None) -> AsyncAPI:
             description=f"records of {read} that could not be taken, with the reason",
             schema=DeadLetter,
         )
+    if results.enabled:
+        published: Any = None
+        for model in result_models():
+            published = model if published is None else published | model
+        for name in results.topics():
+            broker.publisher(
+                name,
+                title=name,
+                description=(
+                    "what each command came to (done, dead, held for approval), keyed by "
+                    "entity; at least once: dedupe on the CloudEvent id"
+                ),
+                schema=published,
+            )
     return AsyncAPI(
         broker,
         title="ucaas-sync",
         version="0.1.0",
-        description="Events the service consumes, and the dead-letter topics it writes.",
+        description=(
+            "Events the service consumes, the dead-letter topics it writes, and the "
+            "result events it publishes."
+        ),
     )
 
 
-def as_json(settings: KafkaSettings | None = None) -> str:
-    return document(settings).to_specification().to_json()
+def as_json(settings: KafkaSettings | None = None, results: ResultsSettings | None = None) -> str:
+    return document(settings, results).to_specification().to_json()
 
 
-def as_yaml(settings: KafkaSettings | None = None) -> str:
-    return document(settings).to_specification().to_yaml()
+def as_yaml(settings: KafkaSettings | None = None, results: ResultsSettings | None = None) -> str:
+    return document(settings, results).to_specification().to_yaml()

@@ -3,7 +3,8 @@
 The outbox keeps every command, the call log every UCaaS call and `dead_letter` every
 dead-lettered record, so the status counts (which read whole tables) slow down as history
 grows. This deletes what is finished and old: done or dropped commands finished before the
-cut-off with their calls, and dead letters recorded before it. Open commands (pending,
+cut-off with their calls, dead letters recorded before it, and result events published
+before it (unpublished ones stay: the relay still owes them). Open commands (pending,
 waiting, in flight, held, dead), the id mappings, entity states, inbox (the events' ids
 de-duplicate redelivered events), credentials and feeds are never touched.
 
@@ -26,6 +27,7 @@ from service.outbox.tables import (
     CALLS,
     DEAD_LETTERS,
     OUTBOX,
+    RESULTS,
     TERMINAL,
     CommandStatus,
     utcnow,
@@ -42,6 +44,7 @@ class PruneReport:
     calls: int
     dead_letters: int
     before: datetime
+    results: int = 0
 
 
 def blocking_ids(reasons: Iterable[str | None]) -> set[int]:
@@ -87,7 +90,12 @@ async def _dry(engine: AsyncEngine, before: datetime) -> PruneReport:
         their_calls = CALLS.c.command_id.in_(sa.select(OUTBOX.c.id).where(finished))
         calls = await _count(conn, CALLS, their_calls)
         letters = await _count(conn, DEAD_LETTERS, DEAD_LETTERS.c.at < before)
-    return PruneReport(commands=commands, calls=calls, dead_letters=letters, before=before)
+        results = await _count(conn, RESULTS, _published(before))
+    return PruneReport(commands, calls, letters, before, results)
+
+
+def _published(before: datetime) -> sa.ColumnElement[bool]:
+    return RESULTS.c.published_at < before  # NULL (not published yet) is never less
 
 
 async def _prune_commands(engine: AsyncEngine, before: datetime, batch: int) -> tuple[int, int]:
@@ -119,25 +127,26 @@ async def _prune_commands(engine: AsyncEngine, before: datetime, batch: int) -> 
             after = ids[-1]
 
 
-async def _prune_dead_letters(engine: AsyncEngine, before: datetime, batch: int) -> int:
+async def _prune_old(
+    engine: AsyncEngine, table: sa.Table, old: sa.ColumnElement[bool], batch: int
+) -> int:
+    """The `old` rows of a table with an integer id, `batch` per transaction."""
     deleted_total = 0
     after = 0
     while True:
         async with engine.begin() as conn:
             ids = (
                 await conn.scalars(
-                    sa.select(DEAD_LETTERS.c.id)
-                    .where(DEAD_LETTERS.c.at < before, DEAD_LETTERS.c.id > after)
-                    .order_by(DEAD_LETTERS.c.id)
+                    sa.select(table.c.id)
+                    .where(old, table.c.id > after)
+                    .order_by(table.c.id)
                     .limit(batch)
                 )
             ).all()
             if not ids:
                 return deleted_total
             deleted = await conn.execute(
-                DEAD_LETTERS.delete().where(
-                    DEAD_LETTERS.c.at < before, DEAD_LETTERS.c.id.between(ids[0], ids[-1])
-                )
+                table.delete().where(old, table.c.id.between(ids[0], ids[-1]))
             )
             deleted_total += deleted.rowcount
             after = ids[-1]
@@ -165,5 +174,6 @@ async def prune(
     if dry_run:
         return await _dry(engine, before)
     commands, calls = await _prune_commands(engine, before, batch)
-    letters = await _prune_dead_letters(engine, before, batch)
-    return PruneReport(commands=commands, calls=calls, dead_letters=letters, before=before)
+    letters = await _prune_old(engine, DEAD_LETTERS, DEAD_LETTERS.c.at < before, batch)
+    results = await _prune_old(engine, RESULTS, _published(before), batch)
+    return PruneReport(commands, calls, letters, before, results)

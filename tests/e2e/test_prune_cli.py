@@ -90,7 +90,8 @@ def test_db_prune_from_the_command_line(tmp_path: Path) -> None:
     dry = ucaas_sync(env, tmp_path, "db", "prune", "--older-than-days", "30", "--dry-run")
     [line] = dry.stdout.splitlines()
     assert line.startswith(
-        "would prune 1,200 commands, 2,400 UCaaS calls and 1 dead letters finished before "
+        "would prune 1,200 commands, 2,400 UCaaS calls, 1 dead letters and 0 published "
+        "results finished before "
     ), line
     assert abs(cut_off(line) - (now - timedelta(days=30))) < timedelta(minutes=5)
     assert left(url) == everything
@@ -98,7 +99,8 @@ def test_db_prune_from_the_command_line(tmp_path: Path) -> None:
     done = ucaas_sync(env, tmp_path, "db", "prune", "--older-than-days", "30", "--batch", "500")
     [line] = done.stdout.splitlines()
     assert line.startswith(
-        "pruned 1,200 commands, 2,400 UCaaS calls and 1 dead letters finished before "
+        "pruned 1,200 commands, 2,400 UCaaS calls, 1 dead letters and 0 published "
+        "results finished before "
     ), line
     assert left(url) == ([OLD_COMMANDS + 1, OLD_COMMANDS + 2], 4, 1)
 

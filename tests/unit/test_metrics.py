@@ -208,6 +208,10 @@ def test_render_parses_and_names_every_metric() -> None:
         "ucaas_sync_consumer_lag_total": "gauge",
         "ucaas_sync_held_commands": "gauge",
         "ucaas_sync_dead_commands": "gauge",
+        "ucaas_sync_results_published": "counter",
+        "ucaas_sync_results_relay_failures": "counter",
+        "ucaas_sync_results_unpublished": "gauge",
+        "ucaas_sync_results_oldest_unpublished_seconds": "gauge",
     }
     assert {name: families[name].type for name in expected} == expected
     samples = {s.name for s in families["ucaas_sync_ucaas_call_seconds"].samples}

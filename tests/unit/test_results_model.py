@@ -272,3 +272,56 @@ def test_keys_read_cover_the_entity_and_for_a_person_their_licences() -> None:
     ]
     assert keys_read(ref(Kind.CLOSE_CUSTOMER, {"crm_id": "C"})) == [MappingKey("customer", "", "C")]
     assert keys_read(ref(Kind.SUSPEND_USER, {"broken": True})) == []  # dies; no mapping read
+
+
+def every_kind() -> list[Any]:
+    from service.devtools import sample_commands as c
+    from service.domain.commands import ChangeEmail, Command, CreateUser
+
+    rehire = CreateUser.model_validate(
+        c.create_user("ACME", "E9").payload.model_dump() | {"rehire_of": "E1"}
+    )
+    email = ChangeEmail(tenant="ACME", employee_id="E1", old_email="a@x", new_email="b@x")
+    spec = c.meeting_spec()
+    return [
+        c.create_customer("C1"),
+        c.update_customer("C1", customer_name="New"),
+        c.close_customer("C1"),
+        c.reopen_customer("C1"),
+        c.create_subscription("C1"),
+        c.set_subscription_status("C1", "S"),
+        c.set_subscription_seats("C1", 9),
+        c.create_user("ACME", "E1"),
+        Command.of(rehire),
+        c.update_user("ACME", "E1", designation="Lead"),
+        c.assign("ACME", "E1"),
+        c.revoke("ACME", "E1", "wb"),
+        c.suspend("ACME", "E1"),
+        c.reactivate("ACME", "E1"),
+        Command.of(email),
+        c.schedule("ACME", "cal:uid-1", "o@acme.example", spec),
+        c.update_meeting("ACME", "cal:uid-1", "o@acme.example", spec),
+        c.cancel("ACME", "cal:uid-1", "o@acme.example"),
+    ]
+
+
+def test_every_result_the_model_builds_is_what_the_asyncapi_document_describes() -> None:
+    from service.results.schema import ResultEnvelope, result_types
+
+    types = result_types()
+    commands = every_kind()
+    assert {command.kind for command in commands} == set(Kind)
+    built: list[Any] = []
+    for n, command in enumerate(commands):
+        payload = command.payload.model_dump(mode="json", exclude_none=True)
+        made = ref(command.kind, payload, command.entity, command_id=n)
+        known = {key: Known(f"id-{n}", "x@acme.example") for key in keys_read(made)}
+        done = Done(note="adopted the existing user", learned=LEARNED)
+        built.append(on_done(made, done, known, known, ResultPolicy(include_pins=True), NOW))
+        built.append(on_dead(made, Dead("4030", "forbidden"), POLICY, NOW))
+        built.append(on_held(made, "approval: 3 people", POLICY, NOW))
+    for event in built:
+        assert event is not None
+        model = ResultEnvelope[types[event.type]]  # type: ignore[index]
+        model.model_validate(event.cloudevent)  # extra fields are refused
+    assert {e.type for e in built} == set(types)

@@ -278,3 +278,31 @@ async def test_prune_refuses_a_naive_now_and_an_empty_batch(store: OutboxStore) 
         await prune(store.engine, KEEP, now=datetime(2026, 1, 1))  # naive on purpose
     with pytest.raises(ValueError, match="batch"):
         await prune(store.engine, KEEP, batch=0)
+
+
+async def test_published_results_past_the_cut_off_go_and_unpublished_ones_stay(
+    store: OutboxStore,
+) -> None:
+    from service.outbox.tables import RESULTS
+
+    def row(n: int, published_at: datetime | None) -> dict[str, Any]:
+        return {
+            "event_id": f"r-{n}",
+            "type": "ucaas.user.provisioned",
+            "subject": "user:T:E1",
+            "command_id": n,
+            "topic": "ucaas.results",
+            "cloudevent": {"id": f"r-{n}"},
+            "created_at": OLD - timedelta(days=2),
+            "published_at": published_at,
+        }
+
+    async with store.engine.begin() as conn:
+        await conn.execute(RESULTS.insert(), [row(1, OLD), row(2, NEW), row(3, None)])
+    dry = await prune(store.engine, KEEP, dry_run=True, now=NOW)
+    assert dry.results == 1
+    done = await prune(store.engine, KEEP, now=NOW, batch=1)
+    assert done.results == 1
+    async with store.engine.connect() as conn:
+        kept = set((await conn.scalars(sa.select(RESULTS.c.event_id))).all())
+    assert kept == {"r-2", "r-3"}  # published lately, and owed by the relay
