@@ -9,7 +9,8 @@ same topic, partition and offset says whether it was replayed already (`replayed
 The replayed record has the dead letter's key and value, its headers without the `dlq.*`
 ones and without what the dead-letter producer (faststream) adds to every record (a
 `correlation_id`, and an empty `content-type` when the record had none: kept, it would
-make a binary-mode event without a content type "not JSON"), and `ucaas-sync-replayed-from: <dlq topic>/<partition>/<offset>` (replacing one an earlier
+make a binary-mode event without a content type "not JSON"), and
+`ucaas-sync-replayed-from: <dlq topic>/<partition>/<offset>` (replacing one an earlier
 replay left: the record was refused again since).
 """
 
