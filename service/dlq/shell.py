@@ -64,7 +64,7 @@ async def replay(
     source = source_of(dlq_topic, suffix)
     if source is None:
         raise NotADeadLetterTopicError(
-            f"{dlq_topic}: not a dead-letter topic (its name ends with {suffix!r})"
+            f"{dlq_topic}: not a dead-letter topic (their names end with {suffix!r})"
         )
     letters = [letter_of(r) for r in await read_to_end(bootstrap, dlq_topic)]
     rows = await rows_of(engine, source)
@@ -154,9 +154,11 @@ async def mark(
                 .values(replayed_at=at)
             )
             marked += done.rowcount
-        if unrecorded:
-            statement = insert_for(engine.dialect.name)(DEAD_LETTERS).on_conflict_do_nothing(
-                index_elements=["topic", "partition", "offset"]
+        if unrecorded:  # a row the consumers wrote meanwhile is marked all the same
+            statement = insert_for(engine.dialect.name)(DEAD_LETTERS)
+            statement = statement.on_conflict_do_update(
+                index_elements=["topic", "partition", "offset"],
+                set_={"replayed_at": statement.excluded.replayed_at},
             )
             await conn.execute(statement, [_row(d, o, at) for d, o in unrecorded])
             marked += len(unrecorded)
