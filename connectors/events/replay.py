@@ -57,7 +57,15 @@ async def read_to_end(
 
 
 async def _read(conn: KafkaConnection, topic: str) -> list[Record]:
-    consumer = AIOKafkaConsumer(**conn.client_kwargs(), group_id=None, enable_auto_commit=False)
+    # "earliest": assign() starts a reset of its own, to the default "latest", which could
+    # finish after seek_to_beginning() and leave the read at the end (a third of the reads
+    # found nothing on Tansu)
+    consumer = AIOKafkaConsumer(
+        **conn.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     try:
         await consumer.start()
         partitions = await _partitions(consumer, topic)
