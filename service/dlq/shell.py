@@ -13,15 +13,17 @@ A real run (not --dry-run) is recorded in the audit log, after it, in its own tr
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events.kafka_security import KafkaConnection
-from connectors.events.replay import Republisher, read_to_end
+from connectors.events.replay import Outgoing, Republisher, read_to_end
 from service.dlq.model import (
     Decision,
     Filters,
@@ -44,6 +46,16 @@ class NotADeadLetterTopicError(ValueError):
     pass
 
 
+class Publisher(Protocol):
+    """What is used of connectors/events/replay.py's Republisher (tests give a fake)."""
+
+    async def check(self, topic: str) -> None: ...
+    async def send(self, records: Sequence[Outgoing]) -> list[str | None]: ...
+
+
+Publishing = Callable[[KafkaConnection], AbstractAsyncContextManager[Publisher]]
+
+
 @dataclass(frozen=True)
 class Row:
     id: int
@@ -59,6 +71,7 @@ async def replay(
     filters: Filters,
     dry_run: bool,
     actor: Actor,
+    publishing: Publishing = Republisher,
 ) -> Report:
     """Replay the dead letters of `dlq_topic` that `filters` admit and no run replayed."""
     source = source_of(dlq_topic, suffix)
@@ -76,7 +89,7 @@ async def replay(
         return report
     try:
         if report.to_replay:
-            await _send(engine, bootstrap, source, report, rows)
+            await send_and_mark(engine, publishing(bootstrap), source, report, rows)
     except Exception as exc:
         with contextlib.suppress(Exception):  # the database may be what failed
             detail = f"{type(exc).__name__} after: {report.summary()}"
@@ -98,15 +111,17 @@ def _detail(report: Report, filters: Filters) -> str:
     return "; ".join(said)
 
 
-async def _send(
+async def send_and_mark(
     engine: AsyncEngine,
-    bootstrap: KafkaConnection,
+    publisher: AbstractAsyncContextManager[Publisher],
     source: str,
     report: Report,
     rows: dict[Origin, Row],
 ) -> None:
+    """Produce the report's replays a chunk at a time and mark each chunk's acknowledged
+    ones; after a record not acknowledged, send nothing more. `report.failed` says why."""
     acked: set[str] = set()
-    async with Republisher(bootstrap) as out:
+    async with publisher as out:
         await out.check(source)
         for chunk in chunks(report.to_replay):
             answers = await out.send([replayed(d.letter) for d in chunk])
