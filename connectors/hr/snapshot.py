@@ -94,7 +94,14 @@ async def latest_records(
 
 
 async def _latest(conn: KafkaConnection, topic: str) -> list[Record]:
-    consumer = AIOKafkaConsumer(**conn.client_kwargs(), group_id=None, enable_auto_commit=False)
+    # "earliest": assign() starts a reset of its own, to the default "latest", which could
+    # finish after seek_to_beginning() and leave the read at the end (an empty snapshot)
+    consumer = AIOKafkaConsumer(
+        **conn.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     try:
         await consumer.start()
         partitions = await _partitions(consumer, topic)

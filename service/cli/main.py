@@ -26,6 +26,7 @@ from service.app.runner import Parts, serve
 from service.calendar.registry import FeedFileError
 from service.cli.audit import audit
 from service.cli.database import db_app
+from service.cli.dlq import dlq_app
 from service.cli.keys import keys_app
 from service.cli.operations import approve, dead_app, deny, history, status
 from service.cli.operations import config as show_config
@@ -45,6 +46,7 @@ KAFKA_REFUSED_EXIT = 3
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.command("plan")(plan)
 app.command("status")(status)

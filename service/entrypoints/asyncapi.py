@@ -40,7 +40,9 @@ class CloudEvent(BaseModel, Generic[D]):
 class DeadLetter(BaseModel):
     """The original record value, unchanged. Headers: dlq.error (not_json,
     not_cloudevent, unknown_type, invalid_data, too_large), dlq.reason, dlq.topic,
-    dlq.partition, dlq.offset, dlq.at, and the original headers."""
+    dlq.partition, dlq.offset, dlq.at, and the original headers. `ucaas-sync dlq replay`
+    sends it back to dlq.topic with its key and original headers, plus
+    ucaas-sync-replayed-from: <dead-letter topic>/<partition>/<offset>."""
 
     value: bytes
 

@@ -141,7 +141,10 @@ async def read_topic(
     """Every record of `topic` from the start, once at least `expect` are there (or the
     time is up: then what there is), in (partition, offset) order. No consumer group."""
     consumer = AIOKafkaConsumer(
-        **as_connection(bootstrap).client_kwargs(), group_id=None, enable_auto_commit=False
+        **as_connection(bootstrap).client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # assign()'s own reset must not end at the end
     )
     await consumer.start()
     found: list[ReadRecord] = []
