@@ -3,13 +3,19 @@ results on the status summary; on SQLite and PostgreSQL, rows written directly."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
 from service import entity_search
+from service.cli import operations
+from service.outbox import db
 from service.outbox.store import OutboxStore
 from service.outbox.tables import RESULTS
 from service.settings import Settings
@@ -135,3 +141,34 @@ async def test_find_without_ranges_under_a_language_collation(
     assert await found(ops, "GLOB") == [("customer:GLOBEX", "company")]
     assert await found(ops, "ann-cal") == [(s.MEETING, "meeting")]
     assert await found(ops, "a%") == []
+
+
+def test_the_cli_tells_results_in_history_status_and_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cli.db"
+    db.upgrade(f"sqlite+aiosqlite:///{path}")
+    s.seed(f"sqlite:///{path}")
+    monkeypatch.setenv("UCAAS_SYNC_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.chdir(tmp_path)
+    cli = typer.Typer()
+    for command in (operations.history, operations.status, operations.find):
+        cli.command(command.__name__)(command)
+
+    told = CliRunner().invoke(cli, ["history", s.ANN])
+    assert told.exit_code == 0, told.output
+    results = [line for line in told.output.splitlines() if " result  " in line]
+    assert len(results) == 2, told.output
+    assert f"result  {s.PROVISIONED} res-ann-1 (#1): published " in results[0]
+    assert results[1].endswith(f"result  {s.LICENSED} res-ann-2 (#2): not published yet")
+
+    counted = CliRunner().invoke(cli, ["status", "--no-lag"])
+    assert counted.exit_code == 0, counted.output
+    [line] = [x for x in counted.output.splitlines() if "results unpublished" in x]
+    assert re.search(r" 1 \(oldest [45]\.\d min\) / 1 ", line), line
+
+    found = CliRunner().invoke(cli, ["find", "ANN.LEE@"])
+    assert found.exit_code == 0, found.output
+    assert found.output.startswith(f"{s.ANN}\tperson\tAnn ")
+    nothing = CliRunner().invoke(cli, ["find", "nobody"])
+    assert nothing.exit_code == 1
