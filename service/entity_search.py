@@ -38,6 +38,16 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _successor(prefix: str) -> str | None:
+    """The least string above every string starting with `prefix`, in code point order;
+    None above U+10FFFF. Surrogates are skipped: they cannot be encoded (a 500, not a
+    match)."""
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:
+        last = 0xE000
+    return None if last > 0x10FFFF else prefix[:-1] + chr(last)
+
+
 def _variants(text: str) -> list[str]:
     """Ids as typed, upper and lower case (E0001, crm-1 for CRM-1)."""
     return list(dict.fromkeys((text, text.upper(), text.lower())))
@@ -73,7 +83,9 @@ class _Finder:
         if not self.ranges:
             return like
         # in code point order the prefix's strings lie below the prefix's successor
-        after = prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF))
+        after = _successor(prefix)
+        if after is None:
+            return sa.and_(column >= prefix, like)
         return sa.and_(column >= prefix, column < after, like)
 
     def contains(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:

@@ -68,6 +68,9 @@ PERSON = [(s.ANN, "person")]
         ("_", []),
         ("a%c", []),
         ("   ", []),
+        # the range's bound after these is no surrogate, or none at all
+        ("ann\ud7ff", []),
+        ("ann\U0010ffff", []),
         ("x\x00", []),
     ],
 )
