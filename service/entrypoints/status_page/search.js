@@ -103,7 +103,8 @@ export function startSearch(get, $) {
       const matches = await get(`api/find?q=${encodeURIComponent(query)}`);
       if (mine === asked) renderMatches($, query, matches);
     } catch (error) {
-      if (mine === asked) say($, `The search failed: ${error.message}`);
+      // a refused token has no message: the next refresh asks for another
+      if (mine === asked) say($, `The search failed: ${error.message || "the token was refused"}`);
     }
   });
   $("search-matches").addEventListener("click", async (event) => {
@@ -114,7 +115,7 @@ export function startSearch(get, $) {
       const story = await get(`api/history/${encodeURIComponent(button.dataset.entity)}`);
       if (mine === asked) renderStory($, story);
     } catch (error) {
-      if (mine === asked) say($, `The story could not be read: ${error.message}`);
+      if (mine === asked) say($, `The story could not be read: ${error.message || "the token was refused"}`);
     }
   });
 }
