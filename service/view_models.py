@@ -118,12 +118,34 @@ class MappingView(BaseModel):
     updated_at: datetime
 
 
+class ResultView(BaseModel):
+    """A result event of the entity (`ucaas.results`): what one of its commands came to."""
+
+    event_id: str = Field(description="the CloudEvent's id (stable across re-sends)")
+    type: str
+    command_id: int | None
+    topic: str
+    at: datetime = Field(description="when the outcome was committed")
+    published: bool = Field(description="the relay has had the broker's ack for it")
+    published_at: datetime | None
+    data: Any = Field(None, description="the CloudEvent's data")
+
+
 class History(BaseModel):
     entity: str
     events: list[EventView]
     commands: list[CommandView]
     calls: list[CallView]
     mappings: list[MappingView]
+    results: list[ResultView] = Field(default_factory=list)
+
+
+class Match(BaseModel):
+    """One entity an operator's search found: its history is `GET /api/history/{entity}`."""
+
+    entity: str = Field(description="user:T:E, customer:C, subscriptions:C or meeting:KEY")
+    kind: str = Field(description="person, company, purchases or meeting")
+    label: str = Field(description="what it is, in words (name, e-mail, tenant)")
 
 
 class Bucket(BaseModel):

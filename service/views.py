@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.events.lag import LagUnknownError, consumer_lag
+from service import entity_search
 from service.calendar.holds import count_held, feed_source, held_feeds
 from service.domain.commands import APPROVAL
 from service.outbox import audit
@@ -28,6 +29,7 @@ from service.outbox.tables import (
     INBOX,
     MAPPING,
     OUTBOX,
+    RESULTS,
     TERMINAL,
     CommandStatus,
     utcnow,
@@ -44,6 +46,8 @@ from service.view_models import (
     FeedView,
     History,
     MappingView,
+    Match,
+    ResultView,
 )
 
 LAG_CACHE_S = 5.0  # a scrape every second must not open two Kafka connections each time
@@ -61,6 +65,7 @@ class StatusReport:
     feeds: dict[str, int]  # calendar feeds by last fetch status
     consumer_lag: dict[tuple[str, int], int] | None  # None: not asked or broker away
     lag_error: str | None = None
+    results: ResultsSummary | None = None  # None: not read (a report made by hand)
 
     @property
     def open_commands(self) -> int:
@@ -83,7 +88,45 @@ class StatusReport:
             else [{"topic": t, "partition": p, "lag": n} for (t, p), n in sorted(lag.items())],
             "consumer_lag_total": None if lag is None else sum(lag.values()),
             "lag_error": self.lag_error,
+            "results": None if self.results is None else self.results.as_json(),
         }
+
+
+@dataclass(frozen=True)
+class ResultsSummary:
+    """The result events' relay: what waits for it, and how far behind it is."""
+
+    unpublished: int
+    oldest_unpublished_age_s: float | None  # the relay's lag; None: nothing waits
+    # results made in the last hour that are published: counted by created_at, which is
+    # indexed (published_at is not, and a count of every published row reads the table)
+    published_last_hour: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "unpublished": self.unpublished,
+            "oldest_unpublished_age_s": self.oldest_unpublished_age_s,
+            "published_last_hour": self.published_last_hour,
+        }
+
+
+async def _results_summary(conn: AsyncConnection, now: datetime) -> ResultsSummary:
+    waiting = RESULTS.c.published_at.is_(None)  # the partial index ix_result_unpublished
+    unpublished = await conn.scalar(sa.select(sa.func.count()).where(waiting))
+    # ids grow with time: the lowest unpublished id is the oldest, one step in that index
+    oldest = await conn.scalar(
+        sa.select(RESULTS.c.created_at).where(waiting).order_by(RESULTS.c.id).limit(1)
+    )
+    published = await conn.scalar(
+        sa.select(sa.func.count()).where(
+            RESULTS.c.created_at >= now - timedelta(hours=1), RESULTS.c.published_at.is_not(None)
+        )
+    )
+    return ResultsSummary(
+        unpublished=int(unpublished or 0),
+        oldest_unpublished_age_s=None if oldest is None else (now - oldest).total_seconds(),
+        published_last_hour=int(published or 0),
+    )
 
 
 async def _count_by(
@@ -142,6 +185,7 @@ class Operations:
             events = await _count_by(conn, INBOX.c.outcome)
             feeds = await _count_by(conn, FEEDS.c.last_status, FEEDS.c.removed.is_(False))
             await count_held(conn, feeds)
+            results = await _results_summary(conn, now)
         lag, lag_error = await self.lag() if with_lag else (None, None)
         return StatusReport(
             at=now,
@@ -154,6 +198,7 @@ class Operations:
             feeds={("not fetched" if k == "None" else k): v for k, v in feeds.items()},
             consumer_lag=lag,
             lag_error=lag_error,
+            results=results,
         )
 
     async def lag(self) -> tuple[dict[tuple[str, int], int] | None, str | None]:
@@ -256,7 +301,7 @@ class Operations:
 
     # -- one entity ----------------------------------------------------------------------------
     async def history(self, entity: str) -> History:
-        """Every event, command and UCaaS call of one entity, oldest first."""
+        """Every event, command, UCaaS call and result event of one entity, oldest first."""
         async with self.engine.connect() as conn:
             commands = _views(
                 CommandView,
@@ -305,9 +350,35 @@ class Operations:
                 if tenant is not None:
                     query = query.where(MAPPING.c.tenant == tenant)
                 mappings = _views(MappingView, (await conn.execute(query)).all())
+            results = [
+                ResultView(
+                    event_id=r.event_id,
+                    type=r.type,
+                    command_id=r.command_id,
+                    topic=r.topic,
+                    at=r.created_at,
+                    published=r.published_at is not None,
+                    published_at=r.published_at,
+                    data=r.cloudevent.get("data") if isinstance(r.cloudevent, dict) else None,
+                )
+                for r in await conn.execute(
+                    sa.select(RESULTS).where(RESULTS.c.subject == entity).order_by(RESULTS.c.id)
+                )
+            ]
         return History(
-            entity=entity, events=events, commands=commands, calls=calls, mappings=mappings
+            entity=entity,
+            events=events,
+            commands=commands,
+            calls=calls,
+            mappings=mappings,
+            results=results,
         )
+
+    async def find(self, query: str) -> list[Match]:
+        """The entities (at most 20) a person's e-mail or employee id, a company's CRM id
+        or name, or a meeting's feed id, UID or key find: what `history` then tells."""
+        async with self.engine.connect() as conn:
+            return await entity_search.find(conn, query)
 
     # -- over time -------------------------------------------------------------------------------
     async def throughput(self, *, minutes: int = 60) -> list[Bucket]:

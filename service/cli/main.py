@@ -28,7 +28,7 @@ from service.cli.audit import audit
 from service.cli.database import db_app
 from service.cli.dlq import dlq_app
 from service.cli.keys import keys_app
-from service.cli.operations import approve, dead_app, deny, history, status
+from service.cli.operations import approve, dead_app, deny, find, history, status
 from service.cli.operations import config as show_config
 from service.cli.plan import plan
 from service.cli.reconcile import reconcile_command
@@ -50,6 +50,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.command("plan")(plan)
 app.command("status")(status)
+app.command("find")(find)
 app.command("history")(history)
 app.command("config")(show_config)
 app.command("audit")(audit)

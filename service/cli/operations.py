@@ -1,5 +1,5 @@
 """The operator's commands: `status`, `dead list|retry|drop`, `approve`, `deny`, `history`,
-`config`. The actions (retry, drop, approve, deny) are audited as `cli:<OS user>`.
+`find`, `config`. The actions (retry, drop, approve, deny) are audited as `cli:<OS user>`.
 
 Each opens the database named by the configuration (and asks the broker for the lag),
 answers, and closes: they run beside a running service, from any machine that can reach
@@ -80,6 +80,13 @@ def status(
         table.add_row(f"dead letters from {topic}", str(count))
     for state, count in sorted(found.feeds.items()):
         table.add_row(f"feeds {state}", str(count))
+    if found.results is not None:
+        r = found.results
+        oldest = f" (oldest {_age(r.oldest_unpublished_age_s)})" if r.unpublished else ""
+        table.add_row(
+            "results unpublished / published last hour",
+            f"{r.unpublished}{oldest} / {r.published_last_hour}",
+        )
     if found.consumer_lag is None:
         table.add_row("consumer lag", found.lag_error or "unknown")
     else:
@@ -196,12 +203,13 @@ def history(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
 ) -> None:
-    """Every event, command and UCaaS call of one employee, company or meeting."""
+    """Every event, command, UCaaS call and result event of one employee, company or
+    meeting (`find` finds the entity)."""
     found = _run(lambda ops: ops.history(entity))
     if as_json:
         typer.echo(found.model_dump_json())
         return
-    if not (found.events or found.commands or found.calls):
+    if not (found.events or found.commands or found.calls or found.results):
         typer.echo(f"nothing known of {entity}", err=True)
         raise typer.Exit(1)
     lines: list[tuple[Any, str]] = [
@@ -221,10 +229,28 @@ def history(
                 f"({call.latency_ms:.0f} ms)",
             )
         )
+    for r in found.results:
+        sent = f"published {r.published_at:%H:%M:%S}" if r.published_at else "not published yet"
+        lines.append((r.at, f"result  {r.type} {r.event_id} (#{r.command_id}): {sent}"))
     for at, line in sorted(lines, key=lambda item: item[0]):
         typer.echo(f"{at:%Y-%m-%d %H:%M:%S} {line}")
     for m in found.mappings:
         typer.echo(f"mapped  {m.kind} {m.external_id} -> UCaaS {m.ucaas_id}")
+
+
+def find(
+    query: Annotated[
+        str, typer.Argument(help="an e-mail or employee id, a CRM id or name, a feed id or UID")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """The entities (at most 20) a query finds, for `history`."""
+    found = _run(lambda ops: ops.find(query))
+    for m in found:
+        typer.echo(_json(m.model_dump()) if as_json else f"{m.entity}\t{m.kind}\t{m.label}")
+    if not found:
+        typer.echo(f"nothing found for {query!r}", err=True)
+        raise typer.Exit(1)
 
 
 def config(

@@ -49,6 +49,7 @@ from service.view_models import (
     Failure,
     FeedView,
     History,
+    Match,
 )
 
 if TYPE_CHECKING:
@@ -322,7 +323,9 @@ def create_app(running: RunningService) -> FastAPI:
 
     @api.get("/api/status", tags=["status"])
     async def status() -> dict[str, Any]:
-        """Counts: outbox by status, events by outcome, dead letters, feeds, consumer lag."""
+        """Counts: outbox by status, events by outcome, dead letters, feeds, consumer lag,
+        and the result events (`results`: unpublished, the oldest's age, published in the
+        last hour)."""
         shown = (await ops.status()).as_json()
         shown["process"] = {
             "parts": dict(running.parts_here),
@@ -438,9 +441,29 @@ def create_app(running: RunningService) -> FastAPI:
 
     @api.get("/api/history/{entity:anything}", tags=["entities"])
     async def history(entity: Annotated[str, PathParam(pattern=NO_NUL)]) -> History:
-        """One entity's events, commands, UCaaS calls and id mappings (`user:T:E`,
-        `customer:C`, `subscriptions:C` (every purchase of C), `meeting:...`)."""
+        """One entity's events, commands, UCaaS calls, id mappings and result events
+        (`user:T:E`, `customer:C`, `subscriptions:C` (every purchase of C), `meeting:...`);
+        `GET /api/find` finds the entity."""
         return await ops.history(entity)
+
+    @api.get("/api/find", tags=["entities"])
+    async def find(
+        q: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=200,
+                pattern=NO_NUL,
+                description="an e-mail or employee id, a CRM id or company name, a feed "
+                "id, iCalendar UID or meeting key (case-insensitive)",
+            ),
+        ],
+    ) -> list[Match]:
+        """At most 20 entities the query finds: people by e-mail (or its beginning),
+        employee id or number; companies by CRM id (or its beginning) or name; meetings by
+        feed id or key (or their beginning), or a UID inside the key. Each entity's story is
+        `GET /api/history/{entity}`."""
+        return await ops.find(q)
 
     @api.get("/api/feeds", tags=["intake"])
     async def feeds() -> list[FeedView]:

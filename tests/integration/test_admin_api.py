@@ -30,7 +30,7 @@ from service.app.runner import Parts, Running, serve
 from service.devtools import sample_commands as c
 from service.entrypoints.admin import AdminServer
 from service.entrypoints.admin_host import AdminRefusedError
-from service.outbox.tables import OUTBOX
+from service.outbox.tables import OUTBOX, RESULTS
 from service.settings import AdminSettings, IntakeSettings, Settings, TenantLogin
 from tests.integration.conftest import TEST_SECRET_KEY, service_settings
 from tests.support.kafka import envelope as parsed
@@ -51,6 +51,7 @@ GETS = [
     "/api/dead",
     "/api/dead-letters",
     "/api/history/user:CRM-API:E1",
+    "/api/find?q=e1",
     "/api/held",
     "/api/feeds",
     "/api/throughput",
@@ -440,6 +441,49 @@ async def test_history_lists_an_entitys_events_commands_and_calls(admin: Admin) 
     assert len(buckets) == 6
     assert sum(b["events"] for b in buckets) == 3
     assert sum(b["commands_done"] for b in buckets) == 4
+
+
+async def test_find_then_the_story_with_its_result_events(admin: Admin) -> None:
+    await admin.service.intake.take([company(TENANT), purchase(TENANT), employee("joined", "E1")])
+    await admin.service.dispatcher.run_until_idle()
+    entity = f"user:{TENANT}:E1"
+    for query in ("e1@crm-api.example", "E1@CRM-API.EXAMPLE", "e1", "e1@"):
+        matches = (await admin.get(f"/api/find?q={query}")).json()
+        assert [(m["entity"], m["kind"]) for m in matches] == [(entity, "person")], query
+        assert "e1@crm-api.example" in matches[0]["label"]
+    companies = (await admin.get("/api/find?q=acme%20robot")).json()
+    assert [m["entity"] for m in companies] == [f"customer:{TENANT}", f"subscriptions:{TENANT}"]
+    assert (await admin.get("/api/find?q=nobody-at-all")).json() == []
+    # the input checks of the other endpoints: no NUL, a length limit, a query at all
+    for bad in ("/api/find?q=a%00b", f"/api/find?q={'x' * 201}", "/api/find?q=", "/api/find"):
+        answer = await admin.get(bad)
+        assert answer.status_code == 422, (bad, answer.text)
+
+    # a result event written with the outcome (by the dispatcher's outcome writer)
+    async with admin.service.engine.begin() as conn:
+        await conn.execute(
+            sa.insert(RESULTS).values(
+                event_id="res-1",
+                type="ucaas.user.provisioned",
+                subject=entity,
+                command_id=3,
+                topic="ucaas.results",
+                cloudevent={"id": "res-1", "data": {"ucaas_id": "u-9"}},
+                created_at=datetime.now(UTC),
+            )
+        )
+    story = (await admin.get(f"/api/history/{entity}")).json()
+    [result] = story["results"]
+    assert (result["type"], result["event_id"], result["published"]) == (
+        "ucaas.user.provisioned",
+        "res-1",
+        False,
+    )
+    assert result["data"] == {"ucaas_id": "u-9"}
+    status = (await admin.get("/api/status")).json()
+    assert status["results"]["unpublished"] == 1
+    assert status["results"]["published_last_hour"] == 0
+    assert status["results"]["oldest_unpublished_age_s"] >= 0
 
 
 async def test_openapi_lists_the_routes_with_the_bearer_scheme(admin: Admin) -> None:

@@ -89,7 +89,14 @@ def is_validation_error(answer: httpx.Response) -> None:
 async def test_a_reader_reads_and_an_operator_acts(roles: Admin, sandbox: SandboxAdmin) -> None:
     first, second, third = await dead_commands(roles, sandbox, "CRM-A", "CRM-B", "CRM-C")
     for token in (READ_TOKEN, BOB_TOKEN, ANN_TOKEN, TOKEN):
-        for path in ("/api/status", "/api/dead", "/api/audit", "/audit", "/metrics"):
+        for path in (
+            "/api/status",
+            "/api/dead",
+            "/api/audit",
+            "/audit",
+            "/metrics",
+            "/api/find?q=a",
+        ):
             assert (await roles.get(path, token=token)).status_code == 200, (token, path)
 
     # a reader's token on every action: 403, nothing changes, the refusal is audited

@@ -2,6 +2,7 @@
 // page holds no data of its own; every text from the API goes in with textContent.
 import { act, actionButton } from "./actions.js";
 import { drawChart, SERIES } from "./chart.js";
+import { startSearch } from "./search.js";
 
 const KEY = "ucaas-sync.admin-token";
 const EVERY_MS = 5000;
@@ -154,6 +155,27 @@ function renderOutbox(status) {
   );
   $("outbox-oldest").textContent =
     status.oldest_open_age_s === null ? "nothing open" : `oldest open: ${age(status.oldest_open_age_s)}`;
+}
+
+// Result events wait in the outbox's result table until the relay has the broker's ack:
+// how many wait and the oldest one's age are the relay's lag.
+const RELAY_SLOW_S = 60;
+
+function renderResults(status) {
+  const results = status.results;
+  if (!results) {
+    $("results").replaceChildren();
+    $("results-lag").textContent = "";
+    return;
+  }
+  const slow = results.unpublished > 0 && results.oldest_unpublished_age_s > RELAY_SLOW_S;
+  $("results").replaceChildren(
+    metric("results-unpublished", "unpublished", results.unpublished, "waiting", { alert: slow }),
+    metric("results-published", "published, last hour", results.published_last_hour, "done"),
+  );
+  $("results-lag").textContent = results.unpublished
+    ? `relay lag: oldest unpublished ${age(results.oldest_unpublished_age_s)}`
+    : "relay lag: nothing waits";
 }
 
 // The last five minutes, the current one included (a fresh service has only that one).
@@ -325,6 +347,7 @@ async function refresh() {
     renderFeeds(status);
     renderOutbox(status);
     renderCalls(calls, buckets);
+    renderResults(status);
     renderFailures(failures);
     renderHeld(held);
     renderFeedList(feeds.filter((f) => !f.removed));
@@ -349,6 +372,7 @@ async function refresh() {
 function start() {
   takeTokenFromAddress();
   $("interval").textContent = String(EVERY_MS / 1000);
+  startSearch(get, $);
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const input = $("token-input");
