@@ -37,6 +37,8 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     env = dispatch_env(url, "http://127.0.0.1:9/ucaas/v1")
     env.update(UCAAS_SYNC_ADMIN_READ_TOKEN=TOKEN, UCAAS_SYNC_LOG_FORMAT="console")
     env["UCAAS_SYNC_ADMIN_TOKEN"] = "search-page-operator-token-0b5e"
+    # no relay either: it would publish the seeded result the tile counts as waiting
+    env["UCAAS_SYNC_RESULTS_ENABLED"] = "false"
     run = RunProcess(env, tmp_path)
     try:
         yield await run.admin_url()

@@ -459,29 +459,19 @@ async def test_find_then_the_story_with_its_result_events(admin: Admin) -> None:
         answer = await admin.get(bad)
         assert answer.status_code == 422, (bad, answer.text)
 
-    # a result event written with the outcome (by the dispatcher's outcome writer)
-    async with admin.service.engine.begin() as conn:
-        await conn.execute(
-            sa.insert(RESULTS).values(
-                event_id="res-1",
-                type="ucaas.user.provisioned",
-                subject=entity,
-                command_id=3,
-                topic="ucaas.results",
-                cloudevent={"id": "res-1", "data": {"ucaas_id": "u-9"}},
-                created_at=datetime.now(UTC),
-            )
-        )
+    # the result events the dispatcher wrote with the outcomes (no relay runs here)
     story = (await admin.get(f"/api/history/{entity}")).json()
-    [result] = story["results"]
-    assert (result["type"], result["event_id"], result["published"]) == (
-        "ucaas.user.provisioned",
-        "res-1",
-        False,
-    )
-    assert result["data"] == {"ucaas_id": "u-9"}
+    results = {r["type"]: r for r in story["results"]}
+    assert set(results) == {"ucaas.user.provisioned", "ucaas.user.licence_assigned"}
+    provisioned = results["ucaas.user.provisioned"]
+    assert provisioned["published"] is False
+    assert provisioned["data"]["email"] == "e1@crm-api.example"
+    assert provisioned["data"]["ucaas_user_id"]
+    assert results["ucaas.user.licence_assigned"]["data"]["licences"] == ["vc"]
+    async with admin.service.engine.connect() as conn:
+        written = await conn.scalar(sa.select(sa.func.count()).select_from(RESULTS))
     status = (await admin.get("/api/status")).json()
-    assert status["results"]["unpublished"] == 1
+    assert status["results"]["unpublished"] == written == 4  # customer, purchase, user, licence
     assert status["results"]["published_last_hour"] == 0
     assert status["results"]["oldest_unpublished_age_s"] >= 0
 
