@@ -26,9 +26,11 @@ class PublishError(Exception):
 
 @dataclass(frozen=True)
 class Outgoing:
+    """A record to produce: value and key as they are, headers in order."""
+
     topic: str
-    key: bytes
-    value: bytes
+    key: bytes | None
+    value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
 
 

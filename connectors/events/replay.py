@@ -1,9 +1,6 @@
-"""A topic read whole and records written back, for `dlq replay`: what the shell needs of
-Kafka, nothing of the service.
+"""Records written back, for `dlq replay` (the topic is read by topic_reader.py): what
+the shell needs of Kafka, nothing of the service.
 
-`read_to_end` reads every partition from its beginning up to the end offsets it had when
-the read started (records written meanwhile are left for the next run), with no consumer
-group: nothing is committed, and the read does not wait for a group join.
 `Republisher` produces records with a non-idempotent producer (Tansu takes no other),
 `acks=1`, and answers, record by record, whether the broker acknowledged it.
 """
@@ -11,101 +8,17 @@ group: nothing is committed, and the read does not wait for a group join.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from connectors.events.cloudevents import Record
-from connectors.events.kafka_security import KafkaConnection, as_connection, probe
+from connectors.events.kafka_security import KafkaConnection, as_connection
+from connectors.events.publisher import Outgoing
+from connectors.events.topic_reader import TopicError, read_to_end
 
-
-class TopicError(ValueError):
-    """The topic cannot be read or written: no such topic, the broker refused or did not
-    answer in time. The message is one line, with no credential."""
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A record to produce: value and key as they were, headers in order."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-async def read_to_end(
-    bootstrap: KafkaConnection | str, topic: str, *, timeout_s: float = 60.0
-) -> list[Record]:
-    """Every record of `topic`, in (partition, offset) order, up to the end offsets seen
-    at the start. TopicError if the topic does not exist or the broker does not answer."""
-    conn = as_connection(bootstrap)
-    try:
-        await probe(conn)  # a refused certificate or password is said as such
-    except ConnectionError as exc:  # KafkaUnreachableError, KafkaSettingsError: one line
-        raise TopicError(f"topic {topic}: {exc}") from None
-    try:
-        return await asyncio.wait_for(_read(conn, topic), timeout_s)
-    except TimeoutError:
-        raise TopicError(f"topic {topic}: not read within {timeout_s:.0f} s") from None
-    except KafkaError as exc:
-        raise TopicError(f"topic {topic} at {conn.bootstrap}: {type(exc).__name__}") from None
-
-
-async def _read(conn: KafkaConnection, topic: str) -> list[Record]:
-    # "earliest": assign() starts a reset of its own, to the default "latest", which could
-    # finish after seek_to_beginning() and leave the read at the end (a third of the reads
-    # found nothing on Tansu)
-    consumer = AIOKafkaConsumer(
-        **conn.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        await consumer.start()
-        partitions = await _partitions(consumer, topic)
-        consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        left = {tp for tp in partitions if end[tp] > await consumer.position(tp)}
-        found: list[Record] = []
-        while left:
-            batches = await consumer.getmany(*left, timeout_ms=500)
-            for tp, records in batches.items():
-                found += [
-                    Record(
-                        r.topic,
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        tuple((k, v or b"") for k, v in r.headers),
-                        r.timestamp,
-                    )
-                    for r in records
-                    if r.offset < end[tp]  # not what was written after the read started
-                ]
-            left = {tp for tp in left if await consumer.position(tp) < end[tp]}
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    deadline = time.monotonic() + 5.0
-    while True:
-        await consumer.topics()  # a metadata refresh
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if time.monotonic() > deadline:
-            raise TopicError(f"topic {topic} does not exist (or has no partitions)")
-        await asyncio.sleep(0.2)
+__all__ = ["Outgoing", "Republisher", "TopicError", "read_to_end"]
 
 
 class Republisher:

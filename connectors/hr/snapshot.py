@@ -8,17 +8,14 @@ one bad resource is reported and skipped rather than refusing the whole snapshot
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.events.cloudevents import Record
-from connectors.events.kafka_security import KafkaConnection, as_connection, probe
+from connectors.events.kafka_security import KafkaConnection
+from connectors.events.topic_reader import TopicError, read_to_end
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
@@ -79,61 +76,18 @@ async def latest_records(
     group; the last record of each key, tombstones included (value None). Keyless records
     are kept as they are: nothing can replace them. SnapshotError if the topic does not
     exist or the broker does not answer in time."""
-    conn = as_connection(bootstrap)
     try:
-        # first one bounded connection: a refused certificate or password is said as such
-        await probe(conn)
-    except ConnectionError as exc:  # KafkaUnreachableError, KafkaSettingsError: one line
-        raise SnapshotError(f"topic {topic}: {exc}") from None
-    try:
-        return await asyncio.wait_for(_latest(conn, topic), timeout_s)
-    except TimeoutError:
-        raise SnapshotError(f"topic {topic}: not read within {timeout_s:.0f} s") from None
-    except KafkaError as exc:
-        raise SnapshotError(f"topic {topic} at {conn.bootstrap}: {type(exc).__name__}") from None
-
-
-async def _latest(conn: KafkaConnection, topic: str) -> list[Record]:
-    # "earliest": assign() starts a reset of its own, to the default "latest", which could
-    # finish after seek_to_beginning() and leave the read at the end (an empty snapshot)
-    consumer = AIOKafkaConsumer(
-        **conn.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        await consumer.start()
-        partitions = await _partitions(consumer, topic)
-        consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        left = {tp for tp in partitions if end[tp] > await consumer.position(tp)}
-        latest: dict[bytes, Record] = {}
-        keyless: list[Record] = []
-        while left:
-            batches = await consumer.getmany(*left, timeout_ms=500)
-            for tp, records in batches.items():
-                for r in records:
-                    if r.offset >= end[tp]:
-                        continue  # written after the read started
-                    record = Record(
-                        r.topic,
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        tuple((k, v or b"") for k, v in r.headers),
-                        r.timestamp,
-                    )
-                    if r.key is None:
-                        keyless.append(record)
-                    elif _later(record, latest.get(r.key)):
-                        latest[r.key] = record
-            left = {tp for tp in left if await consumer.position(tp) < end[tp]}
-        return sorted([*latest.values(), *keyless], key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
+        records = await read_to_end(bootstrap, topic, timeout_s=timeout_s)
+    except TopicError as exc:
+        raise SnapshotError(str(exc)) from None
+    latest: dict[bytes, Record] = {}
+    keyless: list[Record] = []
+    for record in records:
+        if record.key is None:
+            keyless.append(record)
+        elif _later(record, latest.get(record.key)):
+            latest[record.key] = record
+    return sorted([*latest.values(), *keyless], key=lambda r: (r.partition, r.offset))
 
 
 def _later(record: Record, known: Record | None) -> bool:
@@ -144,15 +98,3 @@ def _later(record: Record, known: Record | None) -> bool:
     if known.partition == record.partition:
         return record.offset > known.offset
     return (record.timestamp_ms or 0) >= (known.timestamp_ms or 0)
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    deadline = time.monotonic() + 5.0
-    while True:
-        await consumer.topics()  # a metadata refresh
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if time.monotonic() > deadline:
-            raise SnapshotError(f"topic {topic} does not exist (or has no partitions)")
-        await asyncio.sleep(0.2)

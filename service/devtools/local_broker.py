@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from connectors.events.kafka_security import KafkaConnection, as_connection
+from connectors.events.topic_reader import read_to_end
 from service.devtools.processes import free_port, stop
 from service.settings import KafkaSettings
 
@@ -87,29 +87,10 @@ async def read_all(
 ) -> list[bytes]:
     """The values of every record of `topics`, from the start to the end offsets seen at
     the start, partition by partition (no consumer group)."""
-    consumer = AIOKafkaConsumer(
-        **as_connection(bootstrap).client_kwargs(), group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
     found: list[bytes] = []
-    try:
-        await consumer.topics()  # a metadata refresh: the partitions of the topics
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning()
-        ends = await consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and [
-            tp for tp, end in ends.items() if await consumer.position(tp) < end
-        ]:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found += [r.value for r in records if r.value is not None]
-    finally:
-        await consumer.stop()
+    for topic in topics:
+        records = await read_to_end(bootstrap, topic, timeout_s=timeout_s)
+        found += [r.value for r in records if r.value is not None]
     return found
 
 
