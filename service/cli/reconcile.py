@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from service.reconcile.hr_model import Finding, HrReport
 
 # service.reconcile.KINDS, for --kind's help: importing that package costs start-up time
-# (tests/unit/test_reconcile.py keeps the two equal)
+# (tests/unit/test_cli_startup.py keeps the two equal)
 KINDS = ("customer", "subscription", "user", "licence", "meeting")
 
 
