@@ -34,7 +34,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from connectors.events.kafka_security import KafkaConnection
@@ -490,6 +489,8 @@ class Settings(Section):
 
     def effective(self) -> dict[str, Any]:
         """The configuration in use, secrets masked and the database password hidden."""
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - SQLAlchemy: only here, CLI start-up time
+
         shown = self.model_dump(mode="json")
         shown["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
         shown["config_file"] = os.environ.get(CONFIG_FILE_VARIABLE)

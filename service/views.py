@@ -15,7 +15,6 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from connectors.events.lag import LagUnknownError, consumer_lag
 from service import entity_search
 from service.calendar.holds import count_held, feed_source, held_feeds
 from service.domain.commands import APPROVAL
@@ -205,6 +204,8 @@ class Operations:
         kafka = self.settings.kafka
         if kafka.bootstrap_servers is None:
             return None, "no broker configured (KAFKA_BOOTSTRAP_SERVERS)"
+        from connectors.events.lag import LagUnknownError, consumer_lag  # noqa: PLC0415 - aiokafka, faststream: CLI start-up time
+
         cached = self._lag
         if cached is not None and time.monotonic() - cached[0] < LAG_CACHE_S:
             return cached[1], cached[2]

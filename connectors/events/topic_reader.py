@@ -59,7 +59,7 @@ async def _read(conn: KafkaConnection, topic: str) -> list[Record]:
         found: list[Record] = []
         while left:
             batches = await consumer.getmany(*left, timeout_ms=500)
-            for tp, records in batches.items():
+            for records in batches.values():
                 found += [
                     Record(
                         r.topic,

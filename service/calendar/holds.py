@@ -13,17 +13,20 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connectors.calendar.ics import Occurrence
 from service.calendar.guard import CancelGuard, Fate, Guarded, judge, settle
 from service.calendar.translate import FeedState, MeetingRules, diff_feed
 from service.domain.commands import APPROVAL, Kind, meeting_entity
 from service.domain.feeds import Feed
 from service.outbox.sql import chunks
 from service.outbox.tables import FEEDS, OUTBOX, CommandStatus
+
+if TYPE_CHECKING:  # annotations only: icalendar and httpx would slow the CLI's `status` down
+    from connectors.calendar.ics import Occurrence
 
 MOOT = "moot: a later version of the feed does not cancel it"
 

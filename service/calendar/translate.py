@@ -20,11 +20,10 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.calendar.ics import Occurrence
 from service.domain.commands import (
     CancelMeeting,
     Command,
@@ -34,6 +33,9 @@ from service.domain.commands import (
 )
 from service.domain.feeds import Feed
 from service.domain.translation import DesiredState, Translation
+
+if TYPE_CHECKING:  # annotations only: icalendar and httpx would slow the CLI's `status` down
+    from connectors.calendar.ics import Occurrence
 
 ROOM_NAME_MIN, ROOM_NAME_MAX = 3, 50  # the API's limits (1612, 1613)
 MIN_DURATION = 10  # minutes (1632)

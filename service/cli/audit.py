@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 import uvloop
-from rich.console import Console
-from rich.table import Table
 
 from service.cli.database import opened
-from service.outbox.audit import AuditView, entries
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.outbox.audit import AuditView
 
 UNITS = {"s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
 
@@ -35,6 +35,8 @@ def since_of(given: str, now: datetime) -> datetime:
 
 
 async def _entries(since: datetime | None, actor: str | None, limit: int) -> list[AuditView]:
+    from service.outbox.audit import AuditView, entries  # noqa: PLC0415 - CLI start-up time
+
     async with opened(Settings()) as engine:
         found = await entries(engine, since=since, actor=actor, limit=limit)
     return [AuditView.model_validate(e.model_dump()) for e in found]
@@ -57,6 +59,10 @@ def audit(
         for entry in found:
             typer.echo(orjson.dumps(entry.model_dump(mode="json")).decode())
         return
+    # --json needs no rich: CLI start-up time
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(title=f"{len(found)} audited action(s)")
     for column in ("at", "actor", "role", "action", "target", "result", "detail"):
         table.add_column(column)

@@ -6,16 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 import uvloop
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.outbox import db
-from service.outbox.prune import PruneReport, prune
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from service.outbox.prune import PruneReport
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema and history.")
 
@@ -23,6 +25,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema and history.")
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Run the migrations (SQLite is also upgraded automatically on start)."""
+    from service.outbox import db  # noqa: PLC0415 - CLI start-up time: alembic, SQLAlchemy
+
     settings = Settings()
     db.upgrade(settings.database_url, revision)
     typer.echo(f"database at revision {db.current_revision(settings.database_url)}")
@@ -67,6 +71,8 @@ def db_prune(
 async def opened(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """The configured database for one command: SQLite upgraded first (it upgrades itself
     on start), two connections, closed afterwards."""
+    from service.outbox import db  # noqa: PLC0415 - CLI start-up time: alembic, SQLAlchemy
+
     if settings.is_sqlite:
         await asyncio.to_thread(db.upgrade, settings.database_url)
     engine = db.make_engine(settings.database_url, pool_size=2)
@@ -79,5 +85,7 @@ async def opened(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 async def _prune(older_than: timedelta, *, dry_run: bool, batch: int) -> PruneReport:
+    from service.outbox.prune import prune  # noqa: PLC0415 - CLI start-up time
+
     async with opened(Settings()) as engine:
         return await prune(engine, older_than, dry_run=dry_run, batch=batch)

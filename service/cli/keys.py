@@ -7,16 +7,17 @@ stored value again under the new key; then the old key is removed.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 import uvloop
 
 from service.cli.database import opened
-from service.outbox.rotation import RotationReport, UnopenableSecretsError, rotate
-from service.outbox.vault import MissingSecretKeyError, new_key, vault_for
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.outbox.rotation import RotationReport
 
 keys_app = typer.Typer(no_args_is_help=True, help="The vault's keys: a new one, rotation.")
 
@@ -24,6 +25,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="The vault's keys: a new one, 
 @keys_app.command("new")
 def keys_new() -> None:
     """Print a new key (for UCAAS_SYNC_SECRET_KEY)."""
+    from service.outbox.vault import new_key  # noqa: PLC0415 - CLI start-up time: SQLAlchemy
+
     typer.echo(new_key())
 
 
@@ -36,6 +39,9 @@ def keys_rotate(
 
     Runs beside the service; a second run changes nothing. Refuses, changing nothing, when
     some value opens with none of the configured keys."""
+    from service.outbox.rotation import UnopenableSecretsError  # noqa: PLC0415 - CLI start-up time
+    from service.outbox.vault import MissingSecretKeyError  # noqa: PLC0415 - CLI start-up time
+
     try:
         report = uvloop.run(_rotate(Settings(), batch))
     except (UnopenableSecretsError, MissingSecretKeyError) as exc:
@@ -55,6 +61,9 @@ def summary(report: RotationReport) -> str:
 
 
 async def _rotate(settings: Settings, batch: int) -> RotationReport:
+    from service.outbox.rotation import rotate  # noqa: PLC0415 - CLI start-up time
+    from service.outbox.vault import vault_for  # noqa: PLC0415 - CLI start-up time
+
     vault = vault_for(settings)
     async with opened(settings) as engine:
         return await rotate(engine, vault, batch=batch)

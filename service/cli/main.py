@@ -3,7 +3,8 @@
 # The docstring above is the app's help. Here: the app, running the service (`run`,
 # `dispatch`) and the developer's commands (`demo`, `broker`, `asyncapi`); the
 # operator's in operations.py, `db` in database.py, `reconcile` in reconcile.py, `plan`
-# in plan.py.
+# in plan.py. What only some commands need (the service, Kafka, SQL, HTTP, rich) is
+# imported inside them: `--help`, `config` and `status` start in a fraction of the time.
 
 from __future__ import annotations
 
@@ -14,16 +15,12 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvloop
 from pydantic import ValidationError
 
-from connectors.events.kafka_failures import KafkaSettingsError
-from service.app.bootstrap import bootstrap
-from service.app.runner import Parts, serve
-from service.calendar.registry import FeedFileError
 from service.cli.audit import audit
 from service.cli.database import db_app
 from service.cli.dlq import dlq_app
@@ -32,12 +29,10 @@ from service.cli.operations import approve, dead_app, deny, find, history, statu
 from service.cli.operations import config as show_config
 from service.cli.plan import plan
 from service.cli.reconcile import reconcile_command
-from service.devtools.local_broker import LocalBroker, with_dead_letters
-from service.entrypoints.admin_host import AdminRefusedError
-from service.entrypoints.asyncapi import as_json, as_yaml
-from service.intake.licences import PolicyError
-from service.observability.logs import configure as configure_logging
 from service.settings import CONFIG_FILE_VARIABLE, ConfigFileError, Settings
+
+if TYPE_CHECKING:
+    from service.app.runner import Parts
 
 log = logging.getLogger("ucaas_sync")
 # `run`: a Kafka broker answered but refused the TLS or SASL settings (README, "Connecting
@@ -85,11 +80,16 @@ def demo(
 
 
 def _logging(settings: Settings | None = None) -> None:
+    from service.observability.logs import configure as configure_logging  # noqa: PLC0415 - CLI start-up time
+
     settings = settings or Settings()
     configure_logging(settings.log_format, settings.log_level)
 
 
 async def _serve(parts: Parts) -> None:
+    from service.app.bootstrap import bootstrap  # noqa: PLC0415 - CLI start-up time
+    from service.app.runner import serve  # noqa: PLC0415 - CLI start-up time
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -111,6 +111,13 @@ def run(
     ] = True,
 ) -> None:
     """Run the service until SIGTERM or SIGINT; each part alone with a flag, to scale apart."""
+    # the service and the errors it reports, imported on use: CLI start-up time
+    from connectors.events.kafka_failures import KafkaSettingsError  # noqa: PLC0415
+    from service.app.runner import Parts  # noqa: PLC0415
+    from service.calendar.registry import FeedFileError  # noqa: PLC0415
+    from service.entrypoints.admin_host import AdminRefusedError  # noqa: PLC0415
+    from service.intake.licences import PolicyError  # noqa: PLC0415
+
     _logging()
     parts = Parts(
         consumers=consumers, dispatcher=dispatcher, poller=poller, admin=admin, relay=relay
@@ -128,6 +135,8 @@ def run(
 @app.command()
 def dispatch() -> None:
     """Run only the dispatcher (the same as `run --no-consumers --no-poller --no-admin`)."""
+    from service.app.runner import Parts  # noqa: PLC0415 - CLI start-up time
+
     _logging()
     uvloop.run(_serve(Parts(consumers=False, poller=False, admin=False)))
 
@@ -143,6 +152,11 @@ def broker(
 
     With a command after `--`, run it against the broker and stop the broker afterwards.
     """
+    from service.devtools.local_broker import (  # noqa: PLC0415 - CLI start-up time
+        LocalBroker,
+        with_dead_letters,
+    )
+
     settings = Settings()
     kafka = settings.kafka
     topics = [*with_dead_letters(kafka.topics, kafka.dlq_suffix), *settings.results.topics()]
@@ -170,6 +184,8 @@ app.command("deny")(deny)
 @app.command()
 def asyncapi(yaml: Annotated[bool, typer.Option(help="YAML instead of JSON")] = False) -> None:
     """Print the AsyncAPI document of the topics."""
+    from service.entrypoints.asyncapi import as_json, as_yaml  # noqa: PLC0415 - CLI start-up time
+
     settings = Settings()
     kafka, results = settings.kafka, settings.results
     typer.echo(as_yaml(kafka, results) if yaml else as_json(kafka, results))

@@ -10,28 +10,39 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import orjson
 import typer
 import uvloop
-from rich.console import Console
-from rich.table import Table
 
 from service.cli.database import opened
 from service.cli.settings_reference import as_markdown
-from service.outbox.audit import cli_actor
-from service.outbox.store import OutboxStore
 from service.settings import Settings
-from service.views import Operations, StatusReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from service.views import Operations, StatusReport
 
 T = TypeVar("T")
 dead_app = typer.Typer(no_args_is_help=True, help="Dead commands: list, retry, drop.")
-console = Console()
+
+
+@cache
+def console() -> Console:
+    from rich.console import Console  # noqa: PLC0415 - CLI start-up time: `config` needs no rich
+
+    return Console()
 
 
 @asynccontextmanager
 async def operations() -> AsyncIterator[Operations]:
+    # the database's side, imported on use: CLI start-up time
+    from service.outbox.store import OutboxStore  # noqa: PLC0415
+    from service.views import Operations  # noqa: PLC0415
+
     settings = Settings()
     async with opened(settings) as engine:
         yield Operations(engine, OutboxStore(engine), settings)
@@ -67,6 +78,8 @@ def status(
     if as_json:
         typer.echo(_json(found.as_json()))
         return
+    from rich.table import Table  # noqa: PLC0415 - CLI start-up time: --json needs no rich
+
     table = Table(title="ucaas-sync status", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -92,7 +105,7 @@ def status(
     else:
         for (topic, partition), count in sorted(found.consumer_lag.items()):
             table.add_row(f"lag {topic}[{partition}]", str(count))
-    console.print(table)
+    console().print(table)
 
 
 @dead_app.command("list")
@@ -110,20 +123,22 @@ def dead_list(
         for item in [*commands, *letters]:
             typer.echo(_json({"type": type(item).__name__, **item.model_dump(mode="json")}))
         return
+    from rich.table import Table  # noqa: PLC0415 - CLI start-up time: --json needs no rich
+
     table = Table(title=f"{len(commands)} dead command(s)")
     for column in ("id", "kind", "entity", "attempts", "error"):
         table.add_column(column)
     for c in commands:
         error = f"{c.last_error_code or ''} {c.last_error or ''}".strip()
         table.add_row(str(c.id), c.kind, c.entity, str(c.attempts), error)
-    console.print(table)
+    console().print(table)
     letters_table = Table(title=f"{len(letters)} dead-lettered record(s)")
     for column in ("record", "event id", "error", "reason"):
         letters_table.add_column(column)
     for d in letters:
         record = f"{d.topic}[{d.partition}]@{d.offset}"
         letters_table.add_row(record, d.event_id or "-", d.error, d.reason)
-    console.print(letters_table)
+    console().print(letters_table)
 
 
 CommandId = Annotated[int, typer.Argument(min=1, max=2**63 - 1, help="a command's id")]
@@ -133,6 +148,8 @@ CommandId = Annotated[int, typer.Argument(min=1, max=2**63 - 1, help="a command'
 def dead_retry(command_id: CommandId) -> None:
     """Run a dead command again with a fresh attempt budget (the commands it held follow).
     Recorded in the audit log as cli:<your OS user>."""
+    from service.outbox.audit import cli_actor  # noqa: PLC0415 - CLI start-up time
+
     found = _run(lambda ops: ops.store.operator.retry(command_id, cli_actor()))
     if found != "ok":
         why = "no such command" if found == "not_found" else "it is not dead"
@@ -144,6 +161,8 @@ def dead_retry(command_id: CommandId) -> None:
 @dead_app.command("drop")
 def dead_drop(command_id: CommandId) -> None:
     """Give up on a command (dead, held or waiting); the commands it held run. Audited."""
+    from service.outbox.audit import cli_actor  # noqa: PLC0415 - CLI start-up time
+
     found = _run(lambda ops: ops.store.operator.drop(command_id, cli_actor()))
     if found != "ok":
         why = "no such command" if found == "not_found" else "it is not dead, held or pending"
@@ -177,6 +196,8 @@ def deny(
 def _decide(
     action: Literal["approve", "deny"], command_id: int | None, tenant: str | None, feed: str | None
 ) -> None:
+    from service.outbox.audit import cli_actor  # noqa: PLC0415 - CLI start-up time
+
     if command_id is None and tenant is None and feed is None:
         held = _run(lambda ops: ops.held())
         for c in held:

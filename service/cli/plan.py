@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from service.cli.database import opened
-from service.intake.history import LineError, plan_events, plan_live
-from service.intake.licences import LicencePolicy, PolicyError
-from service.intake.plan import PlanError, plan_calendar, plan_event, read
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.intake.licences import LicencePolicy
 
 
 def plan(
@@ -50,6 +50,11 @@ def plan(
     number; the others are still planned, and the exit code is 2. With --ics, each event
     skipped as unusable is a line on stderr (skipped: UID: reason); the exit code is 0
     when anything in the file could be used."""
+    # the intake and the calendar, imported on use: CLI start-up time
+    from service.intake.history import LineError  # noqa: PLC0415
+    from service.intake.licences import LicencePolicy, PolicyError  # noqa: PLC0415
+    from service.intake.plan import PlanError, plan_calendar, plan_event, read  # noqa: PLC0415
+
     settings = Settings()
     errors: list[str] = []
     try:
@@ -97,6 +102,9 @@ def _history(
     raw: bytes, settings: Settings, now: datetime | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """--events: the commands still queued at the end; notes and errors go to stderr."""
+    from service.intake.history import plan_events  # noqa: PLC0415 - CLI start-up time
+    from service.intake.licences import LicencePolicy  # noqa: PLC0415 - CLI start-up time
+
     policy = LicencePolicy.load(settings.intake.licence_policy)
     history, errors = plan_events(raw.splitlines(), policy, settings.intake, now)
     for note in history.notes:
@@ -112,5 +120,7 @@ def _history(
 
 
 async def _live(raw: bytes, policy: LicencePolicy, settings: Settings) -> list[dict[str, Any]]:
+    from service.intake.history import plan_live  # noqa: PLC0415 - CLI start-up time
+
     async with opened(settings) as engine:
         return list(await plan_live(raw, engine, policy, settings.intake))

@@ -13,39 +13,58 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, NoReturn
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import typer
 import uvloop
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.ucaas import UCaaSError
-from service.app.bootstrap import DEFAULT_KAFKA, bootstrap
-from service.outbox import audit
-from service.outbox.audit import Result, cli_actor
-from service.outbox.vault import MissingSecretKeyError
-from service.reconcile import KINDS, Drift, RepairStatus, Report, kinds_of, reconcile
-from service.reconcile.hr_model import Finding, HrReport
-from service.reconcile.hr_shell import load_snapshot, reconcile_hr
 from service.settings import Settings
 
-ERRORS = (ValueError, ValidationError, MissingSecretKeyError, UCaaSError, SQLAlchemyError)
+# What reconciling needs (the service, the UCaaS client, SQL, rich) is imported where it is
+# used: `ucaas-sync --help` and every other command would pay for it at start-up.
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
-REPAIR_LABELS = {
-    RepairStatus.PLANNED: "would queue",
-    RepairStatus.QUEUED: "queued",
-    RepairStatus.ALREADY_QUEUED: "already queued",
-    RepairStatus.WAITS: "waits",
-    RepairStatus.NONE: "none",
-}
+    from service.outbox.audit import Result
+    from service.reconcile import Drift, RepairStatus, Report
+    from service.reconcile.hr_model import Finding, HrReport
+
+# service.reconcile.KINDS, for --kind's help: importing that package costs start-up time
+# (tests/unit/test_cli_startup.py keeps the two equal)
+KINDS = ("customer", "subscription", "user", "licence", "meeting")
+
+
+@cache
+def _errors() -> tuple[type[Exception], ...]:
+    """The errors reported in one line (exit code 2)."""
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - CLI start-up time
+
+    from connectors.ucaas import UCaaSError  # noqa: PLC0415 - CLI start-up time
+    from service.outbox.vault import MissingSecretKeyError  # noqa: PLC0415 - CLI start-up time
+
+    return (ValueError, ValidationError, MissingSecretKeyError, UCaaSError, SQLAlchemyError)
+
+
+@cache
+def _repair_labels() -> dict[RepairStatus, str]:
+    from service.reconcile import RepairStatus  # noqa: PLC0415 - CLI start-up time
+
+    return {
+        RepairStatus.PLANNED: "would queue",
+        RepairStatus.QUEUED: "queued",
+        RepairStatus.ALREADY_QUEUED: "already queued",
+        RepairStatus.WAITS: "waits",
+        RepairStatus.NONE: "none",
+    }
 
 
 async def _run(tenant: str | None, kinds: tuple[str, ...], repair: bool) -> Report:
+    from service.app.bootstrap import bootstrap  # noqa: PLC0415 - CLI start-up time
+    from service.reconcile import reconcile  # noqa: PLC0415 - CLI start-up time
+
     service = await bootstrap(Settings())
     try:
         if not repair:
@@ -60,6 +79,10 @@ async def _run(tenant: str | None, kinds: tuple[str, ...], repair: bool) -> Repo
 
 
 async def _run_hr(spec: str, tenant: str | None, repair: bool, force: bool) -> HrReport:
+    # the service, imported on use: CLI start-up time
+    from service.app.bootstrap import DEFAULT_KAFKA, bootstrap  # noqa: PLC0415
+    from service.reconcile.hr_shell import load_snapshot, reconcile_hr  # noqa: PLC0415
+
     settings = Settings()
     # the snapshot first: a file or topic that cannot be read costs no connection
     broker = settings.kafka.connection(settings.kafka.bootstrap_servers or DEFAULT_KAFKA)
@@ -86,6 +109,9 @@ async def audited_repair(engine: AsyncEngine, target: str) -> AsyncIterator[list
     """One audit row for a --repair, after it: its commands are queued in many short
     transactions, so the row cannot share one. The body appends the outcome's summary;
     `refused: ...` makes the row a refusal, an exception a failure (and is re-raised)."""
+    from service.outbox import audit  # noqa: PLC0415 - CLI start-up time
+    from service.outbox.audit import cli_actor  # noqa: PLC0415 - CLI start-up time
+
     note: list[str] = []
     actor = cli_actor()
     try:
@@ -138,10 +164,12 @@ def reconcile_command(
         _hr(hr_snapshot, tenant, repair=repair, force=force, json=json)
     if force:
         _usage("--force applies to --hr-snapshot only")
+    from service.reconcile import kinds_of  # noqa: PLC0415 - CLI start-up time
+
     try:
         kinds = kinds_of(kind)
         report = uvloop.run(_run(tenant, kinds, repair))
-    except ERRORS as exc:
+    except _errors() as exc:
         # Messages name the setting or the route, never a body or a credential.
         typer.echo(f"error: {_one_line(exc)}", err=True)
         raise typer.Exit(2) from None
@@ -155,6 +183,8 @@ def reconcile_command(
 
 
 def _one_line(exc: Exception) -> str:
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - CLI start-up time
+
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
@@ -181,6 +211,9 @@ def _fields(drift: Drift) -> str:
 
 
 def _table(report: Report) -> None:
+    from rich.console import Console  # noqa: PLC0415 - CLI start-up time
+    from rich.table import Table  # noqa: PLC0415 - CLI start-up time
+
     # Piped output is not cut to 80 columns: a drift's fields belong on one row.
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240)
     if report.drifts:
@@ -188,7 +221,7 @@ def _table(report: Report) -> None:
         for drift in report.drifts:
             what = drift.what.value + (f" ({_fields(drift)})" if drift.fields else "")
             commands = ", ".join(c.kind.value for c in drift.repair or ())
-            repair = REPAIR_LABELS[drift.status] + (f": {commands}" if commands else "")
+            repair = _repair_labels()[drift.status] + (f": {commands}" if commands else "")
             if drift.reason:
                 repair += f" ({drift.reason})"
             table.add_row(drift.kind, drift.tenant, drift.external_id, drift.ucaas_id, what, repair)
@@ -205,7 +238,7 @@ def _usage(message: str) -> NoReturn:
 def _hr(spec: str, tenant: str | None, *, repair: bool, force: bool, json: bool) -> NoReturn:
     try:
         report = uvloop.run(_run_hr(spec, tenant, repair, force))
-    except ERRORS as exc:
+    except _errors() as exc:
         typer.echo(f"error: {_one_line(exc)}", err=True)
         raise typer.Exit(2) from None
     if json:
@@ -225,7 +258,7 @@ def _hr(spec: str, tenant: str | None, *, repair: bool, force: bool, json: bool)
 
 def _hr_repair(finding: Finding) -> str:
     commands = ", ".join(c.kind.value for c in finding.repair or ())
-    shown = REPAIR_LABELS[finding.repair_status] + (f": {commands}" if commands else "")
+    shown = _repair_labels()[finding.repair_status] + (f": {commands}" if commands else "")
     if finding.held:
         shown += f", held for approval ({finding.held})"
     if finding.reason:
@@ -234,6 +267,9 @@ def _hr_repair(finding: Finding) -> str:
 
 
 def _hr_table(report: HrReport) -> None:
+    from rich.console import Console  # noqa: PLC0415 - CLI start-up time
+    from rich.table import Table  # noqa: PLC0415 - CLI start-up time
+
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240)
     if report.findings:
         table = Table("finding", "tenant", "employee id", "ucaas id", "e-mail", "status", "repair")
