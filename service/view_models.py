@@ -63,6 +63,7 @@ class DeadLetterView(BaseModel):
     error: str
     reason: str
     at: datetime
+    replayed_at: datetime | None = None  # sent back to its topic by `dlq replay`
 
 
 SEALED = "(sealed)"

@@ -133,11 +133,12 @@ def dead_list(
         table.add_row(str(c.id), c.kind, c.entity, str(c.attempts), error)
     console().print(table)
     letters_table = Table(title=f"{len(letters)} dead-lettered record(s)")
-    for column in ("record", "event id", "error", "reason"):
+    for column in ("record", "event id", "error", "reason", "replayed"):
         letters_table.add_column(column)
     for d in letters:
         record = f"{d.topic}[{d.partition}]@{d.offset}"
-        letters_table.add_row(record, d.event_id or "-", d.error, d.reason)
+        replayed = f"{d.replayed_at:%Y-%m-%d %H:%M:%S}" if d.replayed_at else "-"
+        letters_table.add_row(record, d.event_id or "-", d.error, d.reason, replayed)
     console().print(letters_table)
 
 

@@ -78,6 +78,13 @@ async def test_replays_are_marked_once_and_unrecorded_ones_get_their_row_back(
         ("hr.events", 9): AT,  # its row again, marked
         ("crm.events", 5): None,  # another topic's
     }
+    # what `dead list` and /api/dead-letters show: the replay's mark beside the reason
+    from service.outbox.store import OutboxStore
+    from service.settings import Settings
+    from service.views import Operations
+
+    shown = await Operations(engine, OutboxStore(engine), Settings()).dead_letters()
+    assert {(d.topic, d.offset): d.replayed_at for d in shown} == await replayed_at(engine)
     assert await mark(engine, [acked(5, recorded=True)], rows, AT + timedelta(hours=1)) == 0
     assert (await replayed_at(engine))[("hr.events", 5)] == AT
 
