@@ -154,12 +154,21 @@ def cli_output(env: dict[str, str], cwd: Path, *args: str) -> str:
 
 
 def routes(document: dict[str, Any]) -> list[tuple[str, str]]:
-    """(method, path) of every operation, path parameters filled in."""
+    """(method, path) of every operation, path and required query parameters filled in."""
     filled = []
     for path, operations in document["paths"].items():
         concrete = re.sub(r"\{command_id\}", "1", path)
         concrete = re.sub(r"\{[^}]+\}", "customer:CRM-SEC-1", concrete)
-        filled += [(method.upper(), concrete) for method in operations]
+        for method, operation in operations.items():
+            # a required query parameter (/api/find's q) is given: a search that finds
+            # the tenant, whose answer is grepped for secrets too
+            required = [
+                p["name"]
+                for p in operation.get("parameters", [])
+                if p.get("in") == "query" and p.get("required")
+            ]
+            query = "&".join(f"{name}=CRM-SEC" for name in required)
+            filled.append((method.upper(), f"{concrete}?{query}" if query else concrete))
     return filled
 
 
