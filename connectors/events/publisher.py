@@ -77,7 +77,11 @@ class KafkaPublisher:
             raise PublishError(str(exc)) from None
         except TimeoutError:
             await self.stop()  # a fresh connection next round
-            raise PublishError(f"no acknowledgement within {self.timeout_s:.0f} s") from None
+            topics = ", ".join(sorted({r.topic for r in records}))
+            raise PublishError(
+                f"no acknowledgement within {self.timeout_s:.0f} s (does {topics} exist? "
+                "brokers that do not create topics on first use leave the send waiting)"
+            ) from None
         except UnknownTopicOrPartitionError:
             raise PublishError("the topic does not exist: create it") from None
         except KafkaError as exc:

@@ -197,3 +197,18 @@ async def test_the_relay_runs_until_stopped_and_backs_off_while_the_broker_is_aw
 
 def orjson_id(record: Outgoing) -> str:
     return str(orjson.loads(record.value)["id"])
+
+
+async def test_the_kafka_publisher_says_in_one_line_that_no_broker_answers() -> None:
+    from connectors.events.kafka_security import KafkaConnection
+    from connectors.events.publisher import KafkaPublisher
+    from service.devtools.processes import free_port
+
+    where = f"127.0.0.1:{free_port()}"  # nothing listens there
+    publisher = KafkaPublisher(KafkaConnection(where, timeout_s=2.0), timeout_s=5.0)
+    record = Outgoing("ucaas.results", b"user:T:E1", b"{}")
+    with pytest.raises(PublishError) as refused:
+        await publisher.publish([record])
+    assert str(refused.value).startswith(f"Kafka at {where}: unreachable")
+    assert "\n" not in str(refused.value)
+    await publisher.stop()
