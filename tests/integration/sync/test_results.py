@@ -1,43 +1,59 @@
 """Result events in the outbox and through the relay, against the sandbox (SQLite and
 PostgreSQL): one per command done, dead or held, written with its outcome; relayed in
-the order written, at least once, and never marked published without the broker's word.
+the order written, at least once, and never marked published without the broker's word:
+the relay talks to a real broker (the session's, or a Tansu the test starts late).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
 
-from connectors.events.publisher import Outgoing, PublishError
+from connectors.events.cloudevents import Record
+from connectors.events.kafka_security import KafkaConnection
+from connectors.events.publisher import KafkaPublisher, Outgoing, PublishError
+from connectors.events.topic_reader import read_to_end
 from service.app.bootstrap import Service
 from service.devtools import sample_commands as c
+from service.devtools.local_broker import LocalBroker, create_topics_now
+from service.devtools.processes import free_port
 from service.outbox.tables import OUTBOX, RESULTS
 from service.results.relay import ResultRelay
 from service.settings import ResultsSettings
 from tests.support.sandbox_server import SandboxAdmin
 
 
-class Broker:
-    """A publisher that keeps what it is given, or refuses while `down`."""
+class Counting:
+    """The real publisher, counting the rounds the relay asked of it."""
 
-    def __init__(self) -> None:
-        self.records: list[Outgoing] = []
-        self.down = False
+    def __init__(self, publisher: KafkaPublisher) -> None:
+        self.publisher = publisher
         self.rounds = 0
 
     async def publish(self, records: Sequence[Outgoing]) -> None:
         self.rounds += 1
-        if self.down:
-            raise PublishError("Kafka at 127.0.0.1:9: unreachable")
-        self.records.extend(records)
+        await self.publisher.publish(records)
 
     async def stop(self) -> None:
-        pass
+        await self.publisher.stop()
+
+
+def publisher_at(address: str) -> KafkaPublisher:
+    return KafkaPublisher(KafkaConnection(address, timeout_s=1.0), timeout_s=5.0)
+
+
+@pytest.fixture
+def private_broker() -> Iterator[tuple[str, list[LocalBroker]]]:
+    """An address with no broker yet; the test starts Tansu there when it wants one."""
+    started: list[LocalBroker] = []
+    yield f"127.0.0.1:{free_port()}", started
+    for broker in started:
+        broker.stop()
 
 
 async def results(service: Service) -> list[dict[str, Any]]:
@@ -126,84 +142,94 @@ async def test_a_dead_command_and_a_held_one_publish_what_happened(service: Serv
 
 
 async def test_the_relay_publishes_in_order_and_marks_only_what_the_broker_took(
-    service: Service,
+    service: Service, private_broker: tuple[str, list[LocalBroker]]
 ) -> None:
+    address, started = private_broker
     for n in range(5):
         await service.uow.accept(c.event(), [c.create_customer(f"CRM-R{n}")])
     await service.dispatcher.run_until_idle()
     written = await results(service)
     assert len(written) == 5
-    broker = Broker()
-    relay = ResultRelay(service.engine, broker, ResultsSettings(batch=2, poll_s=0.01))
+    topic = written[0]["topic"]  # chosen when the row was written
+    settings = ResultsSettings(batch=2, poll_s=0.01)
+    relay = ResultRelay(service.engine, publisher_at(address), settings)
+    try:
+        with pytest.raises(PublishError):  # nothing listens yet
+            await relay.relay_once()
+        assert all(r["published_at"] is None for r in await results(service))
+        unpublished, oldest_s = await relay.observe_backlog()
+        assert unpublished == 5
+        assert oldest_s is not None and oldest_s > 0
 
-    broker.down = True
-    with pytest.raises(PublishError):
-        await relay.relay_once()
-    assert all(r["published_at"] is None for r in await results(service))
-    unpublished, oldest_s = await relay.observe_backlog()
-    assert unpublished == 5
-    assert oldest_s is not None and oldest_s > 0
-
-    broker.down = False
-    assert [await relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]
-    ids = [r["event_id"] for r in written]
-    assert [orjson_id(r) for r in broker.records] == ids  # in the order written
-    assert [r.key for r in broker.records] == [w["subject"].encode() for w in written]
+        started.append(LocalBroker._tansu(int(address.rsplit(":", 1)[1])))
+        started[0].ensure_topics([topic], partitions=1)  # one partition: one order
+        assert [await relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]
+    finally:
+        await relay.publisher.stop()
+    records = await read_to_end(address, topic)
+    assert [orjson_id(r) for r in records] == [r["event_id"] for r in written]
+    assert [r.key for r in records] == [w["subject"].encode() for w in written]
     assert all(r["published_at"] is not None for r in await results(service))
     assert (await relay.observe_backlog())[0] == 0
 
 
 async def test_a_crash_between_acknowledgement_and_mark_resends_the_same_ids(
-    service: Service,
+    service: Service, kafka: str
 ) -> None:
     await service.uow.accept(c.event(), [c.create_customer("CRM-X")])
     await service.dispatcher.run_until_idle()
-    broker = Broker()
-    relay = ResultRelay(service.engine, broker, ResultsSettings())
+    [written] = await results(service)
+    create_topics_now(kafka, [written["topic"]])
+    relay = ResultRelay(service.engine, publisher_at(kafka), ResultsSettings())
 
     async def crash(conn: Any, rows: Any) -> None:
         raise RuntimeError("killed before the mark")
 
-    relay._mark = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        await relay.relay_once()
-    del relay._mark
-    assert await relay.relay_once() == 1
-    first, again = broker.records
+    try:
+        relay._mark = crash  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await relay.relay_once()
+        del relay._mark
+        assert await relay.relay_once() == 1
+    finally:
+        await relay.publisher.stop()
+    records = await read_to_end(kafka, written["topic"])  # other tests' results too
+    first, again = [r for r in records if orjson_id(r) == written["event_id"]]
     assert first.value == again.value  # the same CloudEvent, the same id: deduped downstream
 
 
 async def test_the_relay_runs_until_stopped_and_backs_off_while_the_broker_is_away(
-    service: Service,
+    service: Service, private_broker: tuple[str, list[LocalBroker]]
 ) -> None:
+    address, started = private_broker
     await service.uow.accept(c.event(), [c.create_customer("CRM-Y")])
     await service.dispatcher.run_until_idle()
-    broker = Broker()
-    broker.down = True
-    relay = ResultRelay(service.engine, broker, ResultsSettings(poll_s=0.02))
+    [written] = await results(service)
+    topic = written["topic"]
+    publisher = Counting(publisher_at(address))
+    relay = ResultRelay(service.engine, publisher, ResultsSettings(poll_s=0.02))
     task = asyncio.create_task(relay.run())
-    await asyncio.sleep(0.5)
-    refused = broker.rounds
+    await asyncio.sleep(1.0)
+    refused = publisher.rounds
     assert 2 <= refused < 12, refused  # backing off, not spinning
-    broker.down = False
-    for _ in range(100):
-        if broker.records:
+    started.append(LocalBroker._tansu(int(address.rsplit(":", 1)[1])))
+    started[0].ensure_topics([topic], partitions=1)
+    for _ in range(200):
+        if relay.published:
             break
         await asyncio.sleep(0.05)
     await relay.stop()
     await task
-    assert len(broker.records) == 1
+    assert relay.published == 1
+    [record] = await read_to_end(address, topic)
+    assert orjson_id(record) == written["event_id"]
 
 
-def orjson_id(record: Outgoing) -> str:
-    return str(orjson.loads(record.value)["id"])
+def orjson_id(record: Record) -> str:
+    return str(orjson.loads(record.value or b"{}").get("id"))
 
 
 async def test_the_kafka_publisher_says_in_one_line_that_no_broker_answers() -> None:
-    from connectors.events.kafka_security import KafkaConnection
-    from connectors.events.publisher import KafkaPublisher
-    from service.devtools.processes import free_port
-
     where = f"127.0.0.1:{free_port()}"  # nothing listens there
     publisher = KafkaPublisher(KafkaConnection(where, timeout_s=2.0), timeout_s=5.0)
     record = Outgoing("ucaas.results", b"user:T:E1", b"{}")
