@@ -66,7 +66,14 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import e2e_direct, e2e_mix
-from bench.support import CpuMeter, SandboxControl, database, database_kind, percentile
+from bench.support import (
+    CpuMeter,
+    Profiler,
+    SandboxControl,
+    database,
+    database_kind,
+    percentile,
+)
 from connectors.events.kafka_security import KafkaConnection
 from service.devtools.demo.scenario import Event
 from service.devtools.local_broker import LocalBroker, Topics, create_topics, structured
@@ -266,12 +273,18 @@ async def service_figures(
             }
         )
         calls_before = control.calls_total()
+        profiler = None
+        if args.py_spy:  # one profile per latency: FILE.0ms, FILE.50ms
+            profiler = Profiler.start(Path(f"{args.py_spy}.{folder.name}"), run.processes[0].pid)
         meter.start()
         began = time.perf_counter()
         publish_s = await run.publish(mix.events)
         taken = len(mix.onboarding) + len(mix.events)
         counts = await run.settled(taken, "burst")
-        cores = meter.stop(time.perf_counter() - began)
+        wall_s = time.perf_counter() - began
+        cores = meter.stop(wall_s)
+        if profiler is not None:
+            profiler.stop()
         calls = control.calls_total() - calls_before
         ids = [e.body["id"] for e in mix.events]
         burst = latencies(run, ids)
@@ -292,10 +305,13 @@ async def service_figures(
             **p50_p99("burst_intake", burst.intake_ms),
             "outbox": counts,
             "cpu_cores": cores,
+            # what an operator budgets: CPU of the service process(es), all events counted
+            "service_cpu_ms_per_event": round(cores["service"] * wall_s * 1000 / len(ids), 3),
         }
         say(
             f"  burst: {len(ids)} events in {seconds:.1f} s = {figures['events_per_s']} events/s"
-            f" ({figures['calls_per_event']} calls each); CPU cores {cores}"
+            f" ({figures['calls_per_event']} calls each); CPU cores {cores}; the service"
+            f" {figures['service_cpu_ms_per_event']} ms of CPU per event"
         )
 
         rate = figures["events_per_s"] * args.paced_fraction
@@ -465,6 +481,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--capacity-budget-s", type=float, default=None)
     parser.add_argument("--baseline-events", type=int, default=None)
     parser.add_argument("--baseline-budget-s", type=float, default=None)
+    parser.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="profile the (first) service process during the burst with py-spy (pip install "
+        "py-spy) into FILE, collapsed stacks ('--format raw'), one file per latency",
+    )
     parser.add_argument("--log-dir", help="keep the service's logs here (default: dropped)")
     args = parser.parse_args(argv)
     quick = args.quick

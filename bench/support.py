@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -165,3 +169,32 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+@dataclass
+class Profiler:
+    """py-spy sampling one process until stopped, its collapsed stacks written to `path`
+    (one line per stack and its count: `py-spy`'s `--format raw`, what flamegraph tools
+    and a few lines of Python read)."""
+
+    process: subprocess.Popen[bytes]
+    path: Path
+
+    @classmethod
+    def start(cls, path: Path, pid: int, rate: int = 250) -> Profiler:
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        command = [spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
+        command += ["--output", str(path), "--nonblocking"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return cls(process, path)
+
+    def stop(self) -> None:
+        """Ctrl-C for py-spy: it writes what it sampled and exits."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            _, errors = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        if not self.path.exists():
+            raise RuntimeError(f"py-spy wrote no profile: {errors.decode(errors='replace')}")

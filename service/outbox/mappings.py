@@ -1,20 +1,23 @@
 """Id mappings as the executors read them, and a tenant's stored login.
 
 Executors read mappings several times per command, so customers and users are kept in
-memory (bounded); everything else, and every `fresh` read, comes from the database.
+memory (bounded); everything else, and every `fresh` read, comes from the database, in
+one statement with the other reads of the same moment (read_batches.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.ucaas import Credentials
 from service.outbox.outcomes import MappingKey
-from service.outbox.sql import bound
+from service.outbox.read_batches import ReadBatcher
 from service.outbox.tables import LOGINS, MAPPING
 from service.outbox.vault import CredentialVault
 
@@ -69,6 +72,9 @@ class MappingReads:
         )
         self._by_key: dict[MappingKey, IdMappingView] = {}
         self._by_natural: dict[tuple[str, str, str], IdMappingView] = {}
+        self.dialect = engine.dialect.name
+        self._keys = ReadBatcher(self._load_keys)
+        self._naturals = ReadBatcher(self._load_naturals)
 
     async def mapping(self, key: MappingKey, *, fresh: bool = False) -> IdMappingView | None:
         """The mapping of `key`; `fresh` reads the database even when a copy is kept, and
@@ -76,10 +82,7 @@ class MappingReads:
         cached = None if fresh else self._by_key.get(key)
         if cached is not None:
             return cached
-        async with self._reads.connect() as conn:
-            values = {"b_kind": key.kind, "b_tenant": key.tenant, "b_external": key.external_id}
-            row = (await conn.execute(_BY_KEY, values)).first()
-        found = IdMappingView.of(row) if row else None
+        found = await self._keys.get(key)
         if found is not None:
             self.remember(found)
         elif fresh:
@@ -92,14 +95,29 @@ class MappingReads:
         cached = None if fresh else self._by_natural.get((kind, tenant, natural_key))
         if cached is not None:
             return cached
-        async with self._reads.connect() as conn:
-            values = {"b_kind": kind, "b_tenant": tenant, "b_natural": natural_key}
-            row = (await conn.execute(_BY_NATURAL, values)).first()
-        found = IdMappingView.of(row) if row else None
+        found = await self._naturals.get((kind, tenant, natural_key))
         if found is not None:
             self.remember(found)
         elif fresh:
             self._drop(self._by_natural.get((kind, tenant, natural_key)))
+        return found
+
+    async def _load_keys(self, keys: Sequence[MappingKey]) -> dict[MappingKey, IdMappingView]:
+        triples = [(k.kind, k.tenant, k.external_id) for k in keys]
+        postgres = self.dialect == "postgresql"
+        async with self._reads.connect() as conn:
+            rows = await conn.execute(_BY_KEYS[postgres], _values(triples, postgres))
+        return {view.key: view for view in map(IdMappingView.of, rows)}
+
+    async def _load_naturals(
+        self, keys: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], IdMappingView]:
+        postgres = self.dialect == "postgresql"
+        async with self._reads.connect() as conn:
+            rows = await conn.execute(_BY_NATURALS[postgres], _values(keys, postgres))
+        found: dict[tuple[str, str, str], IdMappingView] = {}
+        for view in map(IdMappingView.of, rows):  # newest first: the first one of a key wins
+            found.setdefault(_natural(view), view)
         return found
 
     def remember(self, mapping: IdMappingView) -> None:
@@ -147,18 +165,38 @@ def _natural(mapping: IdMappingView) -> tuple[str, str, str]:
     return (mapping.key.kind, mapping.key.tenant, mapping.natural_key or "")
 
 
-_BY_KEY = sa.select(MAPPING).where(
-    MAPPING.c.kind == bound("kind"),
-    MAPPING.c.tenant == bound("tenant"),
-    MAPPING.c.external_id == bound("external"),
-)
-_BY_NATURAL = (
-    sa.select(MAPPING)
-    .where(
-        MAPPING.c.kind == bound("kind"),
-        MAPPING.c.tenant == bound("tenant"),
-        MAPPING.c.natural_key == bound("natural"),
+def _values(triples: Sequence[tuple[str, str, str]], postgres: bool) -> dict[str, Any]:
+    if not postgres:
+        return {"b_triples": list(triples)}
+    kinds, tenants, others = (list(column) for column in zip(*triples, strict=True))
+    return {"b_kinds": kinds, "b_tenants": tenants, "b_others": others}
+
+
+def _matching(column: str) -> tuple[Any, Any]:
+    """Mappings whose (kind, tenant, `column`) is one of the triples given: on SQLite a
+    tuple IN list; on PostgreSQL a join with unnest() of three arrays, one statement text
+    whatever the count (an IN list of each length is one more statement to prepare)."""
+    key = (MAPPING.c.kind, MAPPING.c.tenant, MAPPING.c[column])
+    in_list = sa.select(MAPPING).where(
+        sa.tuple_(*key).in_(sa.bindparam("b_triples", expanding=True))
     )
-    .order_by(MAPPING.c.updated_at.desc())
-    .limit(1)
-)
+    text = postgresql.ARRAY(sa.String)
+    wanted = (
+        sa.func.unnest(
+            sa.bindparam("b_kinds", type_=text),
+            sa.bindparam("b_tenants", type_=text),
+            sa.bindparam("b_others", type_=text),
+        )
+        .table_valued("kind", "tenant", "other")
+        .render_derived(name="wanted")
+    )
+    joined = sa.select(MAPPING).join(
+        wanted,
+        sa.and_(key[0] == wanted.c.kind, key[1] == wanted.c.tenant, key[2] == wanted.c.other),
+    )
+    return in_list, joined
+
+
+_BY_KEYS = _matching("external_id")
+# Several rows may share a natural key (a re-created object): the newest is the one.
+_BY_NATURALS = tuple(q.order_by(MAPPING.c.updated_at.desc()) for q in _matching("natural_key"))
