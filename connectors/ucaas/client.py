@@ -5,8 +5,8 @@
         async for user in api.users.iterate(UserQuery(search_by="email", search_string=e)):
             ...
 
-One attribute per route group. Connections are pooled and kept alive (by aiohttp's pool
-behind an httpx transport, see `transport.py`; pass `transport=` to use another, as the
+One attribute per route group. Connections are pooled and kept alive (aiohttp's pool,
+see `wire.py`; pass an httpx `transport=` to go through httpx and it instead, as the
 unit tests do); `as_account()` makes a client for other credentials on the same pool.
 """
 
@@ -29,7 +29,7 @@ from connectors.ucaas.resources.meetings import MeetingsAPI
 from connectors.ucaas.resources.reports import ReportsAPI
 from connectors.ucaas.resources.subscriptions import SubscriptionsAPI
 from connectors.ucaas.resources.users import UsersAPI
-from connectors.ucaas.transport import AiohttpTransport
+from connectors.ucaas.wire import AiohttpWire, HttpxWire, Wire
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -58,24 +58,14 @@ class UCaaSClient:
         retry: RetryPolicy | None = None,
         on_call: Callable[[CallRecord], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
+        wire: Wire | None = None,
     ) -> None:
-        self._owns_http = http is None
-        limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-        )
-        self.http = http or httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            limits=limits,
-            headers={"Accept": "application/json", "User-Agent": "ucaas-sync/0.1"},
-            transport=transport or AiohttpTransport(limits),
-        )
+        self.base_url = base_url.rstrip("/")
+        self._owns_wire = wire is None
+        self.wire = wire or _wire(self.base_url, timeout, max_connections, transport)
         self._settings = (api_id, auth_mode, token_lifetime_s, retry, on_call)
         self.auth = make_auth(credentials, auth_mode, token_lifetime_s)
-        core = ApiCore(self.http, api_id=api_id, auth=self.auth, retry=retry, on_call=on_call)
+        core = ApiCore(self.wire, api_id=api_id, auth=self.auth, retry=retry, on_call=on_call)
         self.core = core
         self.access = AccessAPI(core)
         self.customers = CustomersAPI(core)
@@ -93,19 +83,19 @@ class UCaaSClient:
         """A client for other credentials on the same connection pool (closing it is a no-op)."""
         api_id, mode, lifetime, retry, on_call = self._settings
         return UCaaSClient(
-            str(self.http.base_url),
+            self.base_url,
             api_id=api_id,
             credentials=credentials,
             auth_mode=auth_mode or mode,
             token_lifetime_s=lifetime,
             retry=retry,
             on_call=on_call,
-            http=self.http,
+            wire=self.wire,
         )
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self.http.aclose()
+        if self._owns_wire:
+            await self.wire.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -117,3 +107,24 @@ class UCaaSClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+_HEADERS = {"Accept": "application/json", "User-Agent": "ucaas-sync/0.1"}
+
+
+def _wire(
+    base_url: str,
+    timeout: httpx.Timeout | float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Wire:
+    timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+    if transport is None:
+        return AiohttpWire(
+            base_url, timeout=timeout, max_connections=max_connections, headers=_HEADERS
+        )
+    limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=30.0)
+    http = httpx.AsyncClient(
+        base_url=base_url, timeout=timeout, limits=limits, headers=_HEADERS, transport=transport
+    )
+    return HttpxWire(http)

@@ -1,6 +1,7 @@
 """One HTTP call to the UCaaS API: headers, auth, error mapping, the call hook, retries.
 
-The httpx transport is the test seam: pass `transport=` to run against anything.
+The calls go out through a `Wire` (wire.py); the httpx transport is the test seam: pass
+`transport=` to the client to run against anything.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from connectors.ucaas.errors import (
     error_class,
 )
 from connectors.ucaas.models.base import ListQuery, Page
+from connectors.ucaas.wire import Answer, Wire
 
 log = logging.getLogger("ucaas_sync.ucaas")
 M = TypeVar("M", bound=BaseModel)
@@ -84,14 +86,14 @@ def _ambiguous(exc: httpx.TransportError) -> bool:
 class ApiCore:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        wire: Wire,
         *,
         api_id: str,
         auth: Auth | None,
         retry: RetryPolicy | None,
         on_call: Callable[[CallRecord], None] | None,
     ) -> None:
-        self.http = http
+        self.wire = wire
         self.api_id = api_id
         self.auth = auth
         self.retry = retry
@@ -194,9 +196,9 @@ class ApiCore:
             if authenticated and self.auth is not None:
                 auth_header = await self.auth.header(self.login)
                 headers["Authorization"] = auth_header
-            response, body = await self._exchange(method, route, url, json, query, headers, files)
+            answer, body = await self._exchange(method, route, url, json, query, headers, files)
             if (
-                response.status_code == 401
+                answer.status == 401
                 and attempt == 1
                 and auth_header is not None
                 and self.auth is not None
@@ -204,7 +206,7 @@ class ApiCore:
             ):
                 log.info("ucaas %s %s: 401, logging in again", method, route)
                 continue
-            return self._result(method, route, response, body)
+            return self._result(method, route, answer, body)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(
@@ -216,33 +218,34 @@ class ApiCore:
         query: Mapping[str, str],
         headers: Mapping[str, str],
         files: Mapping[str, tuple[str, bytes]] | None,
-    ) -> tuple[httpx.Response, Any]:
+    ) -> tuple[Answer, Any]:
         started = time.perf_counter()
         try:
             if files:
-                data = {"data": _dumps(json or {})}
-                response = await self.http.request(
-                    method, url, params=query, headers=headers, data=data, files=dict(files)
+                form = {"data": _dumps(json or {})}
+                answer = await self.wire.send(
+                    method, url, query=query, headers=headers, form=form, files=files
                 )
             else:
-                response = await self.http.request(
-                    method, url, params=query, headers=headers, json=json
+                content = None if json is None else orjson.dumps(json)
+                answer = await self.wire.send(
+                    method, url, query=query, headers=headers, content=content
                 )
         except httpx.TransportError as exc:
             reason = type(exc).__name__
             self._record(method, route, url, None, None, started, reason)
             raise TransportError(method, route, reason, ambiguous=_ambiguous(exc)) from None
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(answer.content) if answer.content else None
+        except orjson.JSONDecodeError:
             body = None
         code = (
             _int_or_none(body.get("code"))
-            if isinstance(body, dict) and not response.is_success
+            if isinstance(body, dict) and not answer.is_success
             else None
         )
-        self._record(method, route, url, response.status_code, code, started, None)
-        return response, body
+        self._record(method, route, url, answer.status, code, started, None)
+        return answer, body
 
     def _record(
         self,
@@ -260,12 +263,12 @@ class ApiCore:
             started_at = datetime.now(UTC) - timedelta(seconds=latency)
             self.on_call(CallRecord(method, route, url, status, code, latency, error, started_at))
 
-    def _result(self, method: str, route: str, response: httpx.Response, body: Any) -> Json:
-        if response.is_success and isinstance(body, dict) and body.get("result", 1) != 0:
+    def _result(self, method: str, route: str, answer: Answer, body: Any) -> Json:
+        if answer.is_success and isinstance(body, dict) and body.get("result", 1) != 0:
             return body
         details: tuple[ApiErrorDetail, ...] = ()
         code: int | None = None
-        message = response.reason_phrase or "error"
+        message = answer.reason or "error"
         if isinstance(body, dict):
             code = _int_or_none(body.get("code"))
             message = str(body.get("msg") or body.get("desc") or message)
@@ -274,23 +277,23 @@ class ApiCore:
                 for e in body.get("errors") or []
                 if isinstance(e, dict)
             )
-        elif response.is_success:
+        elif answer.is_success:
             raise ProtocolError(
                 method=method,
                 route=route,
-                status=response.status_code,
+                status=answer.status,
                 code=None,
                 api_message="the answer is not a JSON object",
             )
-        cls = error_class(response.status_code, code)
+        cls = error_class(answer.status, code)
         raise cls(
             method=method,
             route=route,
-            status=response.status_code,
+            status=answer.status,
             code=code,
             api_message=message,
             errors=details,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=parse_retry_after(answer.headers.get("retry-after")),
         )
 
     # -- lists ----------------------------------------------------------------

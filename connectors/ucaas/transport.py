@@ -1,4 +1,7 @@
-"""An httpx transport that hands the wire to aiohttp's connection pool.
+"""An httpx transport that hands the wire to aiohttp's connection pool: what the benches'
+plain concurrent clients (`bench/sandbox_capacity.py`, the capacity figures of
+`bench/dispatch.py` and `bench/e2e.py`) measure the sandbox with. The service's client
+drives aiohttp directly (`wire.py`).
 
 httpx's own async pool loses throughput as concurrency grows (encode/httpx#3215): on this
 project's 2-core machines, 64 concurrent calls to the sandbox ran at ~360 requests/s
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import aiohttp
 import httpx
+
+from connectors.ucaas.wire import aiohttp_errors_as_httpx
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -39,7 +44,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
         body = await request.aread()
-        try:
+        with aiohttp_errors_as_httpx(request):
             async with self._client().request(
                 request.method,
                 str(request.url),
@@ -64,19 +69,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                         "reason_phrase": (response.reason or "").encode(),
                     },
                 )
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc), request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.SocketTimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc), request=request) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientResponseError) as exc:
-            # Disconnected, reset or a broken answer after the request was written.
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc), request=request) from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the errors are raised
 
     async def aclose(self) -> None:
         if self._session is not None:
