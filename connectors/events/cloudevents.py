@@ -7,6 +7,7 @@ code (what went to the dead-letter topic and why) and a one-line reason.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -183,9 +184,12 @@ def too_deep(document: Any, limit: int) -> bool:
     return False
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def has_control(text: str) -> bool:
     """Control characters (NUL, escapes, newlines) have no place in ids and names."""
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -12,14 +12,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import EmailStr, TypeAdapter
-from pydantic import ValidationError as DataError
-
 from connectors.events.cloudevents import Envelope
 from connectors.hr.scim import HrUserData
 from service.domain.commands import UserProfile
 from service.domain.events import HrEvent, HrKind
 from service.intake.attributes import DEFAULT, PROFILE_FIELDS, ProfileField
+from service.intake.emails import normalised_email
 from service.intake.licences import LicencePolicy
 from service.intake.mapping import (
     EMPLOYEE_ID_MAX,
@@ -29,8 +27,6 @@ from service.intake.mapping import (
     invalid,
     plain,
 )
-
-_EMAIL = TypeAdapter(EmailStr)
 
 
 def event_of(kind: HrKind, envelope: Envelope, user: HrUserData, policy: LicencePolicy) -> HrEvent:
@@ -95,10 +91,9 @@ def profile_of(scim: Mapping[str, Any], tenant: str, policy: LicencePolicy) -> U
         if mapping.sources["email"] == DEFAULT.sources["email"]:
             raise invalid("no e-mail: emails[] or an e-mail userName needed")
         raise invalid(f"no e-mail: {mapping.describe('email')} gave none")
-    try:
-        email = _EMAIL.validate_python(email)
-    except DataError:
-        raise invalid(f"{email!r} is not a valid e-mail address") from None
+    normalised = normalised_email(email)
+    if normalised is None:
+        raise invalid(f"{email!r} is not a valid e-mail address")
     if values["first_name"] is None:
         raise invalid(f"{name('first_name')} is required (UCaaS needs a first name)")
     for field in PROFILE_FIELDS:
@@ -109,7 +104,7 @@ def profile_of(scim: Mapping[str, Any], tenant: str, policy: LicencePolicy) -> U
         if value is not None:
             plain(value, name(field))
     return UserProfile(
-        email=email.lower(),
+        email=normalised,
         first_name=values["first_name"],
         middle_name=values["middle_name"],
         last_name=values["last_name"],

@@ -7,17 +7,18 @@ one statement with the other reads of the same moment (read_batches.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import Credentials
 from service.outbox.outcomes import MappingKey
 from service.outbox.read_batches import ReadBatcher
+from service.outbox.sql import chunks
 from service.outbox.tables import LOGINS, MAPPING
 from service.outbox.vault import CredentialVault
 
@@ -103,11 +104,8 @@ class MappingReads:
         return found
 
     async def _load_keys(self, keys: Sequence[MappingKey]) -> dict[MappingKey, IdMappingView]:
-        triples = [(k.kind, k.tenant, k.external_id) for k in keys]
-        postgres = self.dialect == "postgresql"
         async with self._reads.connect() as conn:
-            rows = await conn.execute(_BY_KEYS[postgres], _values(triples, postgres))
-        return {view.key: view for view in map(IdMappingView.of, rows)}
+            return {view.key: view for view in await read_keys(conn, keys)}
 
     async def _load_naturals(
         self, keys: Sequence[tuple[str, str, str]]
@@ -163,6 +161,16 @@ class MappingReads:
 
 def _natural(mapping: IdMappingView) -> tuple[str, str, str]:
     return (mapping.key.kind, mapping.key.tenant, mapping.natural_key or "")
+
+
+async def read_keys(conn: AsyncConnection, keys: Iterable[MappingKey]) -> list[IdMappingView]:
+    """The mappings of these keys (those that exist), in one statement per 500 keys."""
+    postgres = conn.dialect.name == "postgresql"
+    found: list[IdMappingView] = []
+    for batch in chunks({(k.kind, k.tenant, k.external_id) for k in keys}):
+        rows = await conn.execute(_BY_KEYS[postgres], _values(batch, postgres))
+        found += map(IdMappingView.of, rows)
+    return found
 
 
 def _values(triples: Sequence[tuple[str, str, str]], postgres: bool) -> dict[str, Any]:

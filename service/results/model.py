@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, get_args
+from enum import Enum
+from typing import Any, Literal, get_args
 from uuid import uuid4
 
 from service.domain.commands import (
@@ -93,16 +94,27 @@ class ResultEvent:
         }
 
 
-def _payload(c: CommandRef) -> Payload | None:
+def payload_of(c: CommandRef) -> Payload | None:
+    """The command's payload parsed (once per command: callers pass it on to `keys_read`
+    and `on_done`), or None for an unknown kind or a bad payload (it dies; its result
+    says so)."""
     try:
         return parse_payload(c.kind, c.payload)
     except (ValueError, KeyError):
-        return None  # an unknown kind or a bad payload dies; its result says so
+        return None
 
 
-def keys_read(c: CommandRef) -> list[MappingKey]:
+class _Given(Enum):
+    NOTHING = 0  # no payload given: the function parses it
+
+
+_PARSE = _Given.NOTHING
+MaybeParsed = Payload | Literal[_Given.NOTHING] | None
+
+
+def keys_read(c: CommandRef, payload: MaybeParsed = _PARSE) -> list[MappingKey]:
     """The id mappings the result of `c` reads (before its batch writes)."""
-    p = _payload(c)
+    p = payload_of(c) if payload is _PARSE else payload
     if isinstance(p, UserPayload):
         licences = [MappingKey("licence", p.tenant, f"{p.employee_id}:{app}") for app in APPS]
         return [MappingKey("user", p.tenant, p.employee_id), *licences]
@@ -133,9 +145,10 @@ def on_done(
     policy: ResultPolicy,
     now: datetime,
     new_id: Callable[[], str] = lambda: str(uuid4()),
+    payload: MaybeParsed = _PARSE,
 ) -> ResultEvent | None:
     """The result of a command done; None for a kind that publishes none."""
-    p = _payload(c)
+    p = payload_of(c) if payload is _PARSE else payload
     if p is None:
         return None
     data = _data(p, before, after)

@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from uuid import uuid4
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.outbox.mappings import read_keys
 from service.outbox.outcomes import Dead, Done, MappingKey, Outcome
 from service.outbox.result_log import CommandRef
-from service.outbox.sql import chunks
-from service.outbox.tables import MAPPING, RESULTS
+from service.outbox.tables import RESULTS
 from service.results.model import (
     Known,
     ResultEvent,
@@ -26,6 +25,7 @@ from service.results.model import (
     on_dead,
     on_done,
     on_held,
+    payload_of,
 )
 
 
@@ -37,13 +37,18 @@ class ResultRecorder:
     async def finished(
         self, conn: AsyncConnection, items: Sequence[tuple[CommandRef, Outcome]], now: datetime
     ) -> None:
-        done = [(c, o) for c, o in items if isinstance(o, Done)]
-        before = await known(conn, {key for c, _ in done for key in keys_read(c)})
-        after = after_batch(before, (o for _, o in done))
+        # each payload parsed once, for the keys to read and for the event
+        parsed = {id(c): payload_of(c) for c, o in items if isinstance(o, Done)}
+        keys = {key for c, o in items if isinstance(o, Done) for key in keys_read(c, parsed[id(c)])}
+        before = await known(conn, keys)
+        after = after_batch(before, (o for _, o in items if isinstance(o, Done)))
         events: list[ResultEvent] = []
         for command, outcome in items:
             if isinstance(outcome, Done):
-                found = on_done(command, outcome, before, after, self.policy, now, self.new_id)
+                payload = parsed[id(command)]
+                found = on_done(
+                    command, outcome, before, after, self.policy, now, self.new_id, payload
+                )
                 if found is not None:
                     events.append(found)
             elif isinstance(outcome, Dead):
@@ -59,21 +64,7 @@ class ResultRecorder:
 
 async def known(conn: AsyncConnection, keys: Iterable[MappingKey]) -> dict[MappingKey, Known]:
     """The id mappings of these keys, as they are in this transaction."""
-    found: dict[MappingKey, Known] = {}
-    for batch in chunks(sorted(set(keys), key=lambda k: (k.kind, k.tenant, k.external_id))):
-        columns = sa.tuple_(MAPPING.c.kind, MAPPING.c.tenant, MAPPING.c.external_id)
-        rows = await conn.execute(
-            sa.select(
-                MAPPING.c.kind,
-                MAPPING.c.tenant,
-                MAPPING.c.external_id,
-                MAPPING.c.ucaas_id,
-                MAPPING.c.natural_key,
-            ).where(columns.in_([(k.kind, k.tenant, k.external_id) for k in batch]))
-        )
-        for kind, tenant, external_id, ucaas_id, natural_key in rows:
-            found[MappingKey(kind, tenant, external_id)] = Known(ucaas_id, natural_key)
-    return found
+    return {m.key: Known(m.ucaas_id, m.natural_key) for m in await read_keys(conn, keys)}
 
 
 async def _insert(conn: AsyncConnection, events: Sequence[ResultEvent], now: datetime) -> None:
