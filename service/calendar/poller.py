@@ -36,7 +36,6 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
-from structlog.contextvars import bound_contextvars
 
 from connectors.calendar.fetch import FeedError, FeedFetcher, FetchLimits
 from connectors.calendar.ics import ParsedFeed, ParseLimits, parse_feed
@@ -46,6 +45,7 @@ from service.calendar.registry import FeedLease, FeedRegistry
 from service.calendar.translate import FeedState, MeetingRules
 from service.domain.feeds import feed_entity
 from service.observability import metrics
+from service.observability.log_context import log_context
 from service.outbox.states import SavedState
 from service.outbox.tables import FEEDS, utcnow
 from service.outbox.unit_of_work import Accepted, EventRecord, UnitOfWork
@@ -193,7 +193,7 @@ class FeedPoller:
         the feed (retried after the failure backoff) and logged."""
         feed = claim.feed
         writing = asyncio.Lock()  # renewals and the poll's own writes, one at a time
-        with bound_contextvars(feed_id=feed.feed_id):
+        with log_context(feed_id=feed.feed_id):
             keeping = asyncio.create_task(self._keep(claim, writing))
             try:
                 await self._poll(claim, writing)

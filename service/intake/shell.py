@@ -24,7 +24,6 @@ import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
-from structlog.contextvars import bound_contextvars
 
 from connectors.events.cloudevents import Envelope
 from service.calendar import registry as calendar_registry
@@ -39,6 +38,7 @@ from service.intake.lifecycle import UserState
 from service.intake.mapping import InvalidEventError
 from service.intake.people import People
 from service.observability import metrics
+from service.observability.log_context import log_context
 from service.outbox.sql import chunks
 from service.outbox.states import SavedState
 from service.outbox.tables import OUTBOX, CommandStatus, utcnow
@@ -172,7 +172,7 @@ class Intake:
             if isinstance(event, FeedEvent):  # a duplicate neither registers nor removes
                 event = await self._feed_event(tx.conn, event, now)
             entity = event.entity
-            with bound_contextvars(event_id=envelope.id, entity=entity):
+            with log_context(event_id=envelope.id, entity=entity):
                 context = Context(self.policy, self.settings, now, people)
                 translation = p.row.translation(event, states.get(entity), context)
             if translation.withdraw:

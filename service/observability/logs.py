@@ -3,7 +3,7 @@
 structlog renders both the `logging.getLogger(...)` calls all over the code and
 `structlog.get_logger()` calls, through one `ProcessorFormatter` on the root handler. Each
 line carries a timestamp, the level, the logger, the event (the message), and whatever the
-running task bound with `structlog.contextvars` (event_id, command_id, entity, kind,
+running task bound with `log_context` (log_context.py: event_id, command_id, entity, kind,
 feed_id): a task's context is its own, so concurrent commands do not mix.
 
 Secrets are masked last, whatever their form: values under keys named like a secret,
@@ -24,6 +24,8 @@ from typing import Any, Literal, TextIO
 import structlog
 from pydantic import SecretBytes, SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from service.observability.log_context import merge_log_context
 
 MASK = "***"
 # Loggers that say one line per request or per heartbeat at INFO.
@@ -84,7 +86,7 @@ def mask_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 
 def _shared(*, foreign: bool) -> list[Processor]:
     chain: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
+        merge_log_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

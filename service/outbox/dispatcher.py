@@ -24,10 +24,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError as PayloadError
-from structlog.contextvars import bound_contextvars
 
 from connectors.ucaas import CallRecord, RateLimitedError
 from service.observability import metrics
+from service.observability.log_context import log_context
 from service.outbox import failures
 from service.outbox.breaker import BreakerState, OutageBreaker
 from service.outbox.claims import Claim
@@ -168,7 +168,7 @@ class Dispatcher:
 
     async def _work(self, claim: Claim) -> None:
         # Every log line of this command, down to the UCaaS client's, names it.
-        with bound_contextvars(command_id=claim.id, entity=claim.entity, kind=claim.kind):
+        with log_context(command_id=claim.id, entity=claim.entity, kind=claim.kind):
             await self._execute(claim)
 
     async def _execute(self, claim: Claim) -> None:

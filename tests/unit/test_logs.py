@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import structlog
 from pydantic import SecretStr
-from structlog.contextvars import bound_contextvars
 
 from service.observability import logs
+from service.observability.log_context import log_context
 from service.settings import Settings
 
 TENANT_PASSWORD = "tenant-pw-7f3a9"
@@ -44,7 +44,6 @@ def restore_logging() -> Iterator[None]:
     for name, was in quiet.items():
         logging.getLogger(name).setLevel(was)
     structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
 
 
 def configured(format_: str = "json", level: str = "INFO") -> Captured:
@@ -72,9 +71,9 @@ def test_stdlib_and_structlog_calls_are_json_lines(out: Captured) -> None:
 
 def test_context_variables_appear_and_go_away(out: Captured) -> None:
     log = logging.getLogger("ucaas_sync.test")
-    with bound_contextvars(event_id="ev-1", command_id=42, entity="user:CRM-1:E1", kind="k"):
+    with log_context(event_id="ev-1", command_id=42, entity="user:CRM-1:E1", kind="k"):
         log.info("inside")
-        with bound_contextvars(feed_id="f1"):
+        with log_context(feed_id="f1"):
             log.info("nested")
     log.info("outside")
     inside, nested, outside = out.lines()
@@ -89,7 +88,7 @@ async def test_each_task_logs_its_own_context(out: Captured) -> None:
     log = logging.getLogger("ucaas_sync.test")
 
     async def command(command_id: int) -> None:
-        with bound_contextvars(command_id=command_id):
+        with log_context(command_id=command_id):
             for step in range(3):
                 await asyncio.sleep(0)  # the tasks interleave
                 log.info("step %d of %d", step, command_id)
@@ -217,7 +216,7 @@ def test_tenant_passwords_from_settings_are_never_printed(out: Captured) -> None
 
 def test_console_format_for_people(restore_logging: None) -> None:
     out = configured("console", "DEBUG")
-    with bound_contextvars(command_id=9):
+    with log_context(command_id=9):
         logging.getLogger("ucaas_sync.demo").debug("created %s", "Acme", extra={"token": "t9x"})
     text = out.text
     assert "created Acme" in text
