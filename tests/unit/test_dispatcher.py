@@ -3,12 +3,15 @@ attempt's result or error makes of the row."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from connectors.ucaas import ServerError
 from service.domain.commands import Payload
 from service.outbox.claims import Claim
 from service.outbox.dispatcher import Dispatcher
+from service.outbox.outcome_writer import Finished
 from service.outbox.outcomes import Done, Outcome, WaitForError
 from service.settings import DispatcherSettings
 from tests.support.memory_outbox import Attempt, FunctionExecutors, MemoryOutbox
@@ -78,3 +81,54 @@ async def test_after_an_ambiguous_failure_the_next_attempt_is_in_doubt() -> None
 
     assert outbox.statuses() == {first: "done", second: "done"}
     assert seen == [(1, 1, False), (1, 2, True), (2, 1, False)]
+
+
+class SlowCommits(MemoryOutbox):
+    """An outbox whose commits wait until the test lets them go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commit = asyncio.Event()
+
+    async def finish_many(self, items: Sequence[Finished]) -> list[bool]:
+        await self.commit.wait()
+        return await super().finish_many(items)
+
+
+async def test_a_worker_takes_the_next_command_while_the_last_outcome_waits_for_its_commit() -> (
+    None
+):
+    """Commits overlap calls, within bounds: `workers` commands call the API at once, and at
+    most `workers` more have an outcome waiting for the commit; an entity's next command
+    waits for the commit of the one before."""
+    outbox = SlowCommits()
+    rows = [outbox.add("step", {"n": n}, entity=f"user:T1:E{n}") for n in range(6)]
+    behind = outbox.add("step", {"n": 99}, entity="user:T1:E0")  # after rows[0]
+    calls: list[int] = []
+
+    async def step(claim: Claim, payload: Step) -> Outcome:
+        calls.append(payload.n)
+        return Done()
+
+    executors = FunctionExecutors({"step": (Step, step)})
+    dispatcher = Dispatcher(outbox, executors, SETTINGS, owner="t")  # 2 workers
+    task = asyncio.create_task(dispatcher.run())
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(calls) >= 4:
+            break
+    await asyncio.sleep(0.1)
+    # 2 outcomes waiting free their 2 workers, which ran 2 more; then the waiting ones
+    # count again: no fifth call before a commit
+    assert sorted(calls) == [0, 1, 2, 3]
+    assert dispatcher.in_flight == 4
+    assert {outbox.status(r) for r in rows[:4]} == {"in_flight"}
+    outbox.commit.set()
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if outbox.status(behind) == "done":
+            break
+    await dispatcher.stop()
+    await task
+    assert outbox.statuses() == dict.fromkeys([*rows, behind], "done")
+    assert calls.index(99) > calls.index(0)
