@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.commands import Kind
-from service.outbox.sql import among
+from service.outbox.sql import among, among_bound, bound
 from service.outbox.tables import OUTBOX, RUNNABLE, CommandStatus
 
 BLOCKED = "blocked by #{}"
@@ -125,15 +125,22 @@ async def release_held(
     """What was held behind these commands runs now that they are done (or dropped). One
     statement per batch, on ix_outbox_held_reason."""
     reasons = [reason.format(i) for i in done_ids for reason in (BLOCKED, BEHIND)]
-    await conn.execute(
+    await conn.execute(_RELEASE[dialect == "postgresql"], {"b_reasons": reasons, "b_now": now})
+
+
+def _release(dialect: str) -> Any:
+    return (
         OUTBOX.update()
         .where(
             OUTBOX.c.status == CommandStatus.HELD.value,
-            among(dialect, OUTBOX.c.hold_reason, reasons, sa.String),
+            among_bound(dialect, OUTBOX.c.hold_reason, "reasons", sa.String),
         )
         # next_attempt_at stays: a follower may be effective-dated
-        .values(status=CommandStatus.PENDING.value, hold_reason=None, updated_at=now)
+        .values(status=CommandStatus.PENDING.value, hold_reason=None, updated_at=bound("now"))
     )
+
+
+_RELEASE = (_release("sqlite"), _release("postgresql"))  # built once, by [is PostgreSQL]
 
 
 async def requeue_behind(

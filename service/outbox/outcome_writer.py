@@ -23,7 +23,7 @@ from service.outbox.claims import Claim
 from service.outbox.mappings import IdMappingView
 from service.outbox.outcomes import Dead, Done, MappingWrite, Outcome, Retry, Wait
 from service.outbox.result_log import CommandRef, ResultLog
-from service.outbox.sql import among, bound, upsert, upsert_many
+from service.outbox.sql import among, among_bound, bound, upsert, upsert_many
 from service.outbox.tables import CALLS, LOGINS, MAPPING, OUTBOX, CommandStatus, utcnow
 from service.outbox.vault import CredentialVault
 
@@ -95,14 +95,8 @@ class OutcomeWriter:
     ) -> dict[int, tuple[str | None, str | None]]:
         """Which of these rows are still in flight under their claim's lease, with the
         (source, id) of the event that asked for each (what its result names)."""
-        rows = await conn.execute(
-            sa.select(
-                OUTBOX.c.id, OUTBOX.c.lease_owner, OUTBOX.c.event_source, OUTBOX.c.event_id
-            ).where(
-                among(self.dialect, OUTBOX.c.id, [c.id for c in claims], sa.Integer),
-                OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
-            )
-        )
+        postgres = self.dialect == "postgresql"
+        rows = await conn.execute(_OWNED[postgres], {"b_ids": [c.id for c in claims]})
         owners = {c.id: c.owner for c in claims}
         return {
             row_id: (source, event_id)
@@ -174,15 +168,8 @@ class OutcomeWriter:
 
     async def wake_waiting(self, conn: AsyncConnection, tenants: set[str], now: datetime) -> None:
         """Something of these tenants was just made: their waiting commands look again now."""
-        await conn.execute(
-            OUTBOX.update()
-            .where(
-                OUTBOX.c.status == CommandStatus.WAITING.value,
-                among(self.dialect, OUTBOX.c.tenant, sorted(tenants), sa.String),
-                OUTBOX.c.next_attempt_at > now,
-            )
-            .values(next_attempt_at=now)
-        )
+        values = {"b_tenants": sorted(tenants), "b_now": now}
+        await conn.execute(_WAKE[self.dialect == "postgresql"], values)
 
     async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
         rows = [
@@ -205,6 +192,32 @@ class OutcomeWriter:
 
 
 _KEYS = ("kind", "tenant", "external_id")
+
+
+def _owned_rows(dialect: str) -> Any:
+    return sa.select(
+        OUTBOX.c.id, OUTBOX.c.lease_owner, OUTBOX.c.event_source, OUTBOX.c.event_id
+    ).where(
+        among_bound(dialect, OUTBOX.c.id, "ids", sa.Integer),
+        OUTBOX.c.status == CommandStatus.IN_FLIGHT.value,
+    )
+
+
+def _wake(dialect: str) -> Any:
+    return (
+        OUTBOX.update()
+        .where(
+            OUTBOX.c.status == CommandStatus.WAITING.value,
+            among_bound(dialect, OUTBOX.c.tenant, "tenants", sa.String),
+            OUTBOX.c.next_attempt_at > bound("now"),
+        )
+        .values(next_attempt_at=bound("now"))
+    )
+
+
+# Statements of every batch, built once per dialect: [is PostgreSQL]
+_OWNED = (_owned_rows("sqlite"), _owned_rows("postgresql"))
+_WAKE = (_wake("sqlite"), _wake("postgresql"))
 
 
 def _ref(claim: Claim, cause: tuple[str | None, str | None]) -> CommandRef:
