@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import Credentials
 from service.outbox.outcomes import MappingKey
 from service.outbox.read_batches import ReadBatcher
-from service.outbox.sql import chunks
+from service.outbox.sql import chunks, key_values, with_keys
 from service.outbox.tables import LOGINS, MAPPING
 from service.outbox.vault import CredentialVault
 
@@ -112,7 +111,7 @@ class MappingReads:
     ) -> dict[tuple[str, str, str], IdMappingView]:
         postgres = self.dialect == "postgresql"
         async with self._reads.connect() as conn:
-            rows = await conn.execute(_BY_NATURALS[postgres], _values(keys, postgres))
+            rows = await conn.execute(_BY_NATURALS[postgres], key_values(self.dialect, keys))
         found: dict[tuple[str, str, str], IdMappingView] = {}
         for view in map(IdMappingView.of, rows):  # newest first: the first one of a key wins
             found.setdefault(_natural(view), view)
@@ -168,41 +167,17 @@ async def read_keys(conn: AsyncConnection, keys: Iterable[MappingKey]) -> list[I
     postgres = conn.dialect.name == "postgresql"
     found: list[IdMappingView] = []
     for batch in chunks({(k.kind, k.tenant, k.external_id) for k in keys}):
-        rows = await conn.execute(_BY_KEYS[postgres], _values(batch, postgres))
+        rows = await conn.execute(_BY_KEYS[postgres], key_values(conn.dialect.name, batch))
         found += map(IdMappingView.of, rows)
     return found
 
 
-def _values(triples: Sequence[tuple[str, str, str]], postgres: bool) -> dict[str, Any]:
-    if not postgres:
-        return {"b_triples": list(triples)}
-    kinds, tenants, others = (list(column) for column in zip(*triples, strict=True))
-    return {"b_kinds": kinds, "b_tenants": tenants, "b_others": others}
-
-
 def _matching(column: str) -> tuple[Any, Any]:
-    """Mappings whose (kind, tenant, `column`) is one of the triples given: on SQLite a
-    tuple IN list; on PostgreSQL a join with unnest() of three arrays, one statement text
-    whatever the count (an IN list of each length is one more statement to prepare)."""
+    """Mappings whose (kind, tenant, `column`) is one of the key triples given, by [is
+    PostgreSQL]."""
     key = (MAPPING.c.kind, MAPPING.c.tenant, MAPPING.c[column])
-    in_list = sa.select(MAPPING).where(
-        sa.tuple_(*key).in_(sa.bindparam("b_triples", expanding=True))
-    )
-    text = postgresql.ARRAY(sa.String)
-    wanted = (
-        sa.func.unnest(
-            sa.bindparam("b_kinds", type_=text),
-            sa.bindparam("b_tenants", type_=text),
-            sa.bindparam("b_others", type_=text),
-        )
-        .table_valued("kind", "tenant", "other")
-        .render_derived(name="wanted")
-    )
-    joined = sa.select(MAPPING).join(
-        wanted,
-        sa.and_(key[0] == wanted.c.kind, key[1] == wanted.c.tenant, key[2] == wanted.c.other),
-    )
-    return in_list, joined
+    query = sa.select(MAPPING)
+    return with_keys("sqlite", query, key), with_keys("postgresql", query, key)
 
 
 _BY_KEYS = _matching("external_id")

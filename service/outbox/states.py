@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.translation import DesiredState
-from service.outbox.sql import chunks, upsert_many
+from service.outbox.sql import bound, chunks, key_values, upsert_many, with_keys
 from service.outbox.tables import STATES
 
 # the keys in order, each hashed to an advisory lock held until the transaction ends
@@ -75,13 +75,12 @@ class States:
         natural key) or (tenant, alternative key): the people an unknown employee id may
         be. One statement per few hundred keys of each (ix_entity_state_natural, _alt)."""
         found: dict[str, tuple[str, str, dict[str, Any]]] = {}
-        for column, keys in ((STATES.c.natural_key, natural), (STATES.c.alt_key, alternative)):
+        dialect = self.conn.dialect.name
+        for column, keys in (("natural_key", natural), ("alt_key", alternative)):
+            statement = _MATCHING[(column, dialect == "postgresql")]
             for some in chunks(sorted(set(keys))):
-                rows = await self.conn.execute(
-                    sa.select(STATES.c.entity, STATES.c.tenant, STATES.c.state).where(
-                        STATES.c.kind == kind, sa.tuple_(STATES.c.tenant, column).in_(some)
-                    )
-                )
+                values = key_values(dialect, some) | {"b_kind": kind}
+                rows = await self.conn.execute(statement, values)
                 found.update((e, (e, tenant, state)) for e, tenant, state in rows)
         return list(found.values())
 
@@ -109,3 +108,18 @@ class States:
 
 def _keys(state: BaseModel) -> tuple[str | None, str | None]:
     return state.match_keys() if isinstance(state, DesiredState) else (None, None)
+
+
+def _matching(column: str, dialect: str) -> Any:
+    query = sa.select(STATES.c.entity, STATES.c.tenant, STATES.c.state).where(
+        STATES.c.kind == bound("kind")
+    )
+    return with_keys(dialect, query, (STATES.c.tenant, STATES.c[column]))
+
+
+# [(column, is PostgreSQL)]: built once
+_MATCHING = {
+    (column, postgres): _matching(column, "postgresql" if postgres else "sqlite")
+    for column in ("natural_key", "alt_key")
+    for postgres in (False, True)
+}
