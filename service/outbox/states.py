@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.translation import DesiredState
-from service.outbox.sql import bound, chunks, key_values, upsert_many, with_keys
+from service.outbox.sql import among, bound, chunks, key_values, upsert_many, with_keys
 from service.outbox.tables import STATES
 
 # the keys in order, each hashed to an advisory lock held until the transaction ends
@@ -46,7 +46,9 @@ class States:
         query per few hundred entities."""
         found: dict[str, BaseModel] = {}
         for entities in chunks(sorted(models)):
-            query = sa.select(STATES.c.entity, STATES.c.state).where(STATES.c.entity.in_(entities))
+            query = sa.select(STATES.c.entity, STATES.c.state).where(
+                among(self.conn.dialect.name, STATES.c.entity, entities, sa.String)
+            )
             if self.conn.dialect.name == "postgresql":
                 # two writers must not both read-then-write a state; locked in one order,
                 # two batches that share entities wait for each other instead of deadlocking

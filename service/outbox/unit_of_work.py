@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.domain.commands import Command
 from service.outbox.followers import BLOCKED
 from service.outbox.result_log import CommandRef, ResultLog
-from service.outbox.sql import chunks, insert_for
+from service.outbox.sql import among, chunks, insert_for
 from service.outbox.states import States
 from service.outbox.tables import INBOX, OUTBOX, CommandStatus, utcnow
 
@@ -77,7 +77,8 @@ class Inbox:
             # by the primary key's columns, each an IN list: the pairs are picked out here
             rows = await self.conn.execute(
                 sa.select(INBOX.c.source, INBOX.c.event_id).where(
-                    INBOX.c.source.in_(sources), INBOX.c.event_id.in_(ids)
+                    among(self.conn.dialect.name, INBOX.c.source, sources, sa.String),
+                    among(self.conn.dialect.name, INBOX.c.event_id, ids, sa.String),
                 )
             )
             found.update(key for key in ((s, e) for s, e in rows) if key in wanted)
@@ -170,7 +171,10 @@ class Commands:
         for some in chunks(sorted(set(entities))):
             rows = await self.conn.execute(
                 sa.select(OUTBOX.c.entity, sa.func.min(OUTBOX.c.id))
-                .where(OUTBOX.c.entity.in_(some), OUTBOX.c.status == CommandStatus.DEAD.value)
+                .where(
+                    among(self.conn.dialect.name, OUTBOX.c.entity, some, sa.String),
+                    OUTBOX.c.status == CommandStatus.DEAD.value,
+                )
                 .group_by(OUTBOX.c.entity)
             )
             found.update((entity, BLOCKED.format(dead)) for entity, dead in rows)
