@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from connectors.events.publisher import Outgoing, PublishError
 from service.backoff import backoff_s
 from service.observability import metrics
+from service.outbox.sql import among
 from service.outbox.tables import RESULTS, UtcDateTime, utcnow
 from service.results.model import CONTENT_TYPE
 from service.settings import ResultsSettings
@@ -151,7 +152,7 @@ class ResultRelay:
     async def _mark(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
         await conn.execute(
             RESULTS.update()
-            .where(RESULTS.c.id.in_([row.id for row in rows]))
+            .where(among(self.dialect, RESULTS.c.id, [row.id for row in rows], sa.Integer))
             .values(published_at=utcnow())
         )
 
