@@ -132,3 +132,49 @@ async def test_a_worker_takes_the_next_command_while_the_last_outcome_waits_for_
     await task
     assert outbox.statuses() == dict.fromkeys([*rows, behind], "done")
     assert calls.index(99) > calls.index(0)
+
+
+class SlowClaims(MemoryOutbox):
+    """Claims that take a while, counting how many are out at once and what they ask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = 0
+        self.most_out = 0
+        self.asked: list[int] = []
+
+    async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
+        self.out += 1
+        self.most_out = max(self.most_out, self.out)
+        self.asked.append(limit)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().claim(owner, limit, lease_s)
+        finally:
+            self.out -= 1
+
+
+async def test_a_second_claim_runs_while_one_is_out_and_they_never_take_more_than_the_workers() -> (
+    None
+):
+    outbox = SlowClaims()
+    rows = [outbox.add("step", {"n": n}, entity=f"user:T1:E{n}") for n in range(40)]
+    running = 0
+    most_running = 0
+
+    async def step(claim: Claim, payload: Step) -> Outcome:
+        nonlocal running, most_running
+        running += 1
+        most_running = max(most_running, running)
+        await asyncio.sleep(0.03)
+        running -= 1
+        return Done()
+
+    settings = DispatcherSettings(workers=4, batch=2, poll_s=0.01)
+    executors = FunctionExecutors({"step": (Step, step)})
+    dispatcher = Dispatcher(outbox, executors, settings, owner="t")
+    await dispatcher.run_until_idle(idle_s=0.2, timeout_s=20)
+    assert set(outbox.statuses().values()) == {"done"} and len(rows) == 40
+    assert outbox.most_out == 2  # two claims out at once, never three
+    assert most_running <= 4  # the workers, whatever the claims under way
+    assert max(outbox.asked) <= 2  # the batch
