@@ -47,20 +47,7 @@ class OutcomeWriter:
     async def finish_many(self, items: Sequence[Finished]) -> list[bool]:
         """Record many outcomes in one transaction (group commit): the statements are one
         per kind of change, not one per command. Each item's answer is False when its lease
-        was lost, and then nothing of that item is written.
-
-        Two batches written at once (PostgreSQL) lock their own rows, but both may wake
-        one tenant's waiting commands: should PostgreSQL find them deadlocked, it rolls
-        one back, which is written again."""
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return await self._finish_many(items)
-            except sa.exc.DBAPIError as exc:
-                if attempt == _ATTEMPTS or _sqlstate(exc) not in _TRANSIENT:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _finish_many(self, items: Sequence[Finished]) -> list[bool]:
+        was lost, and then nothing of that item is written."""
         now = utcnow()
         async with self.engine.begin() as conn:
             owned = await self._owned(conn, [claim for claim, _, _ in items])
@@ -205,13 +192,6 @@ class OutcomeWriter:
 
 
 _KEYS = ("kind", "tenant", "external_id")
-_ATTEMPTS = 3
-_TRANSIENT = {"40P01", "40001"}  # deadlock detected, serialization failure
-
-
-def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
-    # asyncpg's and psycopg's errors both carry the SQLSTATE (SQLAlchemy keeps it on .orig)
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
 def _owned_rows(dialect: str) -> Any:

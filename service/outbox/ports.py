@@ -27,10 +27,6 @@ from service.outbox.outcomes import MappingKey, Outcome
 class OutcomeStore(Protocol):
     """Where the recorder writes what came of claimed commands."""
 
-    # How many batches may be written at once: transactions of their own, which
-    # PostgreSQL runs side by side and SQLite one after the other.
-    commits_at_once: int
-
     async def finish_many(self, items: Sequence[Finished]) -> list[bool]:
         """Record many outcomes at once; per item, False when its lease was lost (and
         nothing of it written)."""

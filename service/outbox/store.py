@@ -44,7 +44,6 @@ class OutboxStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.vault = vault
-        self.commits_at_once = 2 if self.dialect == "postgresql" else 1
         self.claims = Claims(engine)
         self.mappings = MappingReads(engine, vault, cache_limit)
         self.outcomes = OutcomeWriter(

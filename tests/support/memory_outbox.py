@@ -68,7 +68,6 @@ class MemoryOutbox:
     logins: dict[str, Credentials] = field(default_factory=dict)
     broken_claims: int = 0  # this many claims fail (the database went away) before they work
     claims: int = 0  # claims asked for
-    commits_at_once: int = 1
 
     # -- filling it -----------------------------------------------------------------------
     def add(
