@@ -11,8 +11,9 @@ A worker is free once its command's outcome is handed to the recorder, not once 
 committed: the row stays in flight until then (its entity's next command cannot be
 claimed before), and the group commit of one batch overlaps the calls of the next. The
 commit was half of a command's time (bench/dispatch.py, 50 ms API latency: call 93 ms,
-commit wait 74 ms). At most `workers` outcomes wait for the recorder this way; more wait
-in their worker, so a slow database slows the claims down.
+commit wait 74 ms). At most `workers` - 1 outcomes wait for the recorder this way; more
+wait in their worker, so a slow database slows the claims down, and a single worker runs
+its commands strictly one after another.
 
 Two claims may run at once: a claim is a few round trips to the database (20-30 ms on a
 busy machine), and while one was out, the workers it was not claiming for sat idle; one
@@ -111,9 +112,9 @@ class Dispatcher:
 
     @property
     def busy(self) -> int:
-        """Workers taken: the commands running, but for up to `workers` of those whose
+        """Workers taken: the commands running, but for up to `workers` - 1 of those whose
         outcome only waits to be committed, and the slots claims under way claim for."""
-        finishing = min(len(self._finishing), self.settings.workers)
+        finishing = min(len(self._finishing), self.settings.workers - 1)
         return len(self._running) - finishing + self._reserved
 
     async def run(self) -> None:

@@ -99,8 +99,8 @@ async def test_a_worker_takes_the_next_command_while_the_last_outcome_waits_for_
     None
 ):
     """Commits overlap calls, within bounds: `workers` commands call the API at once, and at
-    most `workers` more have an outcome waiting for the commit; an entity's next command
-    waits for the commit of the one before."""
+    most `workers` - 1 more have an outcome waiting for the commit; an entity's next
+    command waits for the commit of the one before."""
     outbox = SlowCommits()
     rows = [outbox.add("step", {"n": n}, entity=f"user:T1:E{n}") for n in range(6)]
     behind = outbox.add("step", {"n": 99}, entity="user:T1:E0")  # after rows[0]
@@ -113,25 +113,56 @@ async def test_a_worker_takes_the_next_command_while_the_last_outcome_waits_for_
     executors = FunctionExecutors({"step": (Step, step)})
     dispatcher = Dispatcher(outbox, executors, SETTINGS, owner="t")  # 2 workers
     task = asyncio.create_task(dispatcher.run())
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if len(calls) >= 4:
-            break
-    await asyncio.sleep(0.1)
-    # 2 outcomes waiting free their 2 workers, which ran 2 more; then the waiting ones
-    # count again: no fifth call before a commit
-    assert sorted(calls) == [0, 1, 2, 3]
-    assert dispatcher.in_flight == 4
-    assert {outbox.status(r) for r in rows[:4]} == {"in_flight"}
-    outbox.commit.set()
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if outbox.status(behind) == "done":
-            break
-    await dispatcher.stop()
-    await task
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(calls) >= 3:
+                break
+        await asyncio.sleep(0.1)
+        # 2 outcomes waiting free 1 worker, which ran 1 more; then no fourth call
+        # before a commit
+        assert sorted(calls) == [0, 1, 2]
+        assert dispatcher.in_flight == 3
+        assert {outbox.status(r) for r in rows[:3]} == {"in_flight"}
+        outbox.commit.set()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if outbox.status(behind) == "done":
+                break
+    finally:
+        outbox.commit.set()
+        await dispatcher.stop()
+        await task
     assert outbox.statuses() == dict.fromkeys([*rows, behind], "done")
     assert calls.index(99) > calls.index(0)
+
+
+async def test_one_worker_runs_its_commands_strictly_one_after_another() -> None:
+    outbox = SlowCommits()
+    rows = [outbox.add("step", {"n": n}, entity=f"user:T1:E{n}") for n in range(3)]
+    calls: list[int] = []
+
+    async def step(claim: Claim, payload: Step) -> Outcome:
+        calls.append(payload.n)
+        return Done()
+
+    settings = DispatcherSettings(workers=1, poll_s=0.01)
+    dispatcher = Dispatcher(outbox, FunctionExecutors({"step": (Step, step)}), settings, owner="t")
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert calls == [0]  # its outcome waits for the commit: nothing else runs
+        outbox.commit.set()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if len(calls) == 3:
+                break
+    finally:
+        outbox.commit.set()
+        await dispatcher.stop()
+        await task
+    assert calls == [0, 1, 2]
+    assert set(outbox.statuses().values()) == {"done"} and len(rows) == 3
 
 
 class SlowClaims(MemoryOutbox):
