@@ -145,6 +145,16 @@ class DispatcherSettings(Section):
     )
 
 
+class TenantRateSettings(Section):
+    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_TENANT_RATE_", extra="ignore")
+
+    calls_per_s: float = Field(0.0, ge=0, description="UCaaS calls/s per tenant; 0: no limit")
+    per_tenant: dict[str, float] = Field(
+        default_factory=dict, description='limits of named tenants, JSON: {"CRM-1": 5}'
+    )
+    dispatchers: int = Field(1, ge=1, description="dispatcher processes sharing each limit")
+
+
 class IntakeSettings(Section):
     model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_INTAKE_", extra="ignore")
 
@@ -428,6 +438,7 @@ class Settings(Section):
         "INFO", description="least level logged"
     )
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    tenant_rate: TenantRateSettings = Field(default_factory=TenantRateSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
@@ -451,7 +462,9 @@ class Settings(Section):
         toml = () if path is None else (TomlConfigSettingsSource(settings_cls, toml_file=path),)
         return (*first, *toml, last)
 
-    @field_validator("dispatch", "intake", "kafka", "calendar", "admin", "results", mode="before")
+    @field_validator(
+        "dispatch", "tenant_rate", "intake", "kafka", "calendar", "admin", "results", mode="before"
+    )
     @classmethod
     def _sections(cls, given: Any, info: Any) -> Any:
         section = cast(type[BaseSettings], cls.model_fields[info.field_name].annotation)

@@ -1,0 +1,239 @@
+"""Fair claims: a claim's slots shared among the tenants that have due work.
+
+A reseller runs many customers (tenants) on one service. Claims used to take the rows due
+longest first across all tenants: a burst of 10,000 commands of one tenant filled every
+claim until it had drained, and another tenant's single hire, due after all of them,
+waited for the whole burst. Now a claim of `limit` rows
+
+1. finds up to `limit` tenants with due runnable rows, in tenant order starting after the
+   last tenant the previous claim reached (a skip scan of ix_outbox_tenant_due: one index
+   probe per tenant with runnable rows, not one per row), so that with more tenants than
+   slots each gets its turn (round-robin);
+2. gives each of them an equal share of `limit` (the remainder to the first ones in
+   turn), capped by the tenant's rate budget (tenant_rates.py), and takes, per tenant, its
+   rows due longest first whose entity has no earlier unfinished row (FIFO per entity, as
+   before): one statement on PostgreSQL (a LATERAL pick per tenant, `FOR UPDATE SKIP
+   LOCKED`, so several dispatchers still never take one row), one per tenant on SQLite
+   (one process claims, and SQLite has no LATERAL);
+3. hands what a tenant could not use (it had fewer rows) to the tenants that filled their
+   share, in a few more rounds.
+
+Within a tenant, due-longest-first still holds (re-checked waiting rows cannot starve a
+new command of their tenant). Tenants with no tenant (NULL) share as the tenant ''.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.outbox import followers
+from service.outbox.sql import bound
+from service.outbox.tables import OUTBOX, TERMINAL, CommandStatus, UtcDateTime
+from service.outbox.tenant_rates import TenantRates
+
+# Enough for the leftover of tenants that ran dry to reach those with more; each round
+# is one statement, and a round that takes nothing ends the claim.
+ROUNDS = 4
+
+# Built once: an alias builds its column collection, which a claim must not pay each time.
+_CANDIDATE = OUTBOX.alias("o")
+_EARLIER = OUTBOX.alias("earlier")
+
+
+def tenant_key(table: Any) -> Any:
+    """The tenant a row is shared as; the same expression as ix_outbox_tenant_due's."""
+    return sa.func.coalesce(table.c.tenant, sa.literal_column("''"))
+
+
+def _claimable(o: Any) -> list[Any]:
+    """Due runnable rows whose entity has no earlier unfinished row (but those dated
+    ahead, which hold up nothing until their date or until they run)."""
+    earlier = _EARLIER
+    blocked = (
+        sa.select(sa.literal(1))
+        .where(
+            earlier.c.entity == o.c.entity,
+            earlier.c.id < o.c.id,
+            earlier.c.status.not_in(TERMINAL),
+            sa.or_(
+                earlier.c.effective_at.is_(None),
+                earlier.c.effective_at <= bound("now"),
+                earlier.c.status == CommandStatus.IN_FLIGHT.value,
+            ),
+        )
+        .exists()
+    )
+    return [
+        o.c.status.in_(followers.RUNNABLE_LITERALS),
+        o.c.next_attempt_at <= bound("now"),
+        ~blocked,
+    ]
+
+
+def _leased(ids: Any) -> Any:
+    """The rows `ids` selects, leased to `b_owner` until `b_expires`, returned whole."""
+    return (
+        OUTBOX.update()
+        .where(OUTBOX.c.id.in_(ids))
+        .values(
+            status=CommandStatus.IN_FLIGHT.value,
+            lease_owner=bound("owner"),
+            lease_expires_at=bound("expires"),
+            attempts=OUTBOX.c.attempts + 1,
+            hold_reason=None,
+            updated_at=bound("now"),
+        )
+        .returning(*OUTBOX.c)
+    )
+
+
+def _pick_postgresql() -> Any:
+    """Each tenant of `b_tenants` its rows up to its `b_quotas`, in one statement."""
+    o = _CANDIDATE
+    shares = (
+        sa.func.unnest(
+            sa.bindparam("b_tenants", type_=postgresql.ARRAY(sa.String)),
+            sa.bindparam("b_quotas", type_=postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("tenant", "quota")
+        .render_derived(name="share")
+    )
+    pick = (
+        sa.select(o.c.id)
+        .where(tenant_key(o) == shares.c.tenant, *_claimable(o))
+        .order_by(o.c.next_attempt_at, o.c.id)
+        .limit(shares.c.quota)
+        .with_for_update(skip_locked=True, of=o)
+        .lateral("pick")
+    )
+    ids = sa.select(pick.c.id).select_from(shares.join(pick, sa.true()))
+    return _leased(ids.scalar_subquery())
+
+
+def _pick_one_tenant() -> Any:
+    """One tenant's (`b_tenant`) rows up to `b_quota`."""
+    o = _CANDIDATE
+    ids = (
+        sa.select(o.c.id)
+        .where(tenant_key(o) == bound("tenant"), *_claimable(o))
+        .order_by(o.c.next_attempt_at, o.c.id)
+        .limit(bound("quota"))
+    )
+    return _leased(ids.scalar_subquery())
+
+
+# Tenants (keys) with due runnable rows, in key order from `b_from`, `b_cap` at most. The
+# recursive part steps from one tenant with runnable rows to the next by one probe of
+# ix_outbox_tenant_due each (a skip scan); PostgreSQL stops it at the LIMIT.
+_TENANTS = sa.text(
+    """
+    WITH RECURSIVE seen(tenant) AS (
+        SELECT (SELECT coalesce(tenant, '') FROM outbox
+                WHERE status IN ('pending', 'waiting') AND coalesce(tenant, '') >= :b_from
+                ORDER BY coalesce(tenant, '') LIMIT 1)
+        UNION ALL
+        SELECT (SELECT coalesce(tenant, '') FROM outbox
+                WHERE status IN ('pending', 'waiting') AND coalesce(tenant, '') > seen.tenant
+                ORDER BY coalesce(tenant, '') LIMIT 1)
+        FROM seen WHERE seen.tenant IS NOT NULL
+    )
+    SELECT tenant FROM seen
+    WHERE tenant IS NOT NULL AND EXISTS (
+        SELECT 1 FROM outbox d
+        WHERE coalesce(d.tenant, '') = seen.tenant
+          AND d.status IN ('pending', 'waiting') AND d.next_attempt_at <= :b_now)
+    LIMIT :b_cap
+    """
+).bindparams(
+    sa.bindparam("b_from", type_=sa.String),
+    sa.bindparam("b_now", type_=UtcDateTime()),
+    sa.bindparam("b_cap", type_=sa.Integer),
+)
+
+
+def shares(tenants: Sequence[str], slots: int) -> dict[str, int]:
+    """`slots` split evenly over `tenants`, the remainder one each to the first ones."""
+    if not tenants or slots <= 0:
+        return {}
+    each, extra = divmod(slots, len(tenants))
+    quotas = {t: each + (1 if n < extra else 0) for n, t in enumerate(tenants)}
+    return {t: q for t, q in quotas.items() if q > 0}
+
+
+class FairShare:
+    """Claims' fair part, built once per store: statements, and where the turn is."""
+
+    def __init__(self, dialect: str, rates: TenantRates | None = None) -> None:
+        self.dialect = dialect
+        self.rates = rates if rates is not None and rates.limited else None
+        self._pick = _pick_postgresql() if dialect == "postgresql" else _pick_one_tenant()
+        self.cursor: str | None = None  # the last tenant a claim reached, when it stopped
+
+    async def claim(self, conn: AsyncConnection, values: dict[str, Any], limit: int) -> list[Any]:
+        """Lease up to `limit` rows shared among tenants (`values`: the lease's `b_now`,
+        `b_owner`, `b_expires`); the rows taken."""
+        tenants = await self._turn(conn, values["b_now"], limit)
+        budgets = {t: self.rates.budget(t) if self.rates else None for t in tenants}
+        active = [t for t in tenants if budgets[t] != 0]
+        taken: Counter[str] = Counter()
+        rows: list[Any] = []
+        for _ in range(ROUNDS):
+            quotas = shares(active, limit - len(rows))
+            for tenant, budget in budgets.items():
+                if tenant in quotas and budget is not None:
+                    quotas[tenant] = min(quotas[tenant], budget - taken[tenant])
+            quotas = {t: q for t, q in quotas.items() if q > 0}
+            if not quotas:
+                break
+            got = await self._take(conn, values, quotas)
+            rows.extend(got)
+            counted = Counter(r.tenant or "" for r in got)
+            taken.update(counted)
+            # A tenant that did not fill its share has nothing more to give this claim.
+            active = [t for t in quotas if counted[t] >= quotas[t]]
+            if not got:
+                break
+        if self.rates is not None:
+            for tenant, n in taken.items():
+                self.rates.spend(tenant, n)
+        return rows
+
+    async def _turn(self, conn: AsyncConnection, now: Any, limit: int) -> list[str]:
+        """The tenants whose turn it is: up to `limit` with due rows, after the cursor,
+        wrapping around to the first ones."""
+        if self.cursor is None:
+            found = await self._tenants(conn, "", now, limit)
+        else:
+            # from the cursor's tenant on, itself left out (it had its turn)
+            after = await self._tenants(conn, self.cursor, now, limit + 1)
+            found = [t for t in after if t != self.cursor][:limit]
+            if len(found) < limit:
+                more = await self._tenants(conn, "", now, limit)
+                found += [t for t in more if t not in found][: limit - len(found)]
+        # The next claim goes on after the last tenant reached; when this one saw every
+        # tenant with due work, it starts from the first again.
+        self.cursor = found[-1] if len(found) >= limit else None
+        return found
+
+    @staticmethod
+    async def _tenants(conn: AsyncConnection, start: str, now: Any, cap: int) -> list[str]:
+        result = await conn.execute(_TENANTS, {"b_from": start, "b_now": now, "b_cap": cap})
+        return [str(t) for t in result.scalars()]
+
+    async def _take(
+        self, conn: AsyncConnection, values: dict[str, Any], quotas: dict[str, int]
+    ) -> list[Any]:
+        if self.dialect == "postgresql":
+            given = {**values, "b_tenants": list(quotas), "b_quotas": list(quotas.values())}
+            return list((await conn.execute(self._pick, given)).all())
+        rows: list[Any] = []
+        for tenant, quota in quotas.items():
+            given = {**values, "b_tenant": tenant, "b_quota": quota}
+            rows.extend((await conn.execute(self._pick, given)).all())
+        return rows
