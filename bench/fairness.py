@@ -97,8 +97,7 @@ async def one_run(sandbox: LocalSandbox, url: str, args: argparse.Namespace) -> 
                     break  # no longer mid-burst: a hire now would say nothing
                 await service.uow.accept(event(), [c.create_user("B", f"H{hires:04d}")])
                 hires += 1
-            while await _left(service.engine, None) > 0:
-                await asyncio.sleep(0.05)
+            await _drained(service.engine)
             elapsed = time.perf_counter() - started
         finally:
             await service.dispatcher.stop()
@@ -132,6 +131,14 @@ async def one_run(sandbox: LocalSandbox, url: str, args: argparse.Namespace) -> 
         "burst_commands_per_s": round(len(burst) / elapsed, 1),
         "burst_a_done_per_s": round(len(burst) / max(drain_s, 1e-9), 1),
     }
+
+
+async def _drained(engine: Any) -> None:
+    """Until every command is done, polled (nothing signals it)."""
+    while True:
+        if await _left(engine, None) == 0:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _left(engine: Any, tenant: str | None) -> int:

@@ -130,24 +130,28 @@ def _pick_one_tenant() -> Any:
 
 # Tenants (keys) with due runnable rows, in key order from `b_from`, `b_cap` at most. The
 # recursive part steps from one tenant with runnable rows to the next by one probe of
-# ix_outbox_tenant_due each (a skip scan); PostgreSQL stops it at the LIMIT.
+# ix_outbox_tenant_due each (a skip scan), and PostgreSQL stops it at the LIMIT. Whether a
+# tenant has a due row is a scalar subquery (one probe), not EXISTS: PostgreSQL turns an
+# EXISTS into a semi-join that reads every due row (seen under the claim's forced plan).
+# `step` gives the key order back whatever order the rows come in.
 _TENANTS = sa.text(
     """
-    WITH RECURSIVE seen(tenant) AS (
+    WITH RECURSIVE seen(tenant, step) AS (
         SELECT (SELECT coalesce(tenant, '') FROM outbox
                 WHERE status IN ('pending', 'waiting') AND coalesce(tenant, '') >= :b_from
-                ORDER BY coalesce(tenant, '') LIMIT 1)
+                ORDER BY coalesce(tenant, '') LIMIT 1), 0
         UNION ALL
         SELECT (SELECT coalesce(tenant, '') FROM outbox
                 WHERE status IN ('pending', 'waiting') AND coalesce(tenant, '') > seen.tenant
-                ORDER BY coalesce(tenant, '') LIMIT 1)
+                ORDER BY coalesce(tenant, '') LIMIT 1), seen.step + 1
         FROM seen WHERE seen.tenant IS NOT NULL
     )
-    SELECT tenant FROM seen
-    WHERE tenant IS NOT NULL AND EXISTS (
+    SELECT tenant, step FROM seen
+    WHERE tenant IS NOT NULL AND (
         SELECT 1 FROM outbox d
         WHERE coalesce(d.tenant, '') = seen.tenant
-          AND d.status IN ('pending', 'waiting') AND d.next_attempt_at <= :b_now)
+          AND d.status IN ('pending', 'waiting') AND d.next_attempt_at <= :b_now
+        LIMIT 1) IS NOT NULL
     LIMIT :b_cap
     """
 ).bindparams(
@@ -224,7 +228,7 @@ class FairShare:
     @staticmethod
     async def _tenants(conn: AsyncConnection, start: str, now: Any, cap: int) -> list[str]:
         result = await conn.execute(_TENANTS, {"b_from": start, "b_now": now, "b_cap": cap})
-        return [str(t) for t in result.scalars()]
+        return [str(tenant) for tenant, _ in sorted(result.all(), key=lambda row: row.step)]
 
     async def _take(
         self, conn: AsyncConnection, values: dict[str, Any], quotas: dict[str, int]
