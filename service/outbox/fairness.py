@@ -182,7 +182,8 @@ class FairShare:
     async def claim(self, conn: AsyncConnection, values: dict[str, Any], limit: int) -> list[Any]:
         """Lease up to `limit` rows shared among tenants (`values`: the lease's `b_now`,
         `b_owner`, `b_expires`); the rows taken."""
-        tenants = await self._turn(conn, values["b_now"], limit)
+        spent = self.rates.spent() if self.rates else set()
+        tenants = await self._turn(conn, values["b_now"], limit, spent)
         budgets = {t: self.rates.budget(t) if self.rates else None for t in tenants}
         active = [t for t in tenants if budgets[t] != 0]
         taken: Counter[str] = Counter()
@@ -208,22 +209,31 @@ class FairShare:
                 self.rates.spend(tenant, n)
         return rows
 
-    async def _turn(self, conn: AsyncConnection, now: Any, limit: int) -> list[str]:
+    async def _turn(
+        self, conn: AsyncConnection, now: Any, limit: int, spent: set[str]
+    ) -> list[str]:
         """The tenants whose turn it is: up to `limit` with due rows, after the cursor,
-        wrapping around to the first ones."""
+        wrapping around to the first ones. Tenants whose rate budget is `spent` are
+        stepped over without taking a place (else many throttled tenants could fill
+        every claim's turn, and the others would wait)."""
+        cap = limit + len(spent)
         if self.cursor is None:
-            found = await self._tenants(conn, "", now, limit)
+            found = await self._tenants(conn, "", now, cap)
         else:
             # from the cursor's tenant on, itself left out (it had its turn)
-            after = await self._tenants(conn, self.cursor, now, limit + 1)
-            found = [t for t in after if t != self.cursor][:limit]
-            if len(found) < limit:
-                more = await self._tenants(conn, "", now, limit)
-                found += [t for t in more if t not in found][: limit - len(found)]
-        # The next claim goes on after the last tenant reached; when this one saw every
-        # tenant with due work, it starts from the first again.
-        self.cursor = found[-1] if len(found) >= limit else None
-        return found
+            after = await self._tenants(conn, self.cursor, now, cap + 1)
+            found = [t for t in after if t != self.cursor][:cap]
+            if len(found) < cap:
+                more = await self._tenants(conn, "", now, cap)
+                found += [t for t in more if t not in found][: cap - len(found)]
+        # The next claim goes on after the last tenant given a turn; when this one saw
+        # every tenant with due work, it starts from the first again.
+        kept = [t for t in found if t not in spent]
+        if len(kept) > limit:
+            self.cursor = kept[limit - 1]
+            return kept[:limit]
+        self.cursor = found[-1] if len(found) >= cap else None
+        return kept
 
     @staticmethod
     async def _tenants(conn: AsyncConnection, start: str, now: Any, cap: int) -> list[str]:

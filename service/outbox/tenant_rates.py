@@ -58,6 +58,10 @@ class TenantRates:
             return None
         return max(0, int(self._tokens(tenant, rate)))
 
+    def spent(self) -> set[str]:
+        """The tenants whose budget is used up now."""
+        return {t for t in self._buckets if self.budget(t) == 0}
+
     def spend(self, tenant: str, calls: float) -> None:
         """Charge `calls` (negative: give back) to a limited tenant's bucket. It may go
         below zero (a command made more calls than charged): later claims wait for it."""

@@ -148,6 +148,29 @@ async def test_calls_beyond_one_per_command_are_charged(database_url: str) -> No
         await engine.dispose()
 
 
+async def test_tenants_out_of_budget_do_not_take_the_others_turn(database_url: str) -> None:
+    await asyncio.to_thread(db.upgrade, database_url)
+    engine = db.make_engine(database_url)
+    # every tenant may make one call per 100 s, but Z, which has no limit
+    rates = TenantRates(TenantRateSettings(calls_per_s=0.01, per_tenant={"Z": 0}))
+    store = OutboxStore(engine, rates=rates)
+    try:
+        limited = [f"T{n:02d}" for n in range(20)]
+        await _insert(store, [r for t in limited for r in _burst(t, 3)], due_s=10)
+        first: Counter[str | None] = Counter()
+        while claimed := await store.claim("w", limit=2, lease_s=30):
+            first.update(c.tenant for c in claimed)
+        assert first == dict.fromkeys(limited, 1)  # one each, then every bucket is spent
+        await _insert(store, _burst("Z", 20), due_s=0)
+        # Wherever the turn stands, the spent tenants are stepped over: Z's commands are
+        # claimed, not an empty claim per two spent tenants (the dispatcher would then
+        # sleep a poll interval each time).
+        for _ in range(3):
+            assert [c.tenant for c in await store.claim("w", limit=2, lease_s=30)] == ["Z", "Z"]
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.postgres
 async def test_two_dispatchers_on_postgresql_never_take_one_row(postgres_database: str) -> None:
     await asyncio.to_thread(db.upgrade, postgres_database)
