@@ -217,22 +217,24 @@ class FairShare:
         stepped over without taking a place (else many throttled tenants could fill
         every claim's turn, and the others would wait)."""
         cap = limit + len(spent)
+        # One tenant more than the places asked for says whether the turn goes on.
         if self.cursor is None:
-            found = await self._tenants(conn, "", now, cap)
+            found = await self._tenants(conn, "", now, cap + 1)
         else:
             # from the cursor's tenant on, itself left out (it had its turn)
-            after = await self._tenants(conn, self.cursor, now, cap + 1)
-            found = [t for t in after if t != self.cursor][:cap]
-            if len(found) < cap:
-                more = await self._tenants(conn, "", now, cap)
-                found += [t for t in more if t not in found][: cap - len(found)]
+            after = await self._tenants(conn, self.cursor, now, cap + 2)
+            found = [t for t in after if t != self.cursor]
+            if len(found) < cap:  # fewer after the cursor than places: on from the first
+                more = await self._tenants(conn, "", now, cap + 1)
+                found += [t for t in more if t not in found]
+        visited, more_left = found[:cap], len(found) > cap
+        kept = [t for t in visited if t not in spent]
         # The next claim goes on after the last tenant given a turn; when this one saw
         # every tenant with due work, it starts from the first again.
-        kept = [t for t in found if t not in spent]
         if len(kept) > limit:
             self.cursor = kept[limit - 1]
             return kept[:limit]
-        self.cursor = found[-1] if len(found) >= cap else None
+        self.cursor = visited[-1] if more_left else None
         return kept
 
     @staticmethod
