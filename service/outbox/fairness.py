@@ -40,10 +40,18 @@ from service.outbox.tenant_rates import TenantRates
 # Enough for the leftover of tenants that ran dry to reach those with more; each round
 # is one statement, and a round that takes nothing ends the claim.
 ROUNDS = 4
+# Tenants picked by one SQLite statement at most (a compound SELECT has 500 terms at most).
+_PER_STATEMENT = 100
 
 # Built once: an alias builds its column collection, which a claim must not pay each time.
 _CANDIDATE = OUTBOX.alias("o")
 _EARLIER = OUTBOX.alias("earlier")
+
+
+# Inlined, not bound: SQLite plans the entity probe on ix_outbox_open_entity only when it
+# sees the statuses (with them bound, a pick of 64 tenants took 5 ms, inlined 0.3 ms).
+_TERMINAL = [sa.literal_column(f"'{s}'", sa.String) for s in TERMINAL]
+_IN_FLIGHT = sa.literal_column(f"'{CommandStatus.IN_FLIGHT.value}'", sa.String)
 
 
 def tenant_key(table: Any) -> Any:
@@ -60,11 +68,11 @@ def _claimable(o: Any) -> list[Any]:
         .where(
             earlier.c.entity == o.c.entity,
             earlier.c.id < o.c.id,
-            earlier.c.status.not_in(TERMINAL),
+            earlier.c.status.not_in(_TERMINAL),
             sa.or_(
                 earlier.c.effective_at.is_(None),
                 earlier.c.effective_at <= bound("now"),
-                earlier.c.status == CommandStatus.IN_FLIGHT.value,
+                earlier.c.status == _IN_FLIGHT,
             ),
         )
         .exists()
@@ -116,16 +124,24 @@ def _pick_postgresql() -> Any:
     return _leased(ids.scalar_subquery())
 
 
-def _pick_one_tenant() -> Any:
-    """One tenant's (`b_tenant`) rows up to `b_quota`."""
+def _pick_sqlite(tenants: int) -> Any:
+    """Each of `tenants` tenants (`b_tenant_<n>`) its rows up to `b_quota_<n>`, in one
+    statement: a UNION ALL of one pick per tenant (SQLite has no LATERAL, and a statement
+    per tenant cost 50 ms per claim of 64 rows among 64 tenants)."""
     o = _CANDIDATE
-    ids = (
-        sa.select(o.c.id)
-        .where(tenant_key(o) == bound("tenant"), *_claimable(o))
-        .order_by(o.c.next_attempt_at, o.c.id)
-        .limit(bound("quota"))
-    )
-    return _leased(ids.scalar_subquery())
+    picks = [
+        sa.select(
+            sa.select(o.c.id)
+            .where(tenant_key(o) == bound(f"tenant_{n}"), *_claimable(o))
+            .order_by(o.c.next_attempt_at, o.c.id)
+            .limit(bound(f"quota_{n}"))
+            .subquery(f"pick_{n}")
+            .c.id
+        )
+        for n in range(tenants)
+    ]
+    ids = picks[0] if tenants == 1 else sa.union_all(*picks)
+    return _leased(ids.scalar_subquery() if tenants == 1 else sa.select(ids.subquery().c.id))
 
 
 # Tenants (keys) with due runnable rows, in key order from `b_from`, `b_cap` at most. The
@@ -176,7 +192,8 @@ class FairShare:
     def __init__(self, dialect: str, rates: TenantRates | None = None) -> None:
         self.dialect = dialect
         self.rates = rates if rates is not None and rates.limited else None
-        self._pick = _pick_postgresql() if dialect == "postgresql" else _pick_one_tenant()
+        # PostgreSQL's one pick; SQLite's by the number of tenants, built when first needed
+        self._picks: dict[int, Any] = {0: _pick_postgresql()} if dialect == "postgresql" else {}
         self.cursor: str | None = None  # the last tenant a claim reached, when it stopped
 
     async def claim(self, conn: AsyncConnection, values: dict[str, Any], limit: int) -> list[Any]:
@@ -247,9 +264,16 @@ class FairShare:
     ) -> list[Any]:
         if self.dialect == "postgresql":
             given = {**values, "b_tenants": list(quotas), "b_quotas": list(quotas.values())}
-            return list((await conn.execute(self._pick, given)).all())
+            return list((await conn.execute(self._picks[0], given)).all())
         rows: list[Any] = []
-        for tenant, quota in quotas.items():
-            given = {**values, "b_tenant": tenant, "b_quota": quota}
-            rows.extend((await conn.execute(self._pick, given)).all())
+        items = list(quotas.items())
+        # SQLite takes at most 500 terms in a compound SELECT
+        for start in range(0, len(items), _PER_STATEMENT):
+            chunk = items[start : start + _PER_STATEMENT]
+            if len(chunk) not in self._picks:
+                self._picks[len(chunk)] = _pick_sqlite(len(chunk))
+            given = dict(values)
+            for n, (tenant, quota) in enumerate(chunk):
+                given[f"b_tenant_{n}"], given[f"b_quota_{n}"] = tenant, quota
+            rows.extend((await conn.execute(self._picks[len(chunk)], given)).all())
         return rows
