@@ -13,8 +13,8 @@ waited for the whole burst. Now a claim of `limit` rows
    turn), capped by the tenant's rate budget (tenant_rates.py), and takes, per tenant, its
    rows due longest first whose entity has no earlier unfinished row (FIFO per entity, as
    before): one statement on PostgreSQL (a LATERAL pick per tenant, `FOR UPDATE SKIP
-   LOCKED`, so several dispatchers still never take one row), one per tenant on SQLite
-   (one process claims, and SQLite has no LATERAL);
+   LOCKED`, so several dispatchers still never take one row); on SQLite, which has no
+   LATERAL (and one process claims), a UNION ALL of one pick per tenant;
 3. hands what a tenant could not use (it had fewer rows) to the tenants that filled their
    share, in a few more rounds.
 
