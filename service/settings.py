@@ -143,16 +143,9 @@ class DispatcherSettings(Section):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="on SIGTERM, time for commands in flight to finish"
     )
-
-
-class TenantRateSettings(Section):
-    model_config = SettingsConfigDict(env_prefix="UCAAS_SYNC_TENANT_RATE_", extra="ignore")
-
-    calls_per_s: float = Field(0.0, ge=0, description="UCaaS calls/s per tenant; 0: no limit")
-    per_tenant: dict[str, float] = Field(
-        default_factory=dict, description='limits of named tenants, JSON: {"CRM-1": 5}'
-    )
-    dispatchers: int = Field(1, ge=1, description="dispatcher processes sharing each limit")
+    tenant_calls_per_s: float = Field(0.0, ge=0, description="UCaaS calls/s per tenant; 0: none")
+    tenant_limits: dict[str, float] = Field({}, description='calls/s of named tenants: {"T1": 5}')
+    processes: int = Field(1, ge=1, description="dispatcher processes sharing the tenant limits")
 
 
 class IntakeSettings(Section):
@@ -438,7 +431,6 @@ class Settings(Section):
         "INFO", description="least level logged"
     )
     dispatch: DispatcherSettings = Field(default_factory=DispatcherSettings)
-    tenant_rate: TenantRateSettings = Field(default_factory=TenantRateSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
@@ -462,9 +454,7 @@ class Settings(Section):
         toml = () if path is None else (TomlConfigSettingsSource(settings_cls, toml_file=path),)
         return (*first, *toml, last)
 
-    @field_validator(
-        "dispatch", "tenant_rate", "intake", "kafka", "calendar", "admin", "results", mode="before"
-    )
+    @field_validator("dispatch", "intake", "kafka", "calendar", "admin", "results", mode="before")
     @classmethod
     def _sections(cls, given: Any, info: Any) -> Any:
         section = cast(type[BaseSettings], cls.model_fields[info.field_name].annotation)

@@ -121,7 +121,7 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
         if results.enabled
         else None
     )
-    store = OutboxStore(engine, vault, results=recorder, rates=TenantRates(settings.tenant_rate))
+    store = OutboxStore(engine, vault, results=recorder, rates=TenantRates(settings.dispatch))
     ucaas = UCaaSClient(
         settings.ucaas_base_url,
         api_id=settings.ucaas_api_id,

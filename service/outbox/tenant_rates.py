@@ -16,7 +16,7 @@ settled against the calls it made (a lookup before creating adds one, a command 
 no call gives its token back), so the bucket tracks calls, not commands.
 
 Buckets live in each dispatcher process. With several processes each takes
-`1 / dispatchers` of the limit (the setting says how many share it): the sum never goes
+`1 / processes` of the limit (the setting says how many share it): the sum never goes
 over the account's limit; an idle process leaves its share unused. A bucket shared
 through the database would be exact, but every claim of a limited tenant would then
 lock one row that all dispatchers contend for.
@@ -27,19 +27,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from service.settings import TenantRateSettings
+from service.settings import DispatcherSettings
 
 
 class TenantRates:
     """Token buckets of the tenants with a limit; tenants without one are never asked."""
 
     def __init__(
-        self, settings: TenantRateSettings, clock: Callable[[], float] = time.monotonic
+        self, settings: DispatcherSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.clock = clock
-        share = 1.0 / settings.dispatchers
-        self._default = settings.calls_per_s * share
-        self._rates = {t: r * share for t, r in settings.per_tenant.items()}
+        share = 1.0 / settings.processes
+        self._default = settings.tenant_calls_per_s * share
+        self._rates = {t: r * share for t, r in settings.tenant_limits.items()}
         # tenant -> (tokens, when counted); a new bucket starts full
         self._buckets: dict[str, tuple[float, float]] = {}
 

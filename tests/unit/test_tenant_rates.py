@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.outbox.tenant_rates import TenantRates
-from service.settings import TenantRateSettings
+from service.settings import DispatcherSettings
 
 
 class Clock:
@@ -15,17 +15,17 @@ class Clock:
 
 
 def test_a_tenant_without_a_limit_is_never_counted() -> None:
-    rates = TenantRates(TenantRateSettings(per_tenant={"A": 5}))
+    rates = TenantRates(DispatcherSettings(tenant_limits={"A": 5}))
     assert rates.limited
     assert rates.budget("B") is None
     rates.spend("B", 1000)
     assert rates.budget("B") is None
-    assert not TenantRates(TenantRateSettings()).limited
+    assert not TenantRates(DispatcherSettings()).limited
 
 
 def test_the_bucket_holds_a_second_and_refills_at_the_rate() -> None:
     clock = Clock()
-    rates = TenantRates(TenantRateSettings(calls_per_s=10), clock=clock)
+    rates = TenantRates(DispatcherSettings(tenant_calls_per_s=10), clock=clock)
     assert rates.budget("A") == 10  # a new bucket starts full: one second's worth
     rates.spend("A", 10)
     assert rates.budget("A") == 0
@@ -37,7 +37,7 @@ def test_the_bucket_holds_a_second_and_refills_at_the_rate() -> None:
 
 def test_settling_charges_extra_calls_and_gives_back_unused_ones() -> None:
     clock = Clock()
-    rates = TenantRates(TenantRateSettings(per_tenant={"A": 4}), clock=clock)
+    rates = TenantRates(DispatcherSettings(tenant_limits={"A": 4}), clock=clock)
     rates.spend("A", 4)  # four commands claimed
     rates.settle([("A", 0), ("A", 1)])  # one made no call, one made its one call
     assert rates.budget("A") == 1
@@ -52,7 +52,8 @@ def test_settling_charges_extra_calls_and_gives_back_unused_ones() -> None:
 def test_several_dispatchers_share_the_limit() -> None:
     clock = Clock()
     rates = TenantRates(
-        TenantRateSettings(calls_per_s=30, per_tenant={"BIG": 90}, dispatchers=3), clock=clock
+        DispatcherSettings(tenant_calls_per_s=30, tenant_limits={"BIG": 90}, processes=3),
+        clock=clock,
     )
     assert rates.rate("A") == 10
     assert rates.rate("BIG") == 30

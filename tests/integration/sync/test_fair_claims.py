@@ -18,7 +18,7 @@ from service.outbox.outcomes import Done
 from service.outbox.store import OutboxStore
 from service.outbox.tables import OUTBOX, utcnow
 from service.outbox.tenant_rates import TenantRates
-from service.settings import TenantRateSettings
+from service.settings import DispatcherSettings
 
 
 async def _insert(store: OutboxStore, rows: list[tuple[str, str | None]], due_s: float) -> None:
@@ -107,7 +107,7 @@ async def test_a_rate_limit_bounds_a_tenants_calls_per_second(database_url: str)
     rate = 20.0
     await asyncio.to_thread(db.upgrade, database_url)
     engine = db.make_engine(database_url)
-    rates = TenantRates(TenantRateSettings(per_tenant={"A": rate}))
+    rates = TenantRates(DispatcherSettings(tenant_limits={"A": rate}))
     store = OutboxStore(engine, rates=rates)
     try:
         await _insert(store, [*_burst("A", 300), *_burst("B", 30)], due_s=10)
@@ -132,7 +132,7 @@ async def test_calls_beyond_one_per_command_are_charged(database_url: str) -> No
     await asyncio.to_thread(db.upgrade, database_url)
     engine = db.make_engine(database_url)
     # A slow refill (one call per 100 s): the bucket of 1 is all A has in this test.
-    rates = TenantRates(TenantRateSettings(calls_per_s=0.01))
+    rates = TenantRates(DispatcherSettings(tenant_calls_per_s=0.01))
     store = OutboxStore(engine, rates=rates)
     try:
         await _insert(store, _burst("A", 5), due_s=10)
@@ -152,7 +152,7 @@ async def test_tenants_out_of_budget_do_not_take_the_others_turn(database_url: s
     await asyncio.to_thread(db.upgrade, database_url)
     engine = db.make_engine(database_url)
     # every tenant may make one call per 100 s, but Z, which has no limit
-    rates = TenantRates(TenantRateSettings(calls_per_s=0.01, per_tenant={"Z": 0}))
+    rates = TenantRates(DispatcherSettings(tenant_calls_per_s=0.01, tenant_limits={"Z": 0}))
     store = OutboxStore(engine, rates=rates)
     try:
         limited = [f"T{n:02d}" for n in range(20)]
