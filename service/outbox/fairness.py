@@ -5,10 +5,11 @@ longest first across all tenants: a burst of 10,000 commands of one tenant fille
 claim until it had drained, and another tenant's single hire, due after all of them,
 waited for the whole burst. Now a claim of `limit` rows
 
-1. finds up to `limit` tenants with due runnable rows, in tenant order starting after the
-   last tenant the previous claim reached (a skip scan of ix_outbox_tenant_due: one index
-   probe per tenant with runnable rows, not one per row), so that with more tenants than
-   slots each gets its turn (round-robin);
+1. finds up to `limit` tenants with due runnable rows, round-robin, so that with more
+   tenants than slots each gets its turn: the tenants are looked up by a skip scan of
+   ix_outbox_tenant_due (one index probe per tenant with runnable rows, not one per
+   row), at most every 50 ms while a list of up to 256 of them serves (with more, each
+   claim looks up the ones after the last tenant the previous claim reached);
 2. gives each of them an equal share of `limit` (the remainder to the first ones in
    turn), capped by the tenant's rate budget (tenant_rates.py), and takes, per tenant, its
    rows due longest first whose entity has no earlier unfinished row (FIFO per entity, as
@@ -24,6 +25,7 @@ new command of their tenant). Tenants with no tenant (NULL) share as the tenant 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +44,14 @@ from service.outbox.tenant_rates import TenantRates
 ROUNDS = 4
 # Tenants picked by one SQLite statement at most (a compound SELECT has 500 terms at most).
 _PER_STATEMENT = 100
+# The tenants with due work are looked up again after this long; in between, claims take
+# their turns from the list they have. A saturated dispatcher claims a few rows hundreds
+# of times a second, and the look-up was a fifth of each claim (it steps over the index
+# entries of finished rows that no vacuum has removed yet). A tenant new since is seen at
+# the next look-up, or at once by a claim the list does not fill.
+_LOOK_AGAIN_S = 0.05
+# Tenants kept between look-ups at most; with more, each claim looks up its own turn.
+_KNOWN = 256
 
 # Built once: an alias builds its column collection, which a claim must not pay each time.
 _CANDIDATE = OUTBOX.alias("o")
@@ -195,6 +205,10 @@ class FairShare:
         # PostgreSQL's one pick; SQLite's by the number of tenants, built when first needed
         self._picks: dict[int, Any] = {0: _pick_postgresql()} if dialect == "postgresql" else {}
         self.cursor: str | None = None  # the last tenant a claim reached, when it stopped
+        self._known: list[str] | None = None  # every tenant with due work, when last seen
+        self._known_at = 0.0
+        self._many = False  # the last look-up found more than _KNOWN tenants
+        self._next = 0  # where the next turn starts in _known
 
     async def claim(self, conn: AsyncConnection, values: dict[str, Any], limit: int) -> list[Any]:
         """Lease up to `limit` rows shared among tenants (`values`: the lease's `b_now`,
@@ -224,15 +238,31 @@ class FairShare:
         if self.rates is not None:
             for tenant, n in taken.items():
                 self.rates.spend(tenant, n)
+        if len(rows) < limit:
+            self._known = None  # maybe a tenant is new: the next claim looks
         return rows
 
     async def _turn(
         self, conn: AsyncConnection, now: Any, limit: int, spent: set[str]
     ) -> list[str]:
-        """The tenants whose turn it is: up to `limit` with due rows, after the cursor,
-        wrapping around to the first ones. Tenants whose rate budget is `spent` are
-        stepped over without taking a place (else many throttled tenants could fill
-        every claim's turn, and the others would wait)."""
+        """The tenants whose turn it is: up to `limit` with due rows, round-robin, from the
+        list looked up last while it is fresh, else after the cursor, wrapping around to
+        the first ones. Tenants whose rate budget is `spent` are stepped over without
+        taking a place (else many throttled tenants could fill every claim's turn, and
+        the others would wait)."""
+        fresh = time.monotonic() - self._known_at < _LOOK_AGAIN_S
+        if fresh and self._known:
+            turn = self._turn_of_known(self._known, limit, spent)
+            if turn:
+                return turn
+        if not (fresh and self._many):
+            everyone = await self._tenants(conn, "", now, _KNOWN + 1)
+            self._known_at, self._many = time.monotonic(), len(everyone) > _KNOWN
+            if not self._many:
+                self._known = everyone
+                return self._turn_of_known(everyone, limit, spent)
+            self._known = None
+        # More tenants than are kept: each claim looks up the next ones after the cursor.
         cap = limit + len(spent)
         # One tenant more than the places asked for says whether the turn goes on.
         if self.cursor is None:
@@ -252,6 +282,15 @@ class FairShare:
             self.cursor = kept[limit - 1]
             return kept[:limit]
         self.cursor = visited[-1] if more_left else None
+        return kept
+
+    def _turn_of_known(self, known: list[str], limit: int, spent: set[str]) -> list[str]:
+        """Up to `limit` of the tenants looked up last, round-robin, those with a spent
+        budget stepped over."""
+        start = self._next % len(known) if known else 0
+        kept = [t for t in known[start:] + known[:start] if t not in spent][:limit]
+        if kept:
+            self._next = known.index(kept[-1]) + 1
         return kept
 
     @staticmethod

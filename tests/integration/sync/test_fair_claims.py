@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from connectors.ucaas import CallRecord
-from service.outbox import db
+from service.outbox import db, fairness
 from service.outbox.claims import Claim
 from service.outbox.outcomes import Done
 from service.outbox.store import OutboxStore
@@ -66,9 +66,12 @@ async def test_a_burst_does_not_starve_another_tenants_single_command(
     assert Counter(c.tenant for c in claimed) == {"A": 15, "B": 1}
 
 
+@pytest.mark.parametrize("kept", [256, 2], ids=["tenants-kept", "more-tenants-than-kept"])
 async def test_the_claim_is_shared_evenly_and_every_tenant_gets_its_turn(
-    store: OutboxStore,
+    store: OutboxStore, kept: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Past `kept` tenants, each claim looks up its turn after the cursor instead.
+    monkeypatch.setattr(fairness, "_KNOWN", kept)
     await _insert(store, [*_burst("A", 50), *_burst("B", 50), *_burst("C", 50)], due_s=10)
     # rows without a tenant share as one more tenant
     await _insert(store, [(f"meeting:{k}", None) for k in range(50)], due_s=10)
