@@ -143,6 +143,9 @@ class DispatcherSettings(Section):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="on SIGTERM, time for commands in flight to finish"
     )
+    tenant_calls_per_s: float = Field(0.0, ge=0, description="UCaaS calls/s per tenant; 0: none")
+    tenant_limits: dict[str, float] = Field({}, description='calls/s of named tenants: {"T1": 5}')
+    processes: int = Field(1, ge=1, description="dispatcher processes sharing the tenant limits")
 
 
 class IntakeSettings(Section):

@@ -27,6 +27,7 @@ from service.intake.shell import Intake
 from service.outbox import db
 from service.outbox.dispatcher import Dispatcher, record_call
 from service.outbox.store import OutboxStore
+from service.outbox.tenant_rates import TenantRates
 from service.outbox.unit_of_work import UnitOfWork
 from service.outbox.vault import vault_for
 from service.results.model import ResultPolicy
@@ -120,7 +121,7 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
         if results.enabled
         else None
     )
-    store = OutboxStore(engine, vault, results=recorder)
+    store = OutboxStore(engine, vault, results=recorder, rates=TenantRates(settings.dispatch))
     ucaas = UCaaSClient(
         settings.ucaas_base_url,
         api_id=settings.ucaas_api_id,

@@ -2,13 +2,14 @@
 their worker died, given back at shutdown.
 
 Claims take due runnable rows whose entity has no earlier unfinished row (FIFO per
-entity; a row effective-dated ahead does not count until its date), the row due longest
-first: a command re-checked every few seconds while it
-waits is due again each time, and taken in id order such rows ahead of a new command
-could fill every claim for ever (employees waiting for the customer queued after them).
-On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so several
-dispatcher processes can share one database; on SQLite one process claims and the single
-UPDATE is atomic.
+entity; a row effective-dated ahead does not count until its date), the claim's slots
+shared among the tenants with due work (fairness.py: one tenant's burst does not hold up
+another's commands), within a tenant the row due longest first: a command re-checked
+every few seconds while it waits is due again each time, and taken in id order such rows
+ahead of a new command could fill every claim for ever (employees waiting for the
+customer queued after them). On PostgreSQL the candidate rows are locked with `FOR UPDATE
+SKIP LOCKED`, so several dispatcher processes can share one database; on SQLite one
+process claims, in one transaction.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.outbox import followers
-from service.outbox.sql import among, bound
-from service.outbox.tables import OUTBOX, TERMINAL, CommandStatus, utcnow
-
-# Built once: an alias builds its column collection, which a claim must not pay each time.
-_CANDIDATE = OUTBOX.alias("o")
-_EARLIER = OUTBOX.alias("earlier")
+from service.outbox.fairness import FairShare
+from service.outbox.sql import among
+from service.outbox.tables import OUTBOX, CommandStatus, utcnow
+from service.outbox.tenant_rates import TenantRates
 
 
 @dataclass(frozen=True)
@@ -59,25 +57,20 @@ def claim_of(row: Any, owner: str) -> Claim:
 
 
 class Claims:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, rates: TenantRates | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        # Statements of the hot path are built once: building one costs more CPU than
-        # PostgreSQL spends running it.
-        self.statement = _claim_statement(self.dialect)
+        # Statements of the hot path are built once (in FairShare): building one costs
+        # more CPU than PostgreSQL spends running it.
+        self.fair = FairShare(self.dialect, rates)
 
     async def claim(self, owner: str, limit: int, lease_s: float) -> list[Claim]:
         now = utcnow()
-        values = {
-            "b_now": now,
-            "b_limit": limit,
-            "b_owner": owner,
-            "b_expires": now + timedelta(seconds=lease_s),
-        }
+        values = {"b_now": now, "b_owner": owner, "b_expires": now + timedelta(seconds=lease_s)}
         async with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(_ONE_PLAN)
-            rows = (await conn.execute(self.statement, values)).all()
+            rows = await self.fair.claim(conn, values, limit)
         return sorted((claim_of(r, owner) for r in rows), key=lambda c: c.id)
 
     async def reclaim_expired(self) -> int:
@@ -155,8 +148,9 @@ def _mine(claim: Claim) -> Any:
     )
 
 
-# The claim has one good plan at any size: walk ix_outbox_due in order, probe each row's
-# entity on ix_outbox_open_entity, stop at the LIMIT. After a burst, before autovacuum has
+# The claim has one good plan at any size: step over the tenants on ix_outbox_tenant_due,
+# walk each tenant's due rows on it in order, probe each row's entity on
+# ix_outbox_open_entity, stop at the tenant's LIMIT. After a burst, before autovacuum has
 # analysed the table, PostgreSQL believes a handful of rows exist and plans a bitmap scan
 # that sorts every due row, or a sequential scan of the table for each one's entity: 72-92
 # ms per claim with 17,000 due (auto_explain), and the database's CPU, not UCaaS, set the
@@ -168,50 +162,3 @@ _ONE_PLAN = sa.text(
         for scan in ("seqscan", "bitmapscan", "sort", "hashjoin", "mergejoin")
     )
 )
-
-
-def _claim_statement(dialect: str) -> Any:
-    """Due runnable rows, due longest first (ix_outbox_due), whose entity has no earlier
-    unfinished row (but those dated ahead), leased to `b_owner` until `b_expires`."""
-    o, earlier = _CANDIDATE, _EARLIER
-    blocked = (
-        sa.select(sa.literal(1))
-        .where(
-            earlier.c.entity == o.c.entity,
-            earlier.c.id < o.c.id,
-            earlier.c.status.not_in(TERMINAL),
-            # a change dated ahead holds up nothing until its date (a notice period's
-            # profile updates run now), or until it runs
-            sa.or_(
-                earlier.c.effective_at.is_(None),
-                earlier.c.effective_at <= bound("now"),
-                earlier.c.status == CommandStatus.IN_FLIGHT.value,
-            ),
-        )
-        .exists()
-    )
-    candidates = (
-        sa.select(o.c.id)
-        .where(
-            o.c.status.in_(followers.RUNNABLE_LITERALS),
-            o.c.next_attempt_at <= bound("now"),
-            ~blocked,
-        )
-        .order_by(o.c.next_attempt_at, o.c.id)
-        .limit(bound("limit"))
-    )
-    if dialect == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True, of=o)
-    return (
-        OUTBOX.update()
-        .where(OUTBOX.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            status=CommandStatus.IN_FLIGHT.value,
-            lease_owner=bound("owner"),
-            lease_expires_at=bound("expires"),
-            attempts=OUTBOX.c.attempts + 1,
-            hold_reason=None,
-            updated_at=bound("now"),
-        )
-        .returning(*OUTBOX.c)
-    )

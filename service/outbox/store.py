@@ -29,6 +29,7 @@ from service.outbox.outcome_writer import Finished, OutcomeWriter
 from service.outbox.outcomes import MappingKey, Outcome
 from service.outbox.result_log import ResultLog
 from service.outbox.tables import OUTBOX, OutboxRow, utcnow
+from service.outbox.tenant_rates import TenantRates
 from service.outbox.vault import CredentialVault
 
 
@@ -40,11 +41,13 @@ class OutboxStore:
         *,
         cache_limit: int = CACHE_LIMIT,
         results: ResultLog | None = None,
+        rates: TenantRates | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.vault = vault
-        self.claims = Claims(engine)
+        self.claims = Claims(engine, rates)
+        self.rates = rates
         self.mappings = MappingReads(engine, vault, cache_limit)
         self.outcomes = OutcomeWriter(
             engine, vault, remember=self.mappings.remember, results=results
@@ -73,6 +76,8 @@ class OutboxStore:
         return recorded
 
     async def finish_many(self, items: Sequence[Finished]) -> list[bool]:
+        if self.rates is not None:  # a rate limit counts calls: settle the claim's charge
+            self.rates.settle((claim.tenant or "", len(calls)) for claim, _, calls in items)
         return await self.outcomes.finish_many(items)
 
     # -- operator actions (operator.py) ---------------------------------------------------

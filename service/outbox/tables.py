@@ -320,6 +320,18 @@ def table_of(model: type[Any]) -> sa.Table:
 # Each table's Core object, named once: every module reads and writes through these.
 INBOX = table_of(InboxEntry)
 OUTBOX = table_of(OutboxRow)
+
+# Fair claims (fairness.py) step from one tenant with runnable rows to the next, and take
+# each tenant's due rows in due order: an expression index, for rows without a tenant
+# share as the tenant ''. On the table, not in __table_args__: it needs the column objects.
+sa.Index(
+    "ix_outbox_tenant_due",
+    sa.func.coalesce(OUTBOX.c.tenant, sa.literal_column("''")),
+    OUTBOX.c.next_attempt_at,
+    OUTBOX.c.id,
+    postgresql_where=sa.text("status IN ('pending', 'waiting')"),
+    sqlite_where=sa.text("status IN ('pending', 'waiting')"),
+)
 MAPPING = table_of(IdMapping)
 CALLS = table_of(CallLog)
 LOGINS = table_of(TenantCredential)
