@@ -48,6 +48,7 @@ from connectors.calendar.occurrences import (
     zone_of,
 )
 from connectors.calendar.prescan import prescan
+from connectors.calendar.reuse import PARSED, ParsedEvents, parse_calendar
 
 __all__ = [
     "FAST_FREQUENCIES",
@@ -96,13 +97,19 @@ class ParsedFeed:
 
 
 def parse_feed(
-    body: bytes, *, start: datetime, end: datetime, limits: ParseLimits | None = None
+    body: bytes,
+    *,
+    start: datetime,
+    end: datetime,
+    limits: ParseLimits | None = None,
+    reuse: ParsedEvents | None = PARSED,
 ) -> ParsedFeed:
     """The occurrences overlapping [start, end] and the events skipped as unusable, each
     with its UID and reason; FeedError if the body cannot be used at all: not iCalendar,
-    truncated, or over the limits (events, occurrences, CPU time)."""
+    truncated, or over the limits (events, occurrences, CPU time). VEVENTs parsed before
+    are taken from `reuse` (reuse.py; None: every VEVENT parsed)."""
     limits = limits or ParseLimits()
-    calendar, skipped, events = _calendar(body, limits, start, end)
+    calendar, skipped, events = _calendar(body, limits, start, end, reuse)
     found: list[Occurrence] = []
     deadline = time.thread_time() + limits.max_seconds
     try:
@@ -187,7 +194,7 @@ def _comparable(first: datetime | date, second: datetime | date) -> tuple[Any, A
 
 
 def _calendar(
-    body: bytes, limits: ParseLimits, start: datetime, end: datetime
+    body: bytes, limits: ParseLimits, start: datetime, end: datetime, reuse: ParsedEvents | None
 ) -> tuple[icalendar.Calendar, list[Skipped], int]:
     """The calendar without the events that cannot reach the window (prescan.py), the
     VEVENTs skipped because their text does not parse (when icalendar refuses the body
@@ -205,7 +212,7 @@ def _calendar(
     body = _own_zones(scanned.body)
     skipped: list[Skipped] = []
     try:
-        calendar = icalendar.Calendar.from_ical(body)
+        calendar = parse_calendar(body, reuse)
     except Exception as exc:  # icalendar raises ValueError and friends for broken text
         body, skipped = salvage(body)
         try:

@@ -32,11 +32,20 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 # Wider than the largest UTC offset (14 h) of a local or floating time read as UTC here.
 MARGIN = timedelta(days=2)
 _FOLD = re.compile(rb"\r?\n[ \t]")
-# A content line: a name, parameters (quoted values may hold ; : ,), a colon, the value.
-_CONTENT = re.compile(
-    rb'[A-Za-z0-9-]+(?:;[A-Za-z0-9-]+=(?:"[^"]*"|[^";:,]*)(?:,(?:"[^"]*"|[^";:,]*))*)*:[^\r\n]*\r?'
+_BOUNDARY = re.compile(rb"^(BEGIN|END):([^\r\n]*)\r?\n", re.M | re.I)
+# A parameter list: names, values plain or quoted (a quoted value may hold ; : ,).
+_PARAMS = rb'(?:;[A-Za-z0-9-]+=(?:"[^"\r\n]*"|[^";:,\r\n]*)(?:,(?:"[^"\r\n]*"|[^";:,\r\n]*))*)'
+# Every line of a VEVENT's text a content line: a name, parameters, a colon, the value.
+_CONTENT_LINES = re.compile(rb"(?:[A-Za-z0-9-]+" + _PARAMS + rb"*:[^\r\n]*\r?\n)*")
+_READ = re.compile(
+    r"^(DTSTART|DTEND|DURATION|RECURRENCE-ID|EXDATE|RDATE|RRULE|SEQUENCE|UID|BEGIN|END)"
+    r"([;:][^\r\n]*)",
+    re.M | re.I,
 )
-_PROPERTY = re.compile(rb"([A-Za-z0-9-]+)((?:;[^:]*)?):(.*?)\r?", re.S)
+_PEOPLE = re.compile(rb"^(ATTENDEE|ORGANIZER)(" + _PARAMS + rb"+):", re.M | re.I)
+_ONE_PARAM = re.compile(
+    rb';([A-Za-z0-9-]+)=((?:"[^"\r\n]*"|[^";:,\r\n]*)(?:,(?:"[^"\r\n]*"|[^";:,\r\n]*))*)'
+)
 _PARAM = re.compile(r';([A-Za-z0-9-]+)=([^";:,]*)')
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _DATETIME = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(Z?)")
@@ -47,7 +56,6 @@ _DURATION_PART = re.compile(r"(\d+)([WDHMS])")
 _UNIT = {"W": 604800, "D": 86400, "H": 3600, "M": 60, "S": 1}
 _DAYS = {"MO", "TU", "WE", "TH", "FR", "SA", "SU"}
 _STEP_DAYS = {"DAILY": 1, "WEEKLY": 7}
-_TIMES = {"DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE"}
 _NEVER = datetime.max  # a span without end: an open-ended rule
 
 
@@ -69,58 +77,75 @@ class _Time:
 
 
 def prescan(body: bytes, start: datetime, end: datetime, max_rule_steps: int) -> Prescanned:
-    """The feed without the UIDs none of whose VEVENTs can reach [start, end] (aware)."""
+    """The feed without the UIDs none of whose VEVENTs can reach [start, end] (aware);
+    the VEVENTs kept, their ATTENDEE and ORGANIZER lines without the parameters nobody
+    reads (`_lean`)."""
     if body.upper().count(b"BEGIN:VCALENDAR") != 1:
         return Prescanned(body, 0)
     unfolded = _FOLD.sub(b"", body)
-    lines = unfolded.split(b"\n")
-    blocks = _blocks(lines)
+    blocks = _blocks(unfolded)
     if blocks is None:
         return Prescanned(body, 0)
-    low = _naive(start) - MARGIN
-    high = _naive(end) + MARGIN
+    low, high, until = _naive(start) - MARGIN, _naive(end) + MARGIN, _naive(end)
+    judged = [_judge(unfolded[first:last], until, max_rule_steps) for _, first, last in blocks]
     spans: dict[str, list[tuple[datetime, datetime] | None]] = {}
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    for first, last in blocks:
-        uid, span = _judge(lines[first + 1 : last], _naive(end), max_rule_steps)
-        if uid is None:
-            continue  # no UID: the parser keys it by its start, never left out
-        spans.setdefault(uid, []).append(span)
-        ranges.setdefault(uid, []).append((first, last))
-    dropped: set[int] = set()
-    left_out = 0
-    for uid, found in spans.items():
-        if all(s is not None and (s[1] < low or s[0] > high) for s in found):
-            left_out += 1
-            for first, last in ranges[uid]:
-                dropped.update(range(first, last + 1))
-    if not dropped:
-        return Prescanned(body, 0)
-    kept = b"\n".join(line for n, line in enumerate(lines) if n not in dropped)
-    return Prescanned(kept, left_out)
+    for uid, span in judged:
+        if uid is not None:  # no UID: the parser keys it by its start, never left out
+            spans.setdefault(uid, []).append(span)
+    gone = {
+        uid
+        for uid, found in spans.items()
+        if all(s is not None and (s[1] < low or s[0] > high) for s in found)
+    }
+    parts: list[bytes] = []
+    done = 0
+    for (head, first, last), (uid, span) in zip(blocks, judged, strict=True):
+        parts.append(unfolded[done:head])
+        after = _line_end(unfolded, last)
+        if uid not in gone:
+            block = unfolded[first:last]
+            lean = _lean(block) if span is not None else block
+            parts += (unfolded[head:first], lean, unfolded[last:after])
+        done = after
+    parts.append(unfolded[done:])
+    return Prescanned(b"".join(parts), len(gone))
 
 
-def _blocks(lines: list[bytes]) -> list[tuple[int, int]] | None:
-    """(BEGIN, END) line numbers of each VEVENT directly in the VCALENDAR; None when the
-    structure is not the plain one (the full parse, and its salvage, judge it then)."""
-    found: list[tuple[int, int]] = []
+def blocks_of(body: bytes) -> list[tuple[int, int]] | None:
+    """Where each VEVENT's text is, from its BEGIN line to the end of its END line, in a
+    calendar of the plain structure (one VCALENDAR, VEVENTs directly in it); else None."""
+    if body.upper().count(b"BEGIN:VCALENDAR") != 1:
+        return None
+    found = _blocks(body)
+    return None if found is None else [(head, _line_end(body, last)) for head, _, last in found]
+
+
+def _line_end(text: bytes, at: int) -> int:
+    found = text.find(b"\n", at)
+    return len(text) if found < 0 else found + 1
+
+
+def _blocks(text: bytes) -> list[tuple[int, int, int]] | None:
+    """Offsets of each VEVENT directly in the VCALENDAR: of its BEGIN line, of the lines
+    inside it and of its END line; None when the structure is not the plain one (the
+    full parse, and its salvage, judge it then)."""
+    found: list[tuple[int, int, int]] = []
     depth = 0
-    opened = -1
-    for n, line in enumerate(lines):
-        if line[:4].upper() not in (b"BEGI", b"END:"):
-            continue
-        word = line.strip().upper()
-        if word.startswith(b"BEGIN:"):
+    head = opened = -1
+    for match in _BOUNDARY.finditer(text):
+        begin = match.group(1).upper() == b"BEGIN"
+        name = match.group(2).strip().upper()
+        if begin:
             depth += 1
-            if word == b"BEGIN:VEVENT":
+            if name == b"VEVENT":
                 if depth != 2:
                     return None
-                opened = n
-        elif word.startswith(b"END:"):
-            if word == b"END:VEVENT":
+                head, opened = match.start(), match.end()
+        else:
+            if name == b"VEVENT":
                 if depth != 2 or opened < 0:
                     return None
-                found.append((opened, n))
+                found.append((head, opened, match.start()))
                 opened = -1
             depth -= 1
             if depth < 0:
@@ -129,48 +154,58 @@ def _blocks(lines: list[bytes]) -> list[tuple[int, int]] | None:
 
 
 def _judge(
-    lines: list[bytes], end: datetime, max_rule_steps: int
+    block: bytes, end: datetime, max_rule_steps: int
 ) -> tuple[str | None, tuple[datetime, datetime] | None]:
     """The VEVENT's UID and the span its occurrences may take (earliest start, latest
     end); the span is None when the VEVENT must go to the parser."""
-    uid = _uid(lines)
-    if uid is None:
+    try:
+        text = block.decode("utf-8")  # strict: text icalendar may refuse goes to it
+    except UnicodeDecodeError:
+        return None, None
+    found: dict[str, list[tuple[str, str]]] = {}
+    nested = 0
+    for match in _READ.finditer(text):
+        name = match.group(1).upper()
+        rest = match.group(2)
+        if name in ("BEGIN", "END"):
+            nested += 1 if name == "BEGIN" else -1
+        elif not nested:
+            params, _, value = rest.partition(":")
+            found.setdefault(name, []).append((params, value.strip()))
+    uids = found.get("UID", [])
+    uid = uids[0][1] if uids and not uids[0][0] else ""
+    if not uid:
         return None, None
     try:
-        return uid, _span(lines, end, max_rule_steps)
-    except (_Keep, ValueError, UnicodeDecodeError):
+        if nested or _CONTENT_LINES.fullmatch(block) is None:
+            raise _Keep
+        return uid, _span(found, end, max_rule_steps)
+    except (_Keep, ValueError):
         return uid, None
 
 
-def _uid(lines: list[bytes]) -> str | None:
-    for line in lines:
-        if line[:4].upper() == b"UID:":
-            text = line[4:].rstrip(b"\r").decode("utf-8", "replace").strip()
-            return text or None
-    return None
+def _lean(block: bytes) -> bytes:
+    """A VEVENT with its ATTENDEE and ORGANIZER lines cut to the parameters the service
+    reads (an attendee's CUTYPE and PARTSTAT): their parameters were half of icalendar's
+    parsing time (names, roles, RSVP), and the values are kept as they are. A line with a
+    VALUE parameter (which would change how its value is read) is kept whole."""
+
+    def cut(match: re.Match[bytes]) -> bytes:
+        name = match.group(1)
+        params = _ONE_PARAM.findall(match.group(2))
+        if any(key.upper() == b"VALUE" for key, _ in params):
+            return match.group(0)
+        wanted = (b"CUTYPE", b"PARTSTAT") if name.upper() == b"ATTENDEE" else ()
+        kept = b"".join(b";" + key + b"=" + value for key, value in params if key.upper() in wanted)
+        return name + kept + b":"
+
+    return _PEOPLE.sub(cut, block)
 
 
-def _span(lines: list[bytes], end: datetime, max_rule_steps: int) -> tuple[datetime, datetime]:
-    found: dict[str, list[tuple[str, str]]] = {}
-    nested = 0
-    for line in lines:
-        if _CONTENT.fullmatch(line) is None:
-            raise _Keep
-        text = line.decode("utf-8")  # strict: text icalendar may refuse goes to it
-        name = text.split(":", 1)[0].split(";", 1)[0].upper()
-        if name == "BEGIN":
-            if text.strip().upper() != "BEGIN:VALARM" or nested:
-                raise _Keep
-            nested += 1
-        elif name == "END":
-            nested -= 1
-        elif not nested:
-            match = _PROPERTY.fullmatch(line)
-            if match is None:
-                raise _Keep
-            params, value = match.group(2).decode(), match.group(3).decode().strip()
-            found.setdefault(name, []).append((params, value))
-    if nested or len(found.get("DTSTART", ())) != 1 or "RDATE" in found:
+def _span(
+    found: dict[str, list[tuple[str, str]]], end: datetime, max_rule_steps: int
+) -> tuple[datetime, datetime]:
+    if len(found.get("DTSTART", ())) != 1 or "RDATE" in found:
         raise _Keep
     for name in ("DTEND", "DURATION", "RRULE", "RECURRENCE-ID", "UID", "SEQUENCE"):
         if len(found.get(name, ())) > 1:
