@@ -18,6 +18,7 @@ from typing import Any
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.calendar.isolate import aware
+from connectors.calendar.lean import INVITED
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Occurrences:
             recurrence=component.get("RECURRENCE-ID"),
             summary=_text(component.get("SUMMARY")),
             description=_text(component.get("DESCRIPTION")),
-            attendees=tuple(_mail(a) for a in _list(component.get("ATTENDEE")) if _invited(a)),
+            attendees=_attendees(component),
             organizer=_mail(component.get("ORGANIZER")) or None,
             cancelled=str(component.get("STATUS", "")).upper() == "CANCELLED",
         )
@@ -119,6 +120,15 @@ class Occurrences:
             cancelled=fixed.cancelled,
             all_day=all_day,
         )
+
+
+def _attendees(component: Any) -> tuple[str, ...]:
+    """The addresses of the attendees taking part: from the line lean.py made of them,
+    or else from the ATTENDEE lines."""
+    invited = component.get(INVITED)
+    if invited is not None:
+        return tuple(str(invited).split())
+    return tuple(_mail(a) for a in _list(component.get("ATTENDEE")) if _invited(a))
 
 
 def this_and_future(recurrence: Any) -> bool:
