@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -116,41 +117,63 @@ def parse_feed(
         skipped += isolate(calendar, end, limits.max_rule_steps)
         floating = zone_of(str(calendar.get("X-WR-TIMEZONE", "") or "")) or UTC
         made = Occurrences(floating, _recurring_uids(calendar), _moves(calendar))
-        # Series by series, each over the whole window at once (`after` would query every
-        # series again for each small slice of time), within the caps and the deadline.
-        ticks = 0
-        for uid, each in series_of(calendar, skipped):
-            ticks = _in_time(deadline, limits, ticks)
-            mine: list[Occurrence] = []
-            try:
-                # Floating times are compared as wall-clock times by the library: ask for
-                # a window wider by the largest UTC offset and cut it exactly here.
-                for item in each.between(start - _WIDEST_OFFSET, end + _WIDEST_OFFSET):
-                    ticks = _in_time(deadline, limits, ticks)
-                    occurrence = made.of(item)
-                    if occurrence.start >= end or (
-                        occurrence.end <= start and occurrence.start < start
-                    ):
-                        continue
-                    mine.append(occurrence)
-            except FeedError:
-                raise
-            except Exception as exc:  # the libraries raise many kinds for broken rules
-                reason = f"invalid dates or recurrence: {first_line(exc)}"
-                skipped.append(Skipped(uid, reason, "expansion"))
-                continue
-            events += 1
-            found.extend(mine)
-            if len(found) > limits.max_occurrences:
-                raise FeedError(
-                    f"expands to more than {limits.max_occurrences} occurrences in the window"
-                )
+        # One parse expands the series of `reuse` at a time: dateutil's cache of a rule's
+        # instances, shared by the parses that reuse the series, is not safe to fill from
+        # two threads (a thread that completes it keeps its lock).
+        with reuse.expanding if reuse is not None else nullcontext():
+            events += _expand(calendar, skipped, reuse, made, (start, end), limits, deadline, found)
     except FeedError:
         raise
     except Exception as exc:  # never another exception: `plan` and the poller say why
         raise FeedError(f"invalid dates or recurrence: {first_line(exc)}") from None
     found.sort(key=lambda o: (o.start, o.key))
     return ParsedFeed(tuple(found), tuple(skipped), events)
+
+
+def _expand(
+    calendar: icalendar.Calendar,
+    skipped: list[Skipped],
+    reuse: ParsedEvents | None,
+    made: Occurrences,
+    window: tuple[datetime, datetime],
+    limits: ParseLimits,
+    deadline: float,
+    found: list[Occurrence],
+) -> int:
+    """The series' occurrences in the window added to `found`; how many series gave
+    theirs (an expansion error skips its series)."""
+    start, end = window
+    events = 0
+    # Series by series, each over the whole window at once (`after` would query every
+    # series again for each small slice of time), within the caps and the deadline.
+    ticks = 0
+    for uid, each in series_of(calendar, skipped, reuse):
+        ticks = _in_time(deadline, limits, ticks)
+        mine: list[Occurrence] = []
+        try:
+            # Floating times are compared as wall-clock times by the library: ask for
+            # a window wider by the largest UTC offset and cut it exactly here.
+            for item in each.between(start - _WIDEST_OFFSET, end + _WIDEST_OFFSET):
+                ticks = _in_time(deadline, limits, ticks)
+                occurrence = made.of(item)
+                if occurrence.start >= end or (
+                    occurrence.end <= start and occurrence.start < start
+                ):
+                    continue
+                mine.append(occurrence)
+        except FeedError:
+            raise
+        except Exception as exc:  # the libraries raise many kinds for broken rules
+            reason = f"invalid dates or recurrence: {first_line(exc)}"
+            skipped.append(Skipped(uid, reason, "expansion"))
+            continue
+        events += 1
+        found.extend(mine)
+        if len(found) > limits.max_occurrences:
+            raise FeedError(
+                f"expands to more than {limits.max_occurrences} occurrences in the window"
+            )
+    return events
 
 
 def _in_time(deadline: float, limits: ParseLimits, ticks: int) -> int:

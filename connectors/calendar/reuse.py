@@ -27,18 +27,23 @@ import icalendar
 
 from connectors.calendar.prescan import blocks_of
 
-# About 10 KB each (tracemalloc, bench/calendar_feeds.py): 100 MB at most.
-MAX_EVENTS = 10_000
+# About 5 KB each with their series (tracemalloc, bench/calendar_feeds.py): 100 MB at most.
+MAX_EVENTS = 20_000
 
 
 class ParsedEvents:
     """Parsed VEVENT components by the hash of their text, the least recently used
-    dropped beyond `max_events`."""
+    dropped beyond `max_events`; and the series (recurring-ical-events) built of them,
+    as many, by the components they were built from (isolate.series_of): a series
+    built once is expanded from its DTSTART once (dateutil keeps the instances it
+    stepped through), the window's move only adds its new end."""
 
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self.max_events = max_events
         self._found: OrderedDict[bytes, Any] = OrderedDict()
+        self._series: OrderedDict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()  # parses run in worker threads, several at once
+        self.expanding = threading.Lock()  # held by the parse expanding its series (ics.py)
         self.hits = 0
         self.misses = 0
 
@@ -48,6 +53,7 @@ class ParsedEvents:
     def clear(self) -> None:
         with self._lock:
             self._found.clear()
+            self._series.clear()
             self.hits = self.misses = 0
 
     def get(self, key: bytes) -> Any | None:
@@ -66,6 +72,23 @@ class ParsedEvents:
             self._found.move_to_end(key)
             while len(self._found) > self.max_events:
                 self._found.popitem(last=False)
+
+    def series(self, group: list[Any]) -> Any | None:
+        """The series built of exactly these components (the same objects), if any."""
+        key = tuple(id(c) for c in group)
+        with self._lock:
+            found = self._series.get(key)
+            # The entry holds its components, so no other object has one of their ids.
+            if found is None or not all(a is b for a, b in zip(found[0], group, strict=True)):
+                return None
+            self._series.move_to_end(key)
+            return found[1]
+
+    def keep_series(self, group: list[Any], series: Any) -> None:
+        with self._lock:
+            self._series[tuple(id(c) for c in group)] = (tuple(group), series)
+            while len(self._series) > self.max_events:
+                self._series.popitem(last=False)
 
 
 PARSED = ParsedEvents()

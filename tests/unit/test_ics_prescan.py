@@ -12,6 +12,7 @@ it (and without reuse) must give the same occurrences, skipped events and event 
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -300,3 +301,24 @@ def test_the_cache_keeps_at_most_its_size() -> None:
     reuse = ParsedEvents(max_events=5)
     fast(random_feed(5, count=60), reuse=reuse)
     assert len(reuse) == 5
+
+
+def test_series_built_once_give_the_same_occurrences_as_the_window_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = random_feed(7, count=60)
+    reuse = ParsedEvents()
+    for days in (0, 1, 9, 40, 400):  # the window moving on, the series reused each time
+        now = NOW + timedelta(days=days)
+        assert fast(body, now, reuse) == full(body, monkeypatch, now)
+    assert len(reuse._series) > 0
+
+
+def test_parses_in_threads_share_the_cache_without_harm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poller parses several feeds at once in worker threads, one cache for all."""
+    bodies = [random_feed(seed, count=40) for seed in (8, 9)] * 3
+    expected = [full(body, monkeypatch) for body in bodies]
+    reuse = ParsedEvents()
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda body: fast(body, NOW, reuse), bodies, timeout=60))
+    assert found == expected
