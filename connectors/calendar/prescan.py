@@ -30,6 +30,7 @@ from functools import lru_cache
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.calendar.lean import lean
+from connectors.calendar.shift import Move, moved
 
 # Wider than the largest UTC offset (14 h) of a local or floating time read as UTC here.
 MARGIN = timedelta(days=2)
@@ -87,15 +88,16 @@ def prescan(body: bytes, start: datetime, end: datetime, max_rule_steps: int) ->
         return Prescanned(body, 0)
     low, high, until = _naive(start) - MARGIN, _naive(end) + MARGIN, _naive(end)
     judged = [_judge(unfolded[first:last], until, max_rule_steps) for _, first, last in blocks]
-    spans: dict[str, list[tuple[datetime, datetime] | None]] = {}
+    spans: dict[str, list[_Span | None]] = {}
     for uid, span in judged:
         if uid is not None:  # no UID: the parser keys it by its start, never left out
             spans.setdefault(uid, []).append(span)
     gone = {
         uid
         for uid, found in spans.items()
-        if all(s is not None and (s[1] < low or s[0] > high) for s in found)
+        if all(s is not None and (s.high < low or s.low > high) for s in found)
     }
+    whole = {uid for uid, found in spans.items() if all(s is not None for s in found)}
     parts: list[bytes] = []
     done = 0
     for (head, first, last), (uid, span) in zip(blocks, judged, strict=True):
@@ -104,6 +106,8 @@ def prescan(body: bytes, start: datetime, end: datetime, max_rule_steps: int) ->
         if uid not in gone:
             block = unfolded[first:last]
             cut = lean(block) if span is not None else block
+            if span is not None and span.move is not None and uid in whole:
+                cut = moved(cut, span.move, low)
             parts += (unfolded[head:first], cut, unfolded[last:after])
         done = after
     parts.append(unfolded[done:])
@@ -153,9 +157,7 @@ def _blocks(text: bytes) -> list[tuple[int, int, int]] | None:
     return found if depth == 0 and opened < 0 else None
 
 
-def _judge(
-    block: bytes, end: datetime, max_rule_steps: int
-) -> tuple[str | None, tuple[datetime, datetime] | None]:
+def _judge(block: bytes, end: datetime, max_rule_steps: int) -> tuple[str | None, _Span | None]:
     """The VEVENT's UID and the span its occurrences may take (earliest start, latest
     end); the span is None when the VEVENT must go to the parser."""
     try:
@@ -184,9 +186,7 @@ def _judge(
         return uid, None
 
 
-def _span(
-    found: dict[str, list[tuple[str, str]]], end: datetime, max_rule_steps: int
-) -> tuple[datetime, datetime]:
+def _span(found: dict[str, list[tuple[str, str]]], end: datetime, max_rule_steps: int) -> _Span:
     if len(found.get("DTSTART", ())) != 1 or "RDATE" in found:
         raise _Keep
     for name in ("DTEND", "DURATION", "RRULE", "RECURRENCE-ID", "UID", "SEQUENCE"):
@@ -206,12 +206,27 @@ def _span(
         if "RRULE" in found or "RANGE=" in params.upper():
             raise _Keep
         _like(begin, _time(params, value))
-        return _ordered(begin.at, begin.at + length)
+        return _Span(*_ordered(begin.at, begin.at + length))
     if "RRULE" not in found:
-        return _ordered(begin.at, begin.at + length)
-    last = _last_start(found["RRULE"][0], begin, end, max_rule_steps)
+        return _Span(*_ordered(begin.at, begin.at + length))
+    rule = found["RRULE"][0]
+    last = _last_start(rule, begin, end, max_rule_steps)
     low, _ = _ordered(begin.at, begin.at + length)
-    return low, _NEVER if last is None else last + abs(length) + timedelta(days=1)
+    high = _NEVER if last is None else last + abs(length) + timedelta(days=1)
+    if "COUNT=" in rule[1]:  # counted from DTSTART: its start stays
+        return _Span(low, high)
+    interval = int(dict(part.split("=", 1) for part in rule[1].split(";")).get("INTERVAL", "1"))
+    until = None if last is None else last - timedelta(days=1)
+    return _Span(low, high, Move(begin.at, abs(length), 7 * interval, until))
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The earliest start and latest end a VEVENT's occurrences may have."""
+
+    low: datetime
+    high: datetime
+    move: Move | None = None
 
 
 def _ordered(one: datetime, other: datetime) -> tuple[datetime, datetime]:

@@ -27,8 +27,8 @@ import icalendar
 
 from connectors.calendar.prescan import blocks_of
 
-# About 5 KB each with their series (tracemalloc, bench/calendar_feeds.py): 100 MB at most.
-MAX_EVENTS = 20_000
+# About 14 KB each with its series (tracemalloc, bench/calendar_feeds.py): 140 MB at most.
+MAX_EVENTS = 10_000
 
 
 class ParsedEvents:

@@ -322,3 +322,35 @@ def test_parses_in_threads_share_the_cache_without_harm(monkeypatch: pytest.Monk
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(lambda body: fast(body, NOW, reuse), bodies, timeout=60))
     assert found == expected
+
+
+def test_an_old_open_ended_series_starts_near_the_window_and_gives_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its DTSTART moved on by whole weeks (shift.py): across changes of daylight saving
+    time, with days of the week, an interval, an EXDATE and an override in the window."""
+    body = calendar(
+        event(
+            "weekly@x",
+            "DTSTART;TZID=Europe/Paris:20160104T090000",
+            "DTEND;TZID=Europe/Paris:20160104T100000",
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE",
+            "EXDATE;TZID=Europe/Paris:20261012T090000",
+        ),
+        event(
+            "weekly@x",
+            "RECURRENCE-ID;TZID=Europe/Paris:20261014T090000",
+            "DTSTART;TZID=Europe/Paris:20261014T150000",
+            "DTEND;TZID=Europe/Paris:20261014T160000",
+        ),
+    )
+    scanned = prescan(body, NOW, END, 1_000_000).body
+    assert b"DTSTART;TZID=Europe/Paris:2016" not in scanned  # moved on
+    assert b"DTSTART;TZID=Europe/Paris:2026" in scanned
+    parsed = fast(body)
+    assert parsed == full(body, monkeypatch)
+    assert [o.start.strftime("%m-%d %H:%M") for o in parsed.occurrences] == [
+        "10-14 13:00",  # the override, 15:00 in Paris
+        "10-26 08:00",  # 09:00 in Paris after the change to winter time
+        "10-28 08:00",
+    ]
