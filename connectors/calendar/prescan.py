@@ -213,9 +213,17 @@ def _span(found: dict[str, list[tuple[str, str]]], end: datetime, max_rule_steps
     last = _last_start(rule, begin, end, max_rule_steps)
     low, _ = _ordered(begin.at, begin.at + length)
     high = _NEVER if last is None else last + abs(length) + timedelta(days=1)
-    if "COUNT=" in rule[1]:  # counted from DTSTART: its start stays
-        return _Span(low, high)
-    interval = int(dict(part.split("=", 1) for part in rule[1].split(";")).get("INTERVAL", "1"))
+    parts = dict(part.split("=", 1) for part in rule[1].split(";"))
+    interval = int(parts.get("INTERVAL", "1"))
+    if "COUNT" in parts:
+        # Counted from DTSTART: movable only when every step is an instance (no BYDAY),
+        # the count then less the instances left behind.
+        if "BYDAY" in parts:
+            return _Span(low, high)
+        step = interval * (7 if parts["FREQ"] == "WEEKLY" else 1)
+        return _Span(
+            low, high, Move(begin.at, abs(length), 7 * interval, None, (int(parts["COUNT"]), step))
+        )
     until = None if last is None else last - timedelta(days=1)
     return _Span(low, high, Move(begin.at, abs(length), 7 * interval, until))
 

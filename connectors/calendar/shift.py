@@ -4,8 +4,9 @@ recurring-ical-events (dateutil) steps through a rule's instances from its DTSTA
 every expansion: a weekly series of ten years is 500 steps before its first meeting in
 the window, and the series of a calendar kept for years were a quarter of a feed's parse.
 For a rule the pre-scan has read whole (DAILY or WEEKLY, INTERVAL, BYDAY without
-ordinals, UNTIL or no end, never COUNT, which counts from DTSTART; no RDATE, no
-THISANDFUTURE override in its series), moving DTSTART and DTEND on by whole weeks of the
+ordinals, UNTIL or no end, or a COUNT without BYDAY, every step an instance, the count
+then lessened by the instances left behind; no RDATE, no THISANDFUTURE override in its
+series), moving DTSTART and DTEND on by whole weeks of the
 interval leaves its instances from there on as they were: the same wall time, the same
 days of the week, the same interval. The instances left behind, and the new DTSTART
 itself (the library counts a DTSTART as an occurrence even off the rule's days), end
@@ -30,12 +31,15 @@ class Move:
     length: timedelta  # of an occurrence
     period_days: int  # a week of the interval: the rule's instances repeat in it
     until: datetime | None  # the rule's UNTIL as written, None without one
+    # COUNT, and the days between its instances (each step an instance: no BYDAY)
+    counted: tuple[int, int] | None = None
 
 
 _ANCHOR = datetime(2000, 1, 3)  # the periods' origin: DTSTARTs move in 28-day steps from it
 _DTSTART_OR_END = re.compile(
     rb"^(DTSTART|DTEND)((?:;[^:\r\n]*)?):(\d{8}(?:T\d{6}Z?)?)(\r?\n)", re.M
 )
+_COUNT = re.compile(rb"^(RRULE:(?:[^\r\n]*;)?COUNT=)(\d+)", re.M)
 
 
 def moved(block: bytes, move: Move, low: datetime) -> bytes:
@@ -47,8 +51,14 @@ def moved(block: bytes, move: Move, low: datetime) -> bytes:
     periods = (anchor - move.begin).days // move.period_days
     shift = timedelta(days=periods * move.period_days)
     ended = move.until is not None and move.begin + shift > move.until - timedelta(days=8)
+    if move.counted is not None:  # a counted rule keeps at least one instance to come
+        count, step_days = move.counted
+        left = count - shift.days // step_days
+        ended = left < 1
     if periods < 1 or ended or b"\nBEGIN:" in b"\n" + block.upper():  # an alarm's own times
         return block
+    if move.counted is not None:
+        block = _COUNT.sub(lambda m: m.group(1) + str(left).encode(), block, count=1)
 
     def one(match: re.Match[bytes]) -> bytes:
         value = match.group(3).decode()

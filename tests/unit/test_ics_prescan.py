@@ -354,3 +354,20 @@ def test_an_old_open_ended_series_starts_near_the_window_and_gives_the_same(
         "10-26 08:00",  # 09:00 in Paris after the change to winter time
         "10-28 08:00",
     ]
+
+
+@pytest.mark.parametrize("count", [560, 561, 562, 563, 565])
+@pytest.mark.parametrize("freq", ["WEEKLY", "DAILY;INTERVAL=7"])
+def test_a_counted_series_moved_on_ends_where_it_ended(
+    count: int, freq: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From 2016-01-04 weekly, the 561st instance is on 2026-09-28, the 562nd in the
+    window: its count, lessened by the instances left behind, ends it on the same one."""
+    body = calendar(
+        event("counted@x", "DTSTART:20160104T090000Z", f"RRULE:FREQ={freq};COUNT={count}")
+    )
+    scanned = prescan(body, NOW, END, 1_000_000).body
+    assert b"DTSTART:2016" not in scanned and f"COUNT={count}".encode() not in scanned
+    parsed = fast(body)
+    assert parsed == full(body, monkeypatch)
+    assert len(parsed.occurrences) == min(4, max(0, count - 561))
