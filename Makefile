@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/backlog.py
 	$(BIN)/python bench/calendar_feeds.py
+	$(BIN)/python bench/feeds_many.py
 	$(BIN)/python bench/e2e.py
 
 clean:

@@ -7,8 +7,14 @@ series, EXDATEs, overrides (moved, retitled, a few cancelled), attendees, zones 
 by IANA name, by Windows name with Outlook's VTIMEZONE (W. Europe, Pacific, Tokyo), and
 UTC. Measured over the 30-day horizon the service uses:
 
-- parse + expand (`parse_feed`) of the feed, then of a second version with a few
-  changes (events moved, retitled, removed, added; new EXDATEs);
+- parse + expand (`parse_feed`) of the feed with nothing parsed before (cold: an empty
+  cache of parsed VEVENTs, connectors/calendar/reuse.py), then of a second version with
+  a few changes (events moved, retitled, removed, added; new EXDATEs) after the first
+  (as the poller meets it: the first version's VEVENTs parsed), and cold;
+- the same body again, after the window moved (the poller expands an unchanged feed
+  again every 6 hours): parse + expand with its VEVENTs parsed before;
+- an unchanged body from a server without validators: the poller hashes it and compares
+  (`body_digest`), nothing is parsed;
 - the diff (`diff_feed`) against an empty state (the first poll: every occurrence is
   scheduled) and against the previous state (the second poll: only the changes);
 - occurrences produced, commands, peak memory (tracemalloc's peak over parse + expand +
@@ -16,6 +22,7 @@ UTC. Measured over the 30-day horizon the service uses:
 - the 100,000-event feed (`--refuse-events`) refused by the event cap, and how long that
   takes (it must fail fast, with its reason).
 
+Each parse is timed on its own, cold unless said (the best of `--parse-repeat` runs).
 Parsing is timed without the expansion deadline (`ParseLimits.max_seconds`), so the
 figure is the work's; whether the service's own limits take the feed is reported apart.
 The best of `--repeat` diff runs is reported. Prints one JSON line of figures last.
@@ -49,6 +56,8 @@ from typing import Any, TypeVar
 
 from connectors.calendar.fetch import FeedError, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
+from connectors.calendar.reuse import ParsedEvents
+from service.calendar.poller import body_digest
 from service.calendar.translate import FeedState, diff_feed
 from service.domain.feeds import Feed
 
@@ -333,7 +342,6 @@ def commands_by_kind(translation: Any) -> dict[str, int]:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     now = datetime.now(UTC)
-    end = now + HORIZON
     today = now.date()
     events = generate(args.events, today)
     body = body_of(events)
@@ -344,9 +352,28 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # is reported apart): the figures are the work's, not where a deadline cut it.
     limits = replace(service_limits, max_seconds=3600.0)
 
-    def parse(data: bytes, with_limits: ParseLimits = limits) -> tuple[Occurrence, ...]:
-        return parse_feed(data, start=now, end=end, limits=with_limits).occurrences
+    def parse(
+        data: bytes,
+        with_limits: ParseLimits = limits,
+        reuse: ParsedEvents | None = None,
+        at: datetime = now,
+    ) -> tuple[Occurrence, ...]:
+        """Cold unless given VEVENTs parsed before (`reuse`)."""
+        fresh = ParsedEvents() if reuse is None else reuse
+        window = {"start": at, "end": at + HORIZON}
+        return parse_feed(data, **window, limits=with_limits, reuse=fresh).occurrences
 
+    def after_first(data: bytes, at: datetime = now) -> tuple[Occurrence, ...]:
+        """`data` parsed with the first version's VEVENTs parsed before (not timed)."""
+        warm = ParsedEvents()
+        parse(body, reuse=warm)
+        gc.collect()
+        began = time.perf_counter()
+        found = parse(data, reuse=warm, at=at)
+        reused_ms.append((time.perf_counter() - began) * 1000)
+        return found
+
+    reused_ms: list[float] = []
     began = time.perf_counter()
     try:
         parse(body, service_limits)
@@ -357,7 +384,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     occurrences, parse_ms = timed(lambda: parse(body), args.parse_repeat)
     first, diff_empty_ms = timed(lambda: diff_feed(FEED, occurrences, None, now), args.repeat)
     assert isinstance(first.state, FeedState)
-    occurrences_2, parse_2_ms = timed(lambda: parse(body_2), args.parse_repeat)
+    occurrences_2, parse_2_cold_ms = timed(lambda: parse(body_2), args.parse_repeat)
+    for _ in range(args.parse_repeat):
+        assert after_first(body_2) == occurrences_2, "reused VEVENTs must give the same"
+    parse_2_ms, reused_ms = round(min(reused_ms), 1), []
+    later = now + timedelta(hours=6)  # the poller's re-expansion of an unchanged feed
+    for _ in range(args.parse_repeat):
+        assert after_first(body, later) == parse(body, at=later)
+    same_ms = round(min(reused_ms), 1)
+    last = body_digest(body)
+    _, unchanged_ms = timed(lambda: body_digest(body) == last, args.repeat)
     second, diff_prev_ms = timed(
         lambda: diff_feed(FEED, occurrences_2, first.state, now), args.repeat
     )
@@ -381,9 +417,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"zones seen: {dict(zones.most_common())}")
     print(f"diff against empty state: {diff_empty_ms:,.1f} ms -> {commands_by_kind(first)}")
     print(
-        f"second version: parse + expand {parse_2_ms:,.0f} ms; diff {diff_prev_ms:,.1f} ms "
+        f"second version: parse + expand {parse_2_ms:,.0f} ms after the first "
+        f"({parse_2_cold_ms:,.0f} ms cold); diff {diff_prev_ms:,.1f} ms "
         f"-> {commands_by_kind(second)} for {changes}"
     )
+    print(f"the same body 6 hours later, its VEVENTs parsed before: {same_ms:,.0f} ms")
+    print(f"an unchanged body without validators (hashed, not parsed): {unchanged_ms} ms")
     print(f"unchanged diff: {diff_same_ms:,.1f} ms -> 0 commands")
 
     # Memory: tracemalloc's peak over one poll's work, in a run of its own.
@@ -393,6 +432,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     diff_feed(FEED, traced, None, now)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    # What the cache of parsed VEVENTs holds for this feed once it is parsed.
+    gc.collect()
+    tracemalloc.start()
+    held = ParsedEvents()
+    parse(body, reuse=held)
+    gc.collect()
+    cache_bytes, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"VEVENTs parsed and kept for reuse: {len(held):,}, {cache_bytes / 1e6:.1f} MB")
     del traced
     rss_poll = rss_max_mb()
     print(
@@ -433,10 +481,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "commands_first": len(first.commands),
         "second_changes": changes,
         "parse_expand_second_ms": parse_2_ms,
+        "parse_expand_second_cold_ms": parse_2_cold_ms,
+        "parse_expand_same_later_ms": same_ms,
+        "unchanged_no_validators_ms": unchanged_ms,
         "diff_previous_ms": diff_prev_ms,
         "commands_second": commands_by_kind(second),
         "diff_unchanged_ms": diff_same_ms,
         "tracemalloc_peak_mb": round(peak / 1e6, 1),
+        "reuse_cache_events": len(held),
+        "reuse_cache_mb": round(cache_bytes / 1e6, 1),
         "rss_max_mb_after_poll": rss_poll,
         "rss_max_mb_end": rss_max_mb(),
         "refused_events": args.refuse_events,

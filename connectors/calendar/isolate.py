@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 import icalendar
 import recurring_ical_events
@@ -133,16 +133,38 @@ def _drop(component: Any, doomed: Any) -> None:
         _drop(child, doomed)
 
 
-def series_of(calendar: icalendar.Calendar, skipped: list[Skipped]) -> list[tuple[str, Any]]:
-    """The calendar's series with their UIDs ("" for an event without one). Should the
-    library refuse the calendar as a whole, each UID is tried alone and the ones it
-    refuses are skipped."""
+def series_of(
+    calendar: icalendar.Calendar, skipped: list[Skipped], made: SeriesMade | None = None
+) -> list[tuple[str, Any]]:
+    """The calendar's series with their UIDs ("" for an event without one), in the order
+    of their first VEVENT. Should the library refuse the calendar as a whole, each UID is
+    tried alone and the ones it refuses are skipped. A series whose VEVENTs are the very
+    components of a series built before (reuse.py: VEVENTs parsed once) is that series:
+    built, and its rule expanded from DTSTART, once."""
+    real = {uid_of(event) for event in calendar.walk("VEVENT")} - {""}
+    groups: dict[str, list[Any]] = {}  # as the library groups them: by UID as written
+    for event in calendar.walk("VEVENT"):
+        groups.setdefault(str(event.get("UID", id(event))), []).append(event)
+    known = {k: made.series(g) for k, g in groups.items()} if made is not None else {}
+    fresh = [c for key, group in groups.items() if known.get(key) is None for c in group]
+    built: dict[str, Any] = {}
+    if fresh:
+        alone = icalendar.Calendar()
+        alone.subcomponents.extend(fresh)
+        for each in _series(alone, skipped):
+            built[str(each.uid)] = each
+            if made is not None and str(each.uid) in groups:
+                made.keep_series(groups[str(each.uid)], each)
+    found = [known.get(key) or built.get(key) for key in groups]
+    return [(str(s.uid) if str(s.uid) in real else "", s) for s in found if s is not None]
+
+
+def _series(calendar: icalendar.Calendar, skipped: list[Skipped]) -> list[Any]:
     # Not `recurring_ical_events.of`: its X-WR-TIMEZONE rewrite (x-wr-timezone) takes the
     # zone of a VTIMEZONE without TZNAME, as Outlook writes them, for floating time and
     # moves the event; floating times get the calendar's zone here instead.
-    real = {uid_of(event) for event in calendar.walk("VEVENT")} - {""}
     try:
-        found = list(recurring_ical_events.CalendarQuery(calendar, components=["VEVENT"]).series)
+        return list(recurring_ical_events.CalendarQuery(calendar, components=["VEVENT"]).series)
     except Exception:
         found = []
         groups: dict[str, list[Any]] = {}
@@ -158,7 +180,15 @@ def series_of(calendar: icalendar.Calendar, skipped: list[Skipped]) -> list[tupl
                 uid = "" if key.startswith("#") else key
                 reason = f"invalid dates or recurrence: {first_line(exc)}"
                 skipped.append(Skipped(uid, reason, "expansion"))
-    return [(str(each.uid) if str(each.uid) in real else "", each) for each in found]
+        return found
+
+
+class SeriesMade(Protocol):
+    """Series built before, by the very components they were built from."""
+
+    def series(self, group: list[Any]) -> Any | None: ...
+
+    def keep_series(self, group: list[Any], series: Any) -> None: ...
 
 
 def _rule_fault(

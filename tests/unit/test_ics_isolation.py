@@ -16,11 +16,11 @@ import pytest
 import recurring_ical_events
 from icalendar import Calendar
 
-from connectors.calendar import ics as ics_module
 from connectors.calendar import isolate as isolate_module
 from connectors.calendar.fetch import FeedError
 from connectors.calendar.ics import ParsedFeed, ParseLimits, Skipped, parse_feed
 from connectors.calendar.isolate import KINDS
+from connectors.calendar.occurrences import Occurrences
 from service.observability import metrics
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
@@ -373,14 +373,14 @@ def test_a_stray_line_between_components_is_dropped() -> None:
 
 
 def test_an_expansion_error_skips_that_series_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = ics_module._occurrence
+    real = Occurrences.of
 
-    def failing(component: Any, *args: Any) -> Any:
-        if str(component.get("UID")) == "bad@x":
+    def failing(self: Occurrences, item: Any) -> Any:
+        if str(item.uid) == "bad@x":
             raise ValueError("year 10000 is out of range\nsecond line")
-        return real(component, *args)
+        return real(self, item)
 
-    monkeypatch.setattr(ics_module, "_occurrence", failing)
+    monkeypatch.setattr(Occurrences, "of", failing)
     body = between(event("bad@x", "DTSTART:20261006T090000Z", "RRULE:FREQ=DAILY;COUNT=3"))
     parsed = parse(body)
     assert_good_ones_planned(parsed)
