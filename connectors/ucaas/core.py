@@ -30,7 +30,7 @@ from connectors.ucaas.errors import (
     error_class,
 )
 from connectors.ucaas.models.base import ListQuery, Page
-from connectors.ucaas.wire import Answer, Wire
+from connectors.ucaas.wire import Answer, Wire, multipart
 
 log = logging.getLogger("ucaas_sync.ucaas")
 M = TypeVar("M", bound=BaseModel)
@@ -219,18 +219,14 @@ class ApiCore:
         headers: Mapping[str, str],
         files: Mapping[str, tuple[str, bytes]] | None,
     ) -> tuple[Answer, Any]:
+        sent, content = dict(headers), None
+        if files:
+            content, sent["Content-Type"] = multipart({"data": _dumps(json or {})}, files)
+        elif json is not None:
+            content, sent["Content-Type"] = orjson.dumps(json), "application/json"
         started = time.perf_counter()
         try:
-            if files:
-                form = {"data": _dumps(json or {})}
-                answer = await self.wire.send(
-                    method, url, query=query, headers=headers, form=form, files=files
-                )
-            else:
-                content = None if json is None else orjson.dumps(json)
-                answer = await self.wire.send(
-                    method, url, query=query, headers=headers, content=content
-                )
+            answer = await self.wire.send(method, url, query=query, headers=sent, content=content)
         except httpx.TransportError as exc:
             reason = type(exc).__name__
             self._record(method, route, url, None, None, started, reason)

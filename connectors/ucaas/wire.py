@@ -47,21 +47,18 @@ class Wire(Protocol):
         query: Mapping[str, str],
         headers: Mapping[str, str],
         content: bytes | None = None,
-        form: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes]] | None = None,
     ) -> Answer:
-        """`path` relative to the base URL, already quoted; `content` or `form`+`files`."""
+        """`path` relative to the base URL, already quoted; `headers` name the content's
+        type (`multipart` makes an upload's)."""
         ...
 
     async def aclose(self) -> None: ...
 
 
-def _multipart(
-    form: Mapping[str, str] | None, files: Mapping[str, tuple[str, bytes]]
-) -> tuple[bytes, str]:
+def multipart(form: Mapping[str, str], files: Mapping[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     """The body and content type of a multipart upload, encoded by httpx (uploads are rare:
     the lobby's logo and background)."""
-    request = httpx.Request("POST", "http://upload.invalid/", data=dict(form or {}), files=files)
+    request = httpx.Request("POST", "http://upload.invalid/", data=dict(form), files=files)
     return request.read(), request.headers["content-type"]
 
 
@@ -104,15 +101,9 @@ class AiohttpWire:
         query: Mapping[str, str],
         headers: Mapping[str, str],
         content: bytes | None = None,
-        form: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes]] | None = None,
     ) -> Answer:
         url = self.base_url + path + ("?" + urlencode(query) if query else "")
         sent = self.headers | dict(headers)
-        if files:
-            content, sent["Content-Type"] = _multipart(form, files)
-        elif content is not None:
-            sent["Content-Type"] = "application/json"
         with aiohttp_errors_as_httpx():
             # encoded=True: the path and query are quoted here already; yarl need not again
             async with self._client().request(
@@ -120,7 +111,7 @@ class AiohttpWire:
             ) as response:
                 body = await response.read()
                 return Answer(response.status, response.reason or "", response.headers, body)
-        raise AssertionError("unreachable")  # pragma: no cover - _mapped raises or returns
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -162,16 +153,9 @@ class HttpxWire:
         query: Mapping[str, str],
         headers: Mapping[str, str],
         content: bytes | None = None,
-        form: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes]] | None = None,
     ) -> Answer:
-        sent = dict(headers)
-        if files:
-            content, sent["Content-Type"] = _multipart(form, files)
-        elif content is not None:
-            sent["Content-Type"] = "application/json"
         response = await self.http.request(
-            method, path, params=query, headers=sent, content=content
+            method, path, params=query, headers=headers, content=content
         )
         return Answer(
             response.status_code, response.reason_phrase, response.headers, response.content

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from connectors.ucaas import Credentials
 from service.outbox.outcomes import MappingKey
 from service.outbox.read_batches import ReadBatcher
-from service.outbox.sql import chunks, key_values, with_keys
+from service.outbox.sql import chunks, key_values, per_dialect, with_keys
 from service.outbox.tables import LOGINS, MAPPING
 from service.outbox.vault import CredentialVault
 
@@ -109,9 +109,8 @@ class MappingReads:
     async def _load_naturals(
         self, keys: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], IdMappingView]:
-        postgres = self.dialect == "postgresql"
         async with self._reads.connect() as conn:
-            rows = await conn.execute(_BY_NATURALS[postgres], key_values(self.dialect, keys))
+            rows = await conn.execute(_BY_NATURALS[self.dialect], key_values(self.dialect, keys))
         found: dict[tuple[str, str, str], IdMappingView] = {}
         for view in map(IdMappingView.of, rows):  # newest first: the first one of a key wins
             found.setdefault(_natural(view), view)
@@ -164,22 +163,20 @@ def _natural(mapping: IdMappingView) -> tuple[str, str, str]:
 
 async def read_keys(conn: AsyncConnection, keys: Iterable[MappingKey]) -> list[IdMappingView]:
     """The mappings of these keys (those that exist), in one statement per 500 keys."""
-    postgres = conn.dialect.name == "postgresql"
+    dialect = conn.dialect.name
     found: list[IdMappingView] = []
     for batch in chunks({(k.kind, k.tenant, k.external_id) for k in keys}):
-        rows = await conn.execute(_BY_KEYS[postgres], key_values(conn.dialect.name, batch))
+        rows = await conn.execute(_BY_KEYS[dialect], key_values(dialect, batch))
         found += map(IdMappingView.of, rows)
     return found
 
 
-def _matching(column: str) -> tuple[Any, Any]:
-    """Mappings whose (kind, tenant, `column`) is one of the key triples given, by [is
-    PostgreSQL]."""
+def _matching(column: str, query: Any) -> dict[str, Any]:
+    """Mappings whose (kind, tenant, `column`) is one of the key triples given."""
     key = (MAPPING.c.kind, MAPPING.c.tenant, MAPPING.c[column])
-    query = sa.select(MAPPING)
-    return with_keys("sqlite", query, key), with_keys("postgresql", query, key)
+    return per_dialect(lambda dialect: with_keys(dialect, query, key))
 
 
-_BY_KEYS = _matching("external_id")
+_BY_KEYS = _matching("external_id", sa.select(MAPPING))
 # Several rows may share a natural key (a re-created object): the newest is the one.
-_BY_NATURALS = tuple(q.order_by(MAPPING.c.updated_at.desc()) for q in _matching("natural_key"))
+_BY_NATURALS = _matching("natural_key", sa.select(MAPPING).order_by(MAPPING.c.updated_at.desc()))

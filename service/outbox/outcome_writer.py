@@ -23,7 +23,7 @@ from service.outbox.claims import Claim
 from service.outbox.mappings import IdMappingView
 from service.outbox.outcomes import Dead, Done, MappingWrite, Outcome, Retry, Wait
 from service.outbox.result_log import CommandRef, ResultLog
-from service.outbox.sql import among, among_bound, bound, upsert, upsert_many
+from service.outbox.sql import among, among_bound, bound, per_dialect, upsert, upsert_many
 from service.outbox.tables import CALLS, LOGINS, MAPPING, OUTBOX, CommandStatus, utcnow
 from service.outbox.vault import CredentialVault
 
@@ -95,8 +95,7 @@ class OutcomeWriter:
     ) -> dict[int, tuple[str | None, str | None]]:
         """Which of these rows are still in flight under their claim's lease, with the
         (source, id) of the event that asked for each (what its result names)."""
-        postgres = self.dialect == "postgresql"
-        rows = await conn.execute(_OWNED[postgres], {"b_ids": [c.id for c in claims]})
+        rows = await conn.execute(_OWNED[self.dialect], {"b_ids": [c.id for c in claims]})
         owners = {c.id: c.owner for c in claims}
         return {
             row_id: (source, event_id)
@@ -169,7 +168,7 @@ class OutcomeWriter:
     async def wake_waiting(self, conn: AsyncConnection, tenants: set[str], now: datetime) -> None:
         """Something of these tenants was just made: their waiting commands look again now."""
         values = {"b_tenants": sorted(tenants), "b_now": now}
-        await conn.execute(_WAKE[self.dialect == "postgresql"], values)
+        await conn.execute(_WAKE[self.dialect], values)
 
     async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
         rows = [
@@ -215,9 +214,9 @@ def _wake(dialect: str) -> Any:
     )
 
 
-# Statements of every batch, built once per dialect: [is PostgreSQL]
-_OWNED = (_owned_rows("sqlite"), _owned_rows("postgresql"))
-_WAKE = (_wake("sqlite"), _wake("postgresql"))
+# Statements of every batch
+_OWNED = per_dialect(_owned_rows)
+_WAKE = per_dialect(_wake)
 
 
 def _ref(claim: Claim, cause: tuple[str | None, str | None]) -> CommandRef:

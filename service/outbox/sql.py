@@ -1,10 +1,10 @@
 """SQL helpers every outbox module shares, written once: the dialect's INSERT ... ON
-CONFLICT, `IN` as PostgreSQL prefers it, chunks for long `IN` lists, and the name of a
-bound parameter in statements built once and run with values."""
+CONFLICT, `IN` as PostgreSQL prefers it, chunks for long `IN` lists, and statements built
+once per dialect and run with values (the name of their bound parameters)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -14,6 +14,13 @@ T = TypeVar("T")
 
 # Keeps IN lists well under every driver's limit on bound parameters.
 CHUNK = 500
+DIALECTS = ("sqlite", "postgresql")
+
+
+def per_dialect(build: Callable[[str], T]) -> dict[str, T]:
+    """What `build` makes for each database the service runs on, by dialect name: the
+    statements of the hot path are built once, at import, not for each batch."""
+    return {dialect: build(dialect) for dialect in DIALECTS}
 
 
 def chunks(values: Iterable[T]) -> Iterator[list[T]]:

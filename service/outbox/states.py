@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.translation import DesiredState
-from service.outbox.sql import among, bound, chunks, key_values, upsert_many, with_keys
+from service.outbox.sql import among, bound, chunks, key_values, per_dialect, upsert_many, with_keys
 from service.outbox.tables import STATES
 
 # the keys in order, each hashed to an advisory lock held until the transaction ends
@@ -79,7 +79,7 @@ class States:
         found: dict[str, tuple[str, str, dict[str, Any]]] = {}
         dialect = self.conn.dialect.name
         for column, keys in (("natural_key", natural), ("alt_key", alternative)):
-            statement = _MATCHING[(column, dialect == "postgresql")]
+            statement = _MATCHING[column][dialect]
             for some in chunks(sorted(set(keys))):
                 values = key_values(dialect, some) | {"b_kind": kind}
                 rows = await self.conn.execute(statement, values)
@@ -112,16 +112,12 @@ def _keys(state: BaseModel) -> tuple[str | None, str | None]:
     return state.match_keys() if isinstance(state, DesiredState) else (None, None)
 
 
-def _matching(column: str, dialect: str) -> Any:
+def _matching(column: str) -> dict[str, Any]:
     query = sa.select(STATES.c.entity, STATES.c.tenant, STATES.c.state).where(
         STATES.c.kind == bound("kind")
     )
-    return with_keys(dialect, query, (STATES.c.tenant, STATES.c[column]))
+    key = (STATES.c.tenant, STATES.c[column])
+    return per_dialect(lambda dialect: with_keys(dialect, query, key))
 
 
-# [(column, is PostgreSQL)]: built once
-_MATCHING = {
-    (column, postgres): _matching(column, "postgresql" if postgres else "sqlite")
-    for column in ("natural_key", "alt_key")
-    for postgres in (False, True)
-}
+_MATCHING = {column: _matching(column) for column in ("natural_key", "alt_key")}

@@ -57,6 +57,17 @@ EDGES = [
     "jane@@acme.example",
     "",
     "@acme.example",
+    # RFC 3696, section 3: addresses as people really have them
+    "user+mailbox/department=shipping@example.com",
+    "!def!xyz%abc@example.com",
+    "_somename@example.com",
+    "$A12345@example.com",
+    "customer/department=shipping@example.com",
+    "Fred\\ Bloggs@example.com",
+    "Abc\\@def@example.com",
+    # as HR exports send them: upper case, a subdomain, a hyphenated surname, a plus tag
+    "Mary.O-Brien@Mail.Contoso.co.uk",
+    "j.smith+hr@workday-tenant.example.org",
 ]
 
 
