@@ -165,7 +165,9 @@ def _json(value: bytes) -> Any:
         document = orjson.loads(value)  # refuses nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
         raise InvalidRecordError("not_json", _first_line(exc)) from None
-    if too_deep(document, MAX_DEPTH):
+    # Nesting needs an opening bracket per level: a record with fewer brackets than the
+    # limit (every HR or CRM event) cannot nest too deep, and is not walked.
+    if value.count(b"{") + value.count(b"[") > MAX_DEPTH and too_deep(document, MAX_DEPTH):
         raise InvalidRecordError("not_json", f"nested deeper than {MAX_DEPTH} levels")
     return document
 

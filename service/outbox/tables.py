@@ -36,6 +36,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # nearly every value: utcnow() and what was read back
+            return value.replace(tzinfo=None)
         if value.tzinfo is None:
             raise ValueError("naive datetime: pass UTC-aware times")
         return value.astimezone(UTC).replace(tzinfo=None)

@@ -88,3 +88,15 @@ def test_depth_of_a_very_deep_document_needs_no_recursion() -> None:
         document = [document]
     assert too_deep(document, MAX_DEPTH)
     assert orjson.loads(b"[" * 1000 + b"]" * 1000)  # what orjson still reads, for reference
+
+
+@pytest.mark.parametrize("brackets_in_strings", [0, MAX_DEPTH * 3])
+def test_the_bracket_count_shortcut_decides_as_the_walk_does(brackets_in_strings: int) -> None:
+    # A record with few brackets is not walked; one with many (wide, or brackets inside
+    # strings) is, and only real nesting over the limit is refused.
+    text = "{[" * brackets_in_strings
+    wide = orjson.dumps({"name": text, "items": [{"k": [i]} for i in range(MAX_DEPTH)]})
+    parse(structured(wide))
+    deep = nested(MAX_DEPTH + 1)[:-1] + b',"name":' + orjson.dumps(text) + b"}"
+    with pytest.raises(InvalidRecordError):
+        parse(Record("hr", 0, 0, None, deep, BINARY))
