@@ -25,7 +25,8 @@ from service.executors.base import Accounts
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
 from service.outbox import db
-from service.outbox.dispatcher import Dispatcher, record_call
+from service.outbox.claims import PLANNED
+from service.outbox.dispatcher import CLAIMS_AT_ONCE, Dispatcher, record_call
 from service.outbox.store import OutboxStore
 from service.outbox.tenant_rates import TenantRates
 from service.outbox.unit_of_work import UnitOfWork
@@ -56,6 +57,7 @@ class Service:
     dispatcher: Dispatcher
     intake: Intake
     poller: FeedPoller
+    claims_engine: AsyncEngine | None = None  # PostgreSQL: the claims' own connections
 
     def consumer(self, bootstrap: str | None = None) -> EventConsumer:
         """The Kafka consumers for the configured broker (or `bootstrap`)."""
@@ -77,6 +79,8 @@ class Service:
         await self.poller.aclose()
         await self.ucaas.aclose()
         await self.engine.dispose()
+        if self.claims_engine is not None:
+            await self.claims_engine.dispose()
 
 
 def call_hook() -> Callable[[CallRecord], None]:
@@ -121,7 +125,22 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
         if results.enabled
         else None
     )
-    store = OutboxStore(engine, vault, results=recorder, rates=TenantRates(settings.dispatch))
+    # The claims' own connections start with the claim's plan: a claim is then its
+    # statements alone, without a transaction to set the plan in (claims.py).
+    claims_engine = (
+        None
+        if settings.is_sqlite
+        else db.make_engine(
+            settings.database_url, pool_size=CLAIMS_AT_ONCE, server_settings=PLANNED
+        )
+    )
+    store = OutboxStore(
+        engine,
+        vault,
+        results=recorder,
+        rates=TenantRates(settings.dispatch),
+        claims_engine=claims_engine,
+    )
     ucaas = UCaaSClient(
         settings.ucaas_base_url,
         api_id=settings.ucaas_api_id,
@@ -147,4 +166,6 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     policy = LicencePolicy.load(settings.intake.licence_policy)
     intake = Intake(uow, policy, settings.intake, vault=vault)
     poller = FeedPoller(FeedRegistry(engine, vault), settings.calendar, uow=uow)
-    return Service(settings, engine, store, uow, ucaas, accounts, dispatcher, intake, poller)
+    return Service(
+        settings, engine, store, uow, ucaas, accounts, dispatcher, intake, poller, claims_engine
+    )

@@ -10,6 +10,7 @@ one line (DatabaseTlsError), not a driver's traceback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,13 @@ def _json_text(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 20, server_settings: Mapping[str, str] | None = None
+) -> AsyncEngine:
     """`pool_size` should cover the dispatcher's workers: every command holds a connection
-    for a moment, and a pool that overflows opens and closes connections all the time."""
+    for a moment, and a pool that overflows opens and closes connections all the time.
+    `server_settings`: PostgreSQL settings every connection of this engine starts with
+    (the claims' own connections, claims.PLANNED); ignored on SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -84,11 +89,16 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         # not as a URL parameter (libpq's spelling is accepted here too).
         name = parsed.query.get("application_name", "ucaas-sync")
         parsed = parsed.difference_update_query(["application_name"])
-        connect_args["server_settings"] = {"application_name": str(name)}
+        connect_args["server_settings"] = {"application_name": str(name), **(server_settings or {})}
         tls = tls_params(parsed.query)
         parsed = parsed.difference_update_query([*LIBPQ_TLS, *ALIASES])
         if tls is not None:
             connect_args["ssl"] = asyncpg_ssl(tls)
+    elif server_settings:  # psycopg (libpq): settings sent at startup are its `options`
+        given = str(parsed.query.get("options", ""))
+        parsed = parsed.difference_update_query(["options"])
+        sets = " ".join(f"-c {name}={value}" for name, value in server_settings.items())
+        connect_args["options"] = f"{given} {sets}".strip()
     # No pre-ping: it costs a round trip per checkout on the hot path; connections are
     # recycled instead, and a dropped one fails one statement that the caller retries.
     return create_async_engine(

@@ -42,11 +42,12 @@ class OutboxStore:
         cache_limit: int = CACHE_LIMIT,
         results: ResultLog | None = None,
         rates: TenantRates | None = None,
+        claims_engine: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.vault = vault
-        self.claims = Claims(engine, rates)
+        self.claims = Claims(engine, rates, claims_engine)
         self.rates = rates
         self.mappings = MappingReads(engine, vault, cache_limit)
         self.outcomes = OutcomeWriter(

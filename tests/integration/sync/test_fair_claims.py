@@ -10,10 +10,11 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from connectors.ucaas import CallRecord
 from service.outbox import db, fairness
-from service.outbox.claims import Claim
+from service.outbox.claims import PLANNED, Claim
 from service.outbox.outcomes import Done
 from service.outbox.store import OutboxStore
 from service.outbox.tables import OUTBOX, utcnow
@@ -175,10 +176,20 @@ async def test_tenants_out_of_budget_do_not_take_the_others_turn(database_url: s
 
 
 @pytest.mark.postgres
-async def test_two_dispatchers_on_postgresql_never_take_one_row(postgres_database: str) -> None:
+@pytest.mark.parametrize("planned", [True, False], ids=["claims-connections", "transaction"])
+async def test_two_dispatchers_on_postgresql_never_take_one_row(
+    postgres_database: str, planned: bool
+) -> None:
+    # As bootstrap wires them (claims on connections of their own, in autocommit) and as a
+    # store given one engine (each claim a transaction that sets the plan first).
     await asyncio.to_thread(db.upgrade, postgres_database)
     engines = [db.make_engine(postgres_database) for _ in range(2)]
-    stores = [OutboxStore(e) for e in engines]
+    if planned:
+        engines += [db.make_engine(postgres_database, server_settings=PLANNED) for _ in range(2)]
+    stores = [
+        OutboxStore(e, claims_engine=engines[n + 2] if planned else None)
+        for n, e in enumerate(engines[:2])
+    ]
     try:
         rows = [r for t in "ABCDEFGH" for r in _burst(t, 150)]
         await _insert(stores[0], rows, due_s=10)
@@ -196,3 +207,35 @@ async def test_two_dispatchers_on_postgresql_never_take_one_row(postgres_databas
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+async def test_the_claims_plan_holds_on_their_own_connections_only(
+    postgres_database: str, driver: str
+) -> None:
+    await asyncio.to_thread(db.upgrade, postgres_database)
+    url = sa.make_url(postgres_database).set(drivername=f"postgresql+{driver}")
+    url_text = url.render_as_string(hide_password=False)
+    engine = db.make_engine(url_text, pool_size=2)
+    claims_engine = db.make_engine(url_text, pool_size=2, server_settings=PLANNED)
+    store = OutboxStore(engine, claims_engine=claims_engine)
+    try:
+        await _insert(store, _burst("A", 3), due_s=10)
+        assert len(await store.claim("w", limit=5, lease_s=30)) == 3
+        async with claims_engine.connect() as conn:
+            shown = {name: await conn.scalar(sa.text(f"SHOW {name}")) for name in PLANNED}
+        assert shown == PLANNED
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SHOW enable_seqscan")) == "on"
+            # the claim left no transaction open on the claims' connections
+            idle_in_transaction = await conn.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%'"
+                )
+            )
+        assert idle_in_transaction == 0
+    finally:
+        await engine.dispose()
+        await claims_engine.dispose()
