@@ -2,10 +2,9 @@
 
 CPython's cyclic collector runs its youngest generation every 700 allocations (net of
 frees) by default, and an older one every 10 of those. The service allocates many
-short-lived objects per event (records, envelopes, rows, requests), which reference
-counting frees, and makes few cycles, so most collections found nothing while walking
-every young object. With the youngest generation collected every 20,000 allocations and
-the older ones less often, the service's CPU per event fell by a fifth and its events/s
+short-lived objects per event (records, envelopes, rows, requests), and each collection
+walks every young object. With the youngest generation collected every 20,000
+allocations and the older ones less often, the service's CPU per event fell by a fifth and its events/s
 rose by a fifth (`bench/e2e.py --events 8000`, PostgreSQL, two pairs back to back:
 1.52, 1.41 → 1.10, 1.19 ms per event at 0 ms API latency; 1.97, 1.89 → 1.50, 1.74 at
 50 ms). Cycles are still collected, a little later.
