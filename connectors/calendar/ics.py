@@ -236,7 +236,8 @@ def _calendar(
     events = body.upper().count(b"BEGIN:VEVENT")
     if events > limits.max_events:
         raise FeedError(f"{events} events; at most {limits.max_events} are taken")
-    scanned = prescan(body, start, end, limits.max_rule_steps)
+    verdicts = reuse.verdicts if reuse is not None else None
+    scanned = prescan(body, start, end, limits.max_rule_steps, verdicts)
     body = _own_zones(scanned.body)
     skipped: list[Skipped] = []
     try:

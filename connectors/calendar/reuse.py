@@ -26,9 +26,13 @@ from typing import Any
 import icalendar
 
 from connectors.calendar.prescan import blocks_of
+from connectors.calendar.verdicts import Verdicts
 
 # About 14 KB each with its series (tracemalloc, bench/calendar_feeds.py): 140 MB at most.
 MAX_EVENTS = 10_000
+# The pre-scan's readings (verdicts.py), of every VEVENT, in the window or not: under 1 KB
+# each, twice as many as a feed may have VEVENTs (ics.ParseLimits.max_events).
+MAX_VERDICTS = 40_000
 
 
 class ParsedEvents:
@@ -36,10 +40,12 @@ class ParsedEvents:
     dropped beyond `max_events`; and the series (recurring-ical-events) built of them,
     as many, by the components they were built from (isolate.series_of): a series
     built once is expanded from its DTSTART once (dateutil keeps the instances it
-    stepped through), the window's move only adds its new end."""
+    stepped through), the window's move only adds its new end. And what the pre-scan
+    read of each VEVENT's text (`verdicts`), so a next version reads only its changes."""
 
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self.max_events = max_events
+        self.verdicts = Verdicts(MAX_VERDICTS * max_events // MAX_EVENTS)
         self._found: OrderedDict[bytes, Any] = OrderedDict()
         self._series: OrderedDict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()  # parses run in worker threads, several at once
@@ -55,6 +61,7 @@ class ParsedEvents:
             self._found.clear()
             self._series.clear()
             self.hits = self.misses = 0
+        self.verdicts.clear()
 
     def get(self, key: bytes) -> Any | None:
         with self._lock:
