@@ -25,6 +25,7 @@ from typing import Any
 
 import icalendar
 
+from connectors.calendar.lines import parse_text
 from connectors.calendar.prescan import blocks_of
 from connectors.calendar.verdicts import Verdicts
 
@@ -106,15 +107,15 @@ def parse_calendar(body: bytes, parsed: ParsedEvents | None = PARSED) -> icalend
     icalendar does when the rest does not parse."""
     blocks = blocks_of(body) if parsed is not None and parsed.max_events > 0 else None
     if parsed is None or blocks is None or not blocks:
-        return icalendar.Calendar.from_ical(body)
+        return parse_text(body)
     keys = [hashlib.sha256(body[head:after]).digest() for head, after in blocks]
     found = [parsed.get(key) for key in keys]
     # The text without the VEVENTs at hand: the calendar's own lines, its zones, the rest.
     rest = _without(body, [b for b, c in zip(blocks, found, strict=True) if c is not None])
-    calendar = icalendar.Calendar.from_ical(rest)
+    calendar = parse_text(rest)
     fresh = [c for c in calendar.subcomponents if c.name == "VEVENT"]
     if len(fresh) != sum(c is None for c in found):  # not the plain structure after all
-        return icalendar.Calendar.from_ical(body)
+        return parse_text(body)
     others = [c for c in calendar.subcomponents if c.name != "VEVENT"]
     events: list[Any] = []
     new = iter(fresh)
