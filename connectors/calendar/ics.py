@@ -30,6 +30,7 @@ from typing import Any
 
 import icalendar
 
+from connectors.calendar.collector import collector_paused
 from connectors.calendar.fetch import FeedError
 from connectors.calendar.isolate import (
     FAST_FREQUENCIES,
@@ -109,7 +110,13 @@ def parse_feed(
     with its UID and reason; FeedError if the body cannot be used at all: not iCalendar,
     truncated, or over the limits (events, occurrences, CPU time). VEVENTs parsed before
     are taken from `reuse` (reuse.py; None: every VEVENT parsed)."""
-    limits = limits or ParseLimits()
+    with collector_paused():  # a fifth of a cold parse was the collector's (collector.py)
+        return _parse(body, start, end, limits or ParseLimits(), reuse)
+
+
+def _parse(
+    body: bytes, start: datetime, end: datetime, limits: ParseLimits, reuse: ParsedEvents | None
+) -> ParsedFeed:
     calendar, skipped, events = _calendar(body, limits, start, end, reuse)
     found: list[Occurrence] = []
     deadline = time.thread_time() + limits.max_seconds
@@ -236,7 +243,8 @@ def _calendar(
     events = body.upper().count(b"BEGIN:VEVENT")
     if events > limits.max_events:
         raise FeedError(f"{events} events; at most {limits.max_events} are taken")
-    scanned = prescan(body, start, end, limits.max_rule_steps)
+    verdicts = reuse.verdicts if reuse is not None else None
+    scanned = prescan(body, start, end, limits.max_rule_steps, verdicts)
     body = _own_zones(scanned.body)
     skipped: list[Skipped] = []
     try:

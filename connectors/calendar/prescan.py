@@ -31,6 +31,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.calendar.lean import lean
 from connectors.calendar.shift import Move, moved
+from connectors.calendar.verdicts import Verdict, Verdicts
 
 # Wider than the largest UTC offset (14 h) of a local or floating time read as UTC here.
 MARGIN = timedelta(days=2)
@@ -77,9 +78,16 @@ class _Time:
     kind: str  # "date", "utc", "floating" or "zoned"
 
 
-def prescan(body: bytes, start: datetime, end: datetime, max_rule_steps: int) -> Prescanned:
+def prescan(
+    body: bytes,
+    start: datetime,
+    end: datetime,
+    max_rule_steps: int,
+    verdicts: Verdicts | None = None,
+) -> Prescanned:
     """The feed without the UIDs none of whose VEVENTs can reach [start, end] (aware);
-    the VEVENTs it read whole cut to what the service reads (lean.py)."""
+    the VEVENTs it read whole cut to what the service reads (lean.py). VEVENTs read
+    before are taken from `verdicts` (verdicts.py; None: every VEVENT read)."""
     if body.upper().count(b"BEGIN:VCALENDAR") != 1:
         return Prescanned(body, 0)
     unfolded = _FOLD.sub(b"", body)
@@ -87,7 +95,8 @@ def prescan(body: bytes, start: datetime, end: datetime, max_rule_steps: int) ->
     if blocks is None:
         return Prescanned(body, 0)
     low, high, until = _naive(start) - MARGIN, _naive(end) + MARGIN, _naive(end)
-    judged = [_judge(unfolded[first:last], until, max_rule_steps) for _, first, last in blocks]
+    read = [_read_block(unfolded[first:last], verdicts) for _, first, last in blocks]
+    judged = [(v.uid, _within_steps(v.span, until, max_rule_steps)) for v in read]
     spans: dict[str, list[_Span | None]] = {}
     for uid, span in judged:
         if uid is not None:  # no UID: the parser keys it by its start, never left out
@@ -100,18 +109,42 @@ def prescan(body: bytes, start: datetime, end: datetime, max_rule_steps: int) ->
     whole = {uid for uid, found in spans.items() if all(s is not None for s in found)}
     parts: list[bytes] = []
     done = 0
-    for (head, first, last), (uid, span) in zip(blocks, judged, strict=True):
+    for (head, first, last), verdict, (uid, span) in zip(blocks, read, judged, strict=True):
         parts.append(unfolded[done:head])
         after = _line_end(unfolded, last)
         if uid not in gone:
-            block = unfolded[first:last]
-            cut = lean(block) if span is not None else block
+            cut = unfolded[first:last]
+            if span is not None:
+                if verdict.lean is None:
+                    verdict.lean = lean(cut)
+                cut = verdict.lean
             if span is not None and span.move is not None and uid in whole:
                 cut = moved(cut, span.move, low)
             parts += (unfolded[head:first], cut, unfolded[last:after])
         done = after
     parts.append(unfolded[done:])
     return Prescanned(b"".join(parts), len(gone))
+
+
+def _read_block(block: bytes, verdicts: Verdicts | None) -> Verdict:
+    """The VEVENT's reading, from `verdicts` when its text was read before."""
+    if verdicts is None:
+        return Verdict(*_judge(block))
+    key = verdicts.key(block)
+    found = verdicts.get(key)
+    if found is None:
+        found = Verdict(*_judge(block))
+        verdicts.put(key, found)
+    return found
+
+
+def _within_steps(span: _Span | None, end: datetime, max_rule_steps: int) -> _Span | None:
+    """The span, or None (to the parser, which reports it) for a rule whose steps from
+    its DTSTART to the window's end, as isolate.py counts them, come near the limit."""
+    if span is None or span.stride is None:
+        return span
+    begin, days = span.stride
+    return None if (end - begin).days // days > max_rule_steps // 2 else span
 
 
 def blocks_of(body: bytes) -> list[tuple[int, int]] | None:
@@ -157,9 +190,9 @@ def _blocks(text: bytes) -> list[tuple[int, int, int]] | None:
     return found if depth == 0 and opened < 0 else None
 
 
-def _judge(block: bytes, end: datetime, max_rule_steps: int) -> tuple[str | None, _Span | None]:
+def _judge(block: bytes) -> tuple[str | None, _Span | None]:
     """The VEVENT's UID and the span its occurrences may take (earliest start, latest
-    end); the span is None when the VEVENT must go to the parser."""
+    end), whatever the window; the span is None when the VEVENT must go to the parser."""
     try:
         text = block.decode("utf-8")  # strict: text icalendar may refuse goes to it
     except UnicodeDecodeError:
@@ -181,12 +214,12 @@ def _judge(block: bytes, end: datetime, max_rule_steps: int) -> tuple[str | None
     try:
         if nested or _CONTENT_LINES.fullmatch(block) is None:
             raise _Keep
-        return uid, _span(found, end, max_rule_steps)
+        return uid, _span(found)
     except (_Keep, ValueError):
         return uid, None
 
 
-def _span(found: dict[str, list[tuple[str, str]]], end: datetime, max_rule_steps: int) -> _Span:
+def _span(found: dict[str, list[tuple[str, str]]]) -> _Span:
     if len(found.get("DTSTART", ())) != 1 or "RDATE" in found:
         raise _Keep
     for name in ("DTEND", "DURATION", "RRULE", "RECURRENCE-ID", "UID", "SEQUENCE"):
@@ -210,22 +243,22 @@ def _span(found: dict[str, list[tuple[str, str]]], end: datetime, max_rule_steps
     if "RRULE" not in found:
         return _Span(*_ordered(begin.at, begin.at + length))
     rule = found["RRULE"][0]
-    last = _last_start(rule, begin, end, max_rule_steps)
+    last = _last_start(rule, begin)
     low, _ = _ordered(begin.at, begin.at + length)
     high = _NEVER if last is None else last + abs(length) + timedelta(days=1)
     parts = dict(part.split("=", 1) for part in rule[1].split(";"))
     interval = int(parts.get("INTERVAL", "1"))
+    stride = (begin.at, _STEP_DAYS[parts["FREQ"]] * interval)
     if "COUNT" in parts:
         # Counted from DTSTART: movable only when every step is an instance (no BYDAY),
         # the count then less the instances left behind.
         if "BYDAY" in parts:
-            return _Span(low, high)
+            return _Span(low, high, None, stride)
         step = interval * (7 if parts["FREQ"] == "WEEKLY" else 1)
-        return _Span(
-            low, high, Move(begin.at, abs(length), 7 * interval, None, (int(parts["COUNT"]), step))
-        )
+        counted = (int(parts["COUNT"]), step)
+        return _Span(low, high, Move(begin.at, abs(length), 7 * interval, None, counted), stride)
     until = None if last is None else last - timedelta(days=1)
-    return _Span(low, high, Move(begin.at, abs(length), 7 * interval, until))
+    return _Span(low, high, Move(begin.at, abs(length), 7 * interval, until), stride)
 
 
 @dataclass(frozen=True)
@@ -235,6 +268,9 @@ class _Span:
     low: datetime
     high: datetime
     move: Move | None = None
+    # A rule's DTSTART and the days of one step: how far it steps to a window's end
+    # (prescan._within_steps), the one part of the judgement that depends on the window.
+    stride: tuple[datetime, int] | None = None
 
 
 def _ordered(one: datetime, other: datetime) -> tuple[datetime, datetime]:
@@ -302,9 +338,7 @@ def _params(params: str) -> tuple[str, str] | None:
     return zone, kind
 
 
-def _last_start(
-    rule: tuple[str, str], begin: _Time, end: datetime, max_rule_steps: int
-) -> datetime | None:
+def _last_start(rule: tuple[str, str], begin: _Time) -> datetime | None:
     """The latest start the rule can give (generously), None when it has no end; _Keep
     for a rule not of the simple kinds read here."""
     params, text = rule
@@ -325,10 +359,6 @@ def _last_start(
     if "BYDAY" in parts and not set(parts["BYDAY"].split(",")) <= _DAYS:
         raise _Keep
     if parts.get("WKST", "MO") not in _DAYS or ("COUNT" in parts and "UNTIL" in parts):
-        raise _Keep
-    # Steps from DTSTART to the window's end, as isolate.py counts them: a rule near its
-    # limit goes to the parser, which reports it.
-    if (end - begin.at).days // (step * int(interval)) > max_rule_steps // 2:
         raise _Keep
     if "COUNT" in parts:
         count = parts["COUNT"]

@@ -25,10 +25,15 @@ from typing import Any
 
 import icalendar
 
+from connectors.calendar.lines import parse_text
 from connectors.calendar.prescan import blocks_of
+from connectors.calendar.verdicts import Verdicts
 
 # About 14 KB each with its series (tracemalloc, bench/calendar_feeds.py): 140 MB at most.
 MAX_EVENTS = 10_000
+# The pre-scan's readings (verdicts.py), of every VEVENT, in the window or not: under 1 KB
+# each, twice as many as a feed may have VEVENTs (ics.ParseLimits.max_events).
+MAX_VERDICTS = 40_000
 
 
 class ParsedEvents:
@@ -36,10 +41,12 @@ class ParsedEvents:
     dropped beyond `max_events`; and the series (recurring-ical-events) built of them,
     as many, by the components they were built from (isolate.series_of): a series
     built once is expanded from its DTSTART once (dateutil keeps the instances it
-    stepped through), the window's move only adds its new end."""
+    stepped through), the window's move only adds its new end. And what the pre-scan
+    read of each VEVENT's text (`verdicts`), so a next version reads only its changes."""
 
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self.max_events = max_events
+        self.verdicts = Verdicts(MAX_VERDICTS * max_events // MAX_EVENTS)
         self._found: OrderedDict[bytes, Any] = OrderedDict()
         self._series: OrderedDict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()  # parses run in worker threads, several at once
@@ -55,6 +62,7 @@ class ParsedEvents:
             self._found.clear()
             self._series.clear()
             self.hits = self.misses = 0
+        self.verdicts.clear()
 
     def get(self, key: bytes) -> Any | None:
         with self._lock:
@@ -99,15 +107,15 @@ def parse_calendar(body: bytes, parsed: ParsedEvents | None = PARSED) -> icalend
     icalendar does when the rest does not parse."""
     blocks = blocks_of(body) if parsed is not None and parsed.max_events > 0 else None
     if parsed is None or blocks is None or not blocks:
-        return icalendar.Calendar.from_ical(body)
+        return parse_text(body)
     keys = [hashlib.sha256(body[head:after]).digest() for head, after in blocks]
     found = [parsed.get(key) for key in keys]
     # The text without the VEVENTs at hand: the calendar's own lines, its zones, the rest.
     rest = _without(body, [b for b, c in zip(blocks, found, strict=True) if c is not None])
-    calendar = icalendar.Calendar.from_ical(rest)
+    calendar = parse_text(rest)
     fresh = [c for c in calendar.subcomponents if c.name == "VEVENT"]
     if len(fresh) != sum(c is None for c in found):  # not the plain structure after all
-        return icalendar.Calendar.from_ical(body)
+        return parse_text(body)
     others = [c for c in calendar.subcomponents if c.name != "VEVENT"]
     events: list[Any] = []
     new = iter(fresh)

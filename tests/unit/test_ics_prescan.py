@@ -22,6 +22,7 @@ from connectors.calendar.ics import ParsedFeed, parse_feed
 from connectors.calendar.lean import INVITED
 from connectors.calendar.prescan import Prescanned, prescan
 from connectors.calendar.reuse import ParsedEvents
+from connectors.calendar.verdicts import Verdicts
 
 NOW = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)
 END = NOW + timedelta(days=30)
@@ -295,6 +296,27 @@ def test_a_new_version_parses_only_its_changed_events_and_gives_the_same(
     assert again == full(second, monkeypatch)
     assert reuse.misses <= 1 and reuse.hits >= kept - 1
     assert fast(second, reuse=reuse) == again  # every VEVENT from the cache now
+
+
+def test_the_pre_scan_reads_kept_give_the_same_text_whatever_the_window() -> None:
+    """What the pre-scan read of a VEVENT (verdicts.py) is kept whatever the window: the
+    window is applied afterwards, so text read for one window serves every other, the
+    step limit (which depends on the window's end) included."""
+    verdicts = Verdicts(10_000)
+    for seed in (1, 2, 3):
+        body = random_feed(seed, count=60)
+        for days in (0, 1, 9, 40, -200, 400):
+            for steps in (1_000_000, 800):  # 800: some rules near the limit in some windows
+                now = NOW + timedelta(days=days)
+                end = now + timedelta(days=30)
+                assert prescan(body, now, end, steps, verdicts) == prescan(body, now, end, steps)
+    assert len(verdicts) > 0
+
+
+def test_the_pre_scan_reads_kept_are_bounded() -> None:
+    verdicts = Verdicts(7)
+    prescan(random_feed(4, count=60), NOW, END, 1_000_000, verdicts)
+    assert len(verdicts) == 7
 
 
 def test_the_cache_keeps_at_most_its_size() -> None:
