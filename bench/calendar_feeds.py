@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 from connectors.calendar.fetch import FeedError, FetchLimits
 from connectors.calendar.ics import Occurrence, ParseLimits, parse_feed
 from connectors.calendar.reuse import ParsedEvents
+from service.app import gc_thresholds
 from service.calendar.poller import body_digest
 from service.calendar.translate import FeedState, diff_feed
 from service.domain.feeds import Feed
@@ -508,4 +509,5 @@ if __name__ == "__main__":
     parser.add_argument("--refuse-events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each diff (best kept)")
     parser.add_argument("--parse-repeat", type=int, default=1, help="runs of each parse")
+    gc_thresholds.tune()  # as in the service's process, which parses the feeds
     print(json.dumps(main(parser.parse_args())))

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from bench.support import SandboxControl, database, setup_done
 from connectors.ucaas.transport import AiohttpTransport
-from service.app import collector
+from service.app import gc_thresholds
 from service.app.bootstrap import bootstrap
 from service.devtools import sample_commands as c
 from service.devtools.local_postgres import fresh_database, postgres_problem
@@ -283,6 +283,6 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--skip-claims", action="store_true")
-    collector.tune()  # the dispatcher runs here as in `ucaas-sync run` (collector.py)
+    gc_thresholds.tune()  # the dispatcher runs here as in `ucaas-sync run` (gc_thresholds.py)
     result = asyncio.run(main(parser.parse_args()))
     print(json.dumps(result))

@@ -87,7 +87,7 @@ def _logging(settings: Settings | None = None) -> None:
 
 
 async def _serve(parts: Parts) -> None:
-    from service.app import collector  # noqa: PLC0415 - CLI start-up time
+    from service.app import gc_thresholds  # noqa: PLC0415 - CLI start-up time
     from service.app.bootstrap import bootstrap  # noqa: PLC0415 - CLI start-up time
     from service.app.runner import serve  # noqa: PLC0415 - CLI start-up time
 
@@ -96,7 +96,7 @@ async def _serve(parts: Parts) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # first: a SIGTERM while starting ends it cleanly
     service = await bootstrap()
-    collector.tune()  # a long-running process: see collector.py
+    gc_thresholds.tune()  # a long-running process: see gc_thresholds.py
     await serve(service, parts, stop)
 
 

@@ -1,4 +1,4 @@
-"""A service process sets the garbage collector's thresholds for a long run (collector.py)."""
+"""A service process sets the garbage collector's thresholds for a long run (gc_thresholds.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.app import bootstrap as bootstrap_module
-from service.app import collector
+from service.app import gc_thresholds
 from service.app import runner as runner_module
 from service.app.runner import Parts
 from service.cli import main
@@ -39,5 +39,5 @@ def test_the_service_sets_the_collectors_thresholds_once_started(
     monkeypatch.setattr(bootstrap_module, "bootstrap", bootstrap)
     monkeypatch.setattr(runner_module, "serve", serve)
     asyncio.run(main._serve(Parts()))
-    assert seen == [(700, 10, 10), collector.THRESHOLDS]
-    assert collector.THRESHOLDS[0] > 700  # collected less often than by default
+    assert seen == [(700, 10, 10), gc_thresholds.THRESHOLDS]
+    assert gc_thresholds.THRESHOLDS[0] > 700  # collected less often than by default
