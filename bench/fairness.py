@@ -38,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.support import SandboxControl, database, percentile, setup_done
+from service.app import gc_thresholds
 from service.app.bootstrap import bootstrap
 from service.devtools import sample_commands as c
 from service.devtools.local_postgres import postgres_problem
@@ -180,4 +181,5 @@ if __name__ == "__main__":
     parser.add_argument("--every-s", type=float, default=0.5, help="between B's hires")
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--a-calls-per-s", type=float, default=0.0, help="A's rate limit")
+    gc_thresholds.tune()  # the dispatcher runs here as in `ucaas-sync run` (gc_thresholds.py)
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

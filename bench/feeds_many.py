@@ -47,6 +47,7 @@ from typing import Any
 
 from bench.calendar_feeds import Event, body_of, generate
 from bench.support import database, database_kind
+from service.app import gc_thresholds
 from service.calendar.poller import FeedPoller
 from service.calendar.registry import FeedRegistry
 from service.domain.feeds import Feed
@@ -192,6 +193,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         while not port.value:  # the bodies are made before the server listens
             time.sleep(0.1)
         with database(kind) as url:
+            gc_thresholds.tune()  # the poller runs here as in `ucaas-sync run`
             figures = asyncio.run(run(args, url, port.value))
     finally:
         server.terminate()
