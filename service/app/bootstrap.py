@@ -25,7 +25,7 @@ from service.executors.base import Accounts
 from service.intake.licences import LicencePolicy
 from service.intake.shell import Intake
 from service.outbox import db
-from service.outbox.claims import PLANNED
+from service.outbox.claims import planned_engine
 from service.outbox.dispatcher import CLAIMS_AT_ONCE, Dispatcher, record_call
 from service.outbox.store import OutboxStore
 from service.outbox.tenant_rates import TenantRates
@@ -128,11 +128,7 @@ async def bootstrap(settings: Settings | None = None, *, migrate: bool | None = 
     # The claims' own connections start with the claim's plan: a claim is then its
     # statements alone, without a transaction to set the plan in (claims.py).
     claims_engine = (
-        None
-        if settings.is_sqlite
-        else db.make_engine(
-            settings.database_url, pool_size=CLAIMS_AT_ONCE, server_settings=PLANNED
-        )
+        None if settings.is_sqlite else planned_engine(settings.database_url, CLAIMS_AT_ONCE)
     )
     store = OutboxStore(
         engine,

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.outbox import db
 from service.outbox.fairness import FairShare
 from service.outbox.sql import among
 from service.outbox.tables import OUTBOX, CommandStatus, utcnow
@@ -180,6 +181,13 @@ def _mine(claim: Claim) -> Any:
 PLANNED = {
     f"enable_{scan}": "off" for scan in ("seqscan", "bitmapscan", "sort", "hashjoin", "mergejoin")
 }
+
+
+def planned_engine(url: str, pool_size: int) -> AsyncEngine:
+    """The claims' own connections to `url`, which start with the claim's plan."""
+    return db.make_engine(url, pool_size=pool_size, server_settings=PLANNED)
+
+
 _ONE_PLAN = sa.text(
     "SELECT "
     + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in PLANNED.items())

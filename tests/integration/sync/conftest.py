@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.ucaas import UCaaSClient
 from service.outbox import db
-from service.outbox.claims import PLANNED
+from service.outbox.claims import planned_engine
 from service.outbox.store import OutboxStore
 
 
@@ -20,11 +20,7 @@ async def store(database_url: str) -> AsyncIterator[OutboxStore]:
     """As bootstrap wires it: on PostgreSQL, claims on connections of their own."""
     await asyncio.to_thread(db.upgrade, database_url)
     engine = db.make_engine(database_url)
-    planned = (
-        None
-        if engine.dialect.name == "sqlite"
-        else db.make_engine(database_url, pool_size=2, server_settings=PLANNED)
-    )
+    planned = None if engine.dialect.name == "sqlite" else planned_engine(database_url, pool_size=2)
     yield OutboxStore(engine, claims_engine=planned)
     await engine.dispose()
     if planned is not None:

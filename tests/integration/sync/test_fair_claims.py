@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from connectors.ucaas import CallRecord
 from service.outbox import db, fairness
-from service.outbox.claims import PLANNED, Claim
+from service.outbox.claims import PLANNED, Claim, planned_engine
 from service.outbox.outcomes import Done
 from service.outbox.store import OutboxStore
 from service.outbox.tables import OUTBOX, utcnow
@@ -185,7 +185,7 @@ async def test_two_dispatchers_on_postgresql_never_take_one_row(
     await asyncio.to_thread(db.upgrade, postgres_database)
     engines = [db.make_engine(postgres_database) for _ in range(2)]
     if planned:
-        engines += [db.make_engine(postgres_database, server_settings=PLANNED) for _ in range(2)]
+        engines += [planned_engine(postgres_database, pool_size=2) for _ in range(2)]
     stores = [
         OutboxStore(e, claims_engine=engines[n + 2] if planned else None)
         for n, e in enumerate(engines[:2])
@@ -218,7 +218,7 @@ async def test_the_claims_plan_holds_on_their_own_connections_only(
     url = sa.make_url(postgres_database).set(drivername=f"postgresql+{driver}")
     url_text = url.render_as_string(hide_password=False)
     engine = db.make_engine(url_text, pool_size=2)
-    claims_engine = db.make_engine(url_text, pool_size=2, server_settings=PLANNED)
+    claims_engine = planned_engine(url_text, pool_size=2)
     store = OutboxStore(engine, claims_engine=claims_engine)
     try:
         await _insert(store, _burst("A", 3), due_s=10)
