@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.outbox import followers
+from service.outbox import direct, followers
 from service.outbox.sql import bound
 from service.outbox.tables import OUTBOX, TERMINAL, CommandStatus, UtcDateTime
 from service.outbox.tenant_rates import TenantRates
@@ -295,15 +295,15 @@ class FairShare:
 
     @staticmethod
     async def _tenants(conn: AsyncConnection, start: str, now: Any, cap: int) -> list[str]:
-        result = await conn.execute(_TENANTS, {"b_from": start, "b_now": now, "b_cap": cap})
-        return [str(tenant) for tenant, _ in sorted(result.all(), key=lambda row: row.step)]
+        found = await direct.rows(conn, _TENANTS, {"b_from": start, "b_now": now, "b_cap": cap})
+        return [str(tenant) for tenant, _ in sorted(found, key=lambda row: row.step)]
 
     async def _take(
         self, conn: AsyncConnection, values: dict[str, Any], quotas: dict[str, int]
     ) -> list[Any]:
         if self.dialect == "postgresql":
             given = {**values, "b_tenants": list(quotas), "b_quotas": list(quotas.values())}
-            return list((await conn.execute(self._picks[0], given)).all())
+            return await direct.rows(conn, self._picks[0], given)
         rows: list[Any] = []
         items = list(quotas.items())
         # SQLite takes at most 500 terms in a compound SELECT

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.commands import Kind
+from service.outbox import direct
 from service.outbox.sql import among, among_bound, bound, per_dialect
 from service.outbox.tables import OUTBOX, RUNNABLE, CommandStatus
 
@@ -125,7 +126,7 @@ async def release_held(
     """What was held behind these commands runs now that they are done (or dropped). One
     statement per batch, on ix_outbox_held_reason."""
     reasons = [reason.format(i) for i in done_ids for reason in (BLOCKED, BEHIND)]
-    await conn.execute(_RELEASE[dialect], {"b_reasons": reasons, "b_now": now})
+    await direct.rows(conn, _RELEASE[dialect], {"b_reasons": reasons, "b_now": now})
 
 
 def _release(dialect: str) -> Any:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import Credentials
+from service.outbox import direct
 from service.outbox.outcomes import MappingKey
 from service.outbox.read_batches import ReadBatcher
 from service.outbox.sql import chunks, key_values, per_dialect, with_keys
@@ -110,7 +111,8 @@ class MappingReads:
         self, keys: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], IdMappingView]:
         async with self._reads.connect() as conn:
-            rows = await conn.execute(_BY_NATURALS[self.dialect], key_values(self.dialect, keys))
+            statement = _BY_NATURALS[self.dialect]
+            rows = await direct.rows(conn, statement, key_values(self.dialect, keys))
         found: dict[tuple[str, str, str], IdMappingView] = {}
         for view in map(IdMappingView.of, rows):  # newest first: the first one of a key wins
             found.setdefault(_natural(view), view)
@@ -166,7 +168,7 @@ async def read_keys(conn: AsyncConnection, keys: Iterable[MappingKey]) -> list[I
     dialect = conn.dialect.name
     found: list[IdMappingView] = []
     for batch in chunks({(k.kind, k.tenant, k.external_id) for k in keys}):
-        rows = await conn.execute(_BY_KEYS[dialect], key_values(dialect, batch))
+        rows = await direct.rows(conn, _BY_KEYS[dialect], key_values(dialect, batch))
         found += map(IdMappingView.of, rows)
     return found
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.ucaas import CallRecord
 from service.domain.commands import PRODUCERS
-from service.outbox import followers
+from service.outbox import direct, followers
 from service.outbox.claims import Claim
 from service.outbox.mappings import IdMappingView
 from service.outbox.outcomes import Dead, Done, MappingWrite, Outcome, Retry, Wait
@@ -64,7 +64,7 @@ class OutcomeWriter:
             waits = [c for c, o, _ in mine if c.tenant and isinstance(o, Wait)]
             started = await self._attempts_started(conn, waits)
             for shape, values in _status_groups(mine, now).items():
-                await conn.execute(_STATUS_UPDATES[shape], values)
+                await direct.run(conn, _STATUS_UPDATES[shape], values)
             done = [(claim, o) for claim, o, _ in mine if isinstance(o, Done)]
             await self._write_done(conn, [o for _, o in done], now)
             tenants = {c.tenant for c, _ in done if c.tenant and c.kind in PRODUCERS}
@@ -95,7 +95,7 @@ class OutcomeWriter:
     ) -> dict[int, tuple[str | None, str | None]]:
         """Which of these rows are still in flight under their claim's lease, with the
         (source, id) of the event that asked for each (what its result names)."""
-        rows = await conn.execute(_OWNED[self.dialect], {"b_ids": [c.id for c in claims]})
+        rows = await direct.rows(conn, _OWNED[self.dialect], {"b_ids": [c.id for c in claims]})
         owners = {c.id: c.owner for c in claims}
         return {
             row_id: (source, event_id)
@@ -108,9 +108,10 @@ class OutcomeWriter:
         writes = {m.key: _mapping_values(m, now) for d in done for m in d.mappings}
         forget = [k for d in done for k in d.forget if k not in writes]
         if writes:
-            await conn.execute(upsert_many(self.dialect, MAPPING, _KEYS), list(writes.values()))
+            await direct.run(conn, _UPSERT[self.dialect], list(writes.values()))
         if forget:
-            await conn.execute(
+            await direct.run(
+                conn,
                 _FORGET,
                 [
                     {"b_kind": k.kind, "b_tenant": k.tenant, "b_external": k.external_id}
@@ -168,7 +169,7 @@ class OutcomeWriter:
     async def wake_waiting(self, conn: AsyncConnection, tenants: set[str], now: datetime) -> None:
         """Something of these tenants was just made: their waiting commands look again now."""
         values = {"b_tenants": sorted(tenants), "b_now": now}
-        await conn.execute(_WAKE[self.dialect], values)
+        await direct.rows(conn, _WAKE[self.dialect], values)
 
     async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
         rows = [
@@ -186,8 +187,7 @@ class OutcomeWriter:
             for claim, _, calls in items
             for c in calls
         ]
-        if rows:
-            await conn.execute(CALLS.insert(), rows)
+        await direct.run(conn, _LOG_CALL, rows)
 
 
 _KEYS = ("kind", "tenant", "external_id")
@@ -217,6 +217,8 @@ def _wake(dialect: str) -> Any:
 # Statements of every batch
 _OWNED = per_dialect(_owned_rows)
 _WAKE = per_dialect(_wake)
+_UPSERT = per_dialect(lambda dialect: upsert_many(dialect, MAPPING, _KEYS))
+_LOG_CALL = CALLS.insert()
 
 
 def _ref(claim: Claim, cause: tuple[str | None, str | None]) -> CommandRef:

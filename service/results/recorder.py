@@ -12,6 +12,7 @@ from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.outbox import direct
 from service.outbox.mappings import read_keys
 from service.outbox.outcomes import Dead, Done, MappingKey, Outcome
 from service.outbox.result_log import CommandRef
@@ -68,5 +69,7 @@ async def known(conn: AsyncConnection, keys: Iterable[MappingKey]) -> dict[Mappi
 
 
 async def _insert(conn: AsyncConnection, events: Sequence[ResultEvent], now: datetime) -> None:
-    if events:
-        await conn.execute(RESULTS.insert(), [e.row(now) for e in events])
+    await direct.run(conn, _INSERT, [e.row(now) for e in events])
+
+
+_INSERT = RESULTS.insert()
