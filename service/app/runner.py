@@ -29,6 +29,7 @@ from service.app.bootstrap import Service
 from service.backoff import backoff_s
 from service.entrypoints.admin_host import refuse_open_admin
 from service.entrypoints.consumers import EventConsumer
+from service.outbox import statistics
 from service.results.relay import ResultRelay
 from service.settings import Settings
 from service.views import Operations
@@ -143,6 +144,7 @@ async def serve(
     failure: BaseException | None = None
     tasks: list[asyncio.Task[None]] = []
     connecting: asyncio.Task[None] | None = None
+    keeper: asyncio.Task[None] | None = None
     try:
         if parts.admin:
             refuse_open_admin(service.settings.admin)
@@ -160,6 +162,9 @@ async def serve(
             )
         if parts.poller:
             tasks.append(asyncio.create_task(service.poller.run(), name="poller"))
+        if not service.settings.is_sqlite and (parts.dispatcher or parts.consumers):
+            # not a part: it may end early (nothing it may analyse) and nothing stops then
+            keeper = asyncio.create_task(statistics.keep_fresh(service.engine), name="statistics")
         if parts.relay and service.settings.results.enabled:
             running.relay = service.relay()
             tasks.append(asyncio.create_task(running.relay.run(), name="relay"))
@@ -188,6 +193,10 @@ async def serve(
             if task.exception() is not None:
                 log.error("%s stopped: %r", task.get_name(), task.exception())
     finally:
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         await _shut_down(running, tasks, connecting)
     if failure is not None:
         raise failure
