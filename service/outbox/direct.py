@@ -15,8 +15,9 @@ statement whose values SQLAlchemy computes at execution (Python-side column defa
 they run the statement through SQLAlchemy: same answers, one code path for the callers.
 
 What is given up: asyncpg's errors come as they are, not wrapped in SQLAlchemy's
-DBAPIError, so callers that classify database errors (the intake) do not use this; and a
-connection that dropped is found out by the pool one statement later.
+DBAPIError, so callers that classify database errors (the intake) do not use this; a
+connection that dropped is found out by the pool one statement later; and SQLAlchemy's
+events (before_cursor_execute) do not see these statements: WATCHERS does.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ class _Compiled:
 # before_cursor_execute event lets them count the others).
 WATCHERS: list[Callable[[str], None]] = []
 
+# Compiled forms by statement; statements of the hot path are built once (sql.per_dialect),
+# so this stays small. One built for each call is compiled each time, and must not grow
+# it without end: past LIMIT entries it starts again.
 _COMPILED: dict[tuple[int, tuple[str, ...], bool], tuple[Any, _Compiled]] = {}
+LIMIT = 512
 _MISSING = object()
 
 
@@ -69,6 +74,8 @@ def _compile(conn: AsyncConnection, statement: Any, keys: tuple[str, ...], many:
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
     row = namedtuple("Row", [c.keyname for c in columns], rename=True) if columns else None
     made = _Compiled(compiled.string, tuple(binds), results, row, direct)
+    if len(_COMPILED) >= LIMIT:
+        _COMPILED.clear()
     # the statement is kept with its entry: an id is never reused while it is alive
     _COMPILED[cache_key] = (statement, made)
     return made

@@ -108,3 +108,14 @@ async def test_a_statement_changes_nothing_when_no_row_matches(engine: AsyncEngi
     )
     async with engine.begin() as conn:
         assert await direct.rows(conn, statement, {"b_id": "nobody", "b_to": str(later)}) == []
+
+
+async def test_statements_built_for_each_call_do_not_grow_the_cache_without_end(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct, "LIMIT", 8)
+    async with engine.connect() as conn:
+        for n in range(30):
+            found = await direct.rows(conn, sa.select(sa.literal(n).label("n")))
+            assert [r.n for r in found] == [n]
+    assert len(direct._COMPILED) <= 8
