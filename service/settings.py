@@ -381,6 +381,15 @@ class TenantLogin(BaseModel):
     password: SecretStr
 
 
+def async_driver_url(url: str) -> str:
+    """A postgres(ql):// (or psycopg's) or sqlite:/// URL with the service's async driver."""
+    for plain in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    sqlite = url.startswith("sqlite:///")
+    return url.replace("sqlite:", "sqlite+aiosqlite:", 1) if sqlite else url
+
+
 class Settings(Section):
     model_config = SettingsConfigDict(
         env_prefix="UCAAS_SYNC_",
@@ -475,16 +484,7 @@ class Settings(Section):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
-        """A plain postgresql:// or sqlite:/// URL gets the async driver the service uses."""
-        for plain, driver in (
-            ("postgres://", "postgresql+asyncpg://"),
-            ("postgresql://", "postgresql+asyncpg://"),
-            ("postgresql+psycopg://", "postgresql+asyncpg://"),
-            ("sqlite:///", "sqlite+aiosqlite:///"),
-        ):
-            if url.startswith(plain):
-                return driver + url[len(plain) :]
-        return url
+        return async_driver_url(url)
 
     @property
     def is_sqlite(self) -> bool:

@@ -126,7 +126,7 @@ async def release_held(
     """What was held behind these commands runs now that they are done (or dropped). One
     statement per batch, on ix_outbox_held_reason."""
     reasons = [reason.format(i) for i in done_ids for reason in (BLOCKED, BEHIND)]
-    await direct.rows(conn, _RELEASE[dialect], {"b_reasons": reasons, "b_now": now})
+    await direct.run(conn, _RELEASE[dialect], [{"b_reasons": reasons, "b_now": now}])
 
 
 def _release(dialect: str) -> Any:

@@ -169,7 +169,7 @@ class OutcomeWriter:
     async def wake_waiting(self, conn: AsyncConnection, tenants: set[str], now: datetime) -> None:
         """Something of these tenants was just made: their waiting commands look again now."""
         values = {"b_tenants": sorted(tenants), "b_now": now}
-        await direct.rows(conn, _WAKE[self.dialect], values)
+        await direct.run(conn, _WAKE[self.dialect], [values])
 
     async def _log_calls(self, conn: AsyncConnection, items: Sequence[Finished]) -> None:
         rows = [

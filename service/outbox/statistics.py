@@ -18,9 +18,10 @@ grows slowly is left to autovacuum. An ANALYZE also makes every connection plan 
 cached statements again. Forcing plans by connection settings, as the claims do
 (claims.PLANNED), was tried for the main connections: lookups then took the wrong index.
 
-Only the tables the database user owns are analysed (ANALYZE skips others with a warning
-in the server's log); when it owns none, the keeper says so once and stops: autovacuum
-still does the work, later.
+Several processes each run a keeper; one that finds a table being analysed waits for that
+ANALYZE, and then finds it fresh. Only the tables the database user owns are analysed
+(ANALYZE skips others with a warning in the server's log); when it owns none, the keeper
+says so once and stops: autovacuum still does the work, later.
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ async def keep_fresh(engine: AsyncEngine, every_s: float = EVERY_S) -> None:
             if tables is None:
                 tables = await analysable(engine)
                 if not tables:
-                    log.warning("planner statistics left to autovacuum: the tables' owner may")
+                    log.warning(
+                        "planner statistics left to autovacuum: only a table's owner may "
+                        "analyse it, and this database user owns none of the service's tables"
+                    )
                     return
             analysed = await analyse_stale(engine, tables)
         except Exception:

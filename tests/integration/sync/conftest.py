@@ -13,20 +13,15 @@ from connectors.ucaas import UCaaSClient
 from service.outbox import db
 from service.outbox.claims import planned_engine
 from service.outbox.store import OutboxStore
-from service.settings import Settings
-
-
-def service_driver(url: str) -> str:
-    """The driver the service runs on (Settings gives a PostgreSQL URL asyncpg), so that
-    these tests run the statements as production does (outbox/direct.py on asyncpg)."""
-    return Settings(database_url=url).database_url
+from service.settings import async_driver_url
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[OutboxStore]:
     """As bootstrap wires it: on PostgreSQL, claims on connections of their own."""
     await asyncio.to_thread(db.upgrade, database_url)
-    url = service_driver(database_url)
+    # the driver the service runs on (asyncpg): the statements run as in production
+    url = async_driver_url(database_url)
     engine = db.make_engine(url)
     planned = None if engine.dialect.name == "sqlite" else planned_engine(url, pool_size=2)
     yield OutboxStore(engine, claims_engine=planned)
@@ -39,7 +34,7 @@ async def store(database_url: str) -> AsyncIterator[OutboxStore]:
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """The migrated database, for tests of the intake (a small pool: no dispatcher)."""
     await asyncio.to_thread(db.upgrade, database_url)
-    engine = db.make_engine(service_driver(database_url), pool_size=2)
+    engine = db.make_engine(async_driver_url(database_url), pool_size=2)
     yield engine
     await engine.dispose()
 

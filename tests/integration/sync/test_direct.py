@@ -3,7 +3,7 @@ SQLAlchemy's transaction; where they cannot, they run through SQLAlchemy."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from service.outbox import direct
 from service.outbox.mappings import _BY_KEYS
 from service.outbox.outcome_writer import _UPSERT
 from service.outbox.sql import key_values
+from service.outbox.tables import MAPPING
 
 NOW = datetime(2026, 12, 4, 15, 0, 0, 123456, tzinfo=UTC)
 
@@ -38,20 +39,19 @@ async def _read(engine: AsyncEngine, *ids: str) -> list[tuple[object, ...]]:
     return sorted(tuple(r) for r in found)
 
 
-async def test_rows_and_writes_are_what_sqlalchemy_reads_and_writes(engine: AsyncEngine) -> None:
+async def test_rows_and_writes_are_what_sqlalchemy_reads_and_writes(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dialect = engine.dialect.name
     sent: list[str] = []
-    direct.WATCHERS.append(sent.append)
-    try:
-        async with engine.begin() as conn:
-            state = {"n": None, "nested": {"ä": [1, 2.5]}}
-            await direct.run(conn, _UPSERT[dialect], [_mapping("E1", state), _mapping("E2", {})])
-        async with engine.connect() as conn:
-            keys = key_values(dialect, [("user", "T1", "E1"), ("user", "T1", "E2")])
-            ours = await direct.rows(conn, _BY_KEYS[dialect], keys)
-            theirs = (await conn.execute(_BY_KEYS[dialect], keys)).all()
-    finally:
-        direct.WATCHERS.remove(sent.append)
+    monkeypatch.setattr(direct, "WATCHERS", [sent.append])
+    async with engine.begin() as conn:
+        state = {"n": None, "nested": {"ä": [1, 2.5]}}
+        await direct.run(conn, _UPSERT[dialect], [_mapping("E1", state), _mapping("E2", {})])
+    async with engine.connect() as conn:
+        keys = key_values(dialect, [("user", "T1", "E1"), ("user", "T1", "E2")])
+        ours = await direct.rows(conn, _BY_KEYS[dialect], keys)
+        theirs = (await conn.execute(_BY_KEYS[dialect], keys)).all()
     assert sorted(tuple(r) for r in ours) == sorted(tuple(r) for r in theirs)
     first = next(r for r in ours if r.external_id == "E1")  # read by attribute, as a Row
     assert first.state == state
@@ -98,16 +98,24 @@ async def test_a_value_sqlalchemy_computes_is_computed(engine: AsyncEngine) -> N
     assert [r.made for r in found] == ["by-default", "by-default"]
 
 
-async def test_a_statement_changes_nothing_when_no_row_matches(engine: AsyncEngine) -> None:
-    later = NOW + timedelta(days=1)
+async def test_a_statement_without_rows_to_return_changes_what_it_matches(
+    engine: AsyncEngine,
+) -> None:
+    dialect = engine.dialect.name
     statement = (
-        sa.table("id_mapping", sa.column("external_id"), sa.column("ucaas_id"))
-        .update()
-        .where(sa.column("external_id") == sa.bindparam("b_id"))
+        MAPPING.update()
+        .where(MAPPING.c.external_id == sa.bindparam("b_id"))
         .values(ucaas_id=sa.bindparam("b_to"))
     )
     async with engine.begin() as conn:
-        assert await direct.rows(conn, statement, {"b_id": "nobody", "b_to": str(later)}) == []
+        await direct.run(conn, _UPSERT[dialect], [_mapping("E1", {}), _mapping("E2", {})])
+        assert await direct.rows(conn, statement, {"b_id": "E1", "b_to": "u-new"}) == []
+        await direct.run(conn, statement, [{"b_id": "nobody", "b_to": "u-none"}])
+    found = [
+        (external_id, ucaas_id)
+        for _, _, external_id, ucaas_id, *_ in await _read(engine, "E1", "E2")
+    ]
+    assert found == [("E1", "u-new"), ("E2", "u-E2")]
 
 
 async def test_statements_built_for_each_call_do_not_grow_the_cache_without_end(

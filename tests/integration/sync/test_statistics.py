@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.outbox import db, statistics
 from service.outbox.tables import MAPPING
-from service.settings import Settings
+from service.settings import async_driver_url
 
 pytestmark = pytest.mark.postgres
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 async def engine(postgres_database: str) -> AsyncIterator[AsyncEngine]:
     await asyncio.to_thread(db.upgrade, postgres_database)
-    engine = db.make_engine(Settings(database_url=postgres_database).database_url, pool_size=2)
+    engine = db.make_engine(async_driver_url(postgres_database), pool_size=2)
     yield engine
     await engine.dispose()
 
@@ -113,7 +113,7 @@ async def test_a_user_who_owns_no_table_leaves_it_to_autovacuum(
     async with engine.connect() as conn:
         await conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
         await conn.commit()
-    url = sa.make_url(Settings(database_url=postgres_database).database_url).set(username=role)
+    url = sa.make_url(async_driver_url(postgres_database)).set(username=role)
     reader = db.make_engine(url.render_as_string(hide_password=False), pool_size=1)
     try:
         assert await statistics.analysable(reader) == []
