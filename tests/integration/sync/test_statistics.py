@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -22,11 +21,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def engine(postgres_database: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(db.upgrade, postgres_database)
-    engine = db.make_engine(async_driver_url(postgres_database), pool_size=2)
-    yield engine
-    await engine.dispose()
+def database_url(postgres_database: str) -> str:
+    """PostgreSQL only: the sync tests' `engine` on it."""
+    return postgres_database
 
 
 async def _grow(engine: AsyncEngine, rows: int, start: int = 0) -> None:
@@ -107,13 +104,13 @@ async def test_a_lookup_planned_on_an_empty_table_uses_the_key_once_it_grew(
 
 
 async def test_a_user_who_owns_no_table_leaves_it_to_autovacuum(
-    engine: AsyncEngine, postgres_database: str, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     role = f"reader_{uuid.uuid4().hex[:8]}"
     async with engine.connect() as conn:
         await conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
         await conn.commit()
-    url = sa.make_url(async_driver_url(postgres_database)).set(username=role)
+    url = sa.make_url(async_driver_url(database_url)).set(username=role)
     reader = db.make_engine(url.render_as_string(hide_password=False), pool_size=1)
     try:
         assert await statistics.analysable(reader) == []
