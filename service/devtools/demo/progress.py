@@ -63,8 +63,20 @@ class Snapshot:
 
 
 async def snapshot(engine: AsyncEngine, feed_id: str) -> Snapshot:
+    """The statements are not one snapshot (SQLite reads each at its own moment), so their
+    order matters: what queues commands (an event taken, a feed's poll) is read before the
+    outbox. A poll committed between two reads then shows as commands still open, never
+    as a version applied with its commands missing (the demo once read the meetings
+    scheduled before they were)."""
     count = sa.select(sa.func.count())
     async with engine.connect() as conn:
+        feed = (
+            await conn.execute(
+                sa.select(FEEDS.c.last_status, FEEDS.c.last_fetch_at).where(
+                    FEEDS.c.feed_id == feed_id
+                )
+            )
+        ).first()
         taken = await conn.scalar(
             count.select_from(INBOX).where(INBOX.c.source.in_(list(SOURCES.values())))
         )
@@ -75,13 +87,6 @@ async def snapshot(engine: AsyncEngine, feed_id: str) -> Snapshot:
             )
         ).all()
         calls = await conn.scalar(count.select_from(CALLS))
-        feed = (
-            await conn.execute(
-                sa.select(FEEDS.c.last_status, FEEDS.c.last_fetch_at).where(
-                    FEEDS.c.feed_id == feed_id
-                )
-            )
-        ).first()
     return Snapshot(
         taken=int(taken or 0),
         dead_letters=int(dead or 0),
