@@ -63,11 +63,11 @@ class Snapshot:
 
 
 async def snapshot(engine: AsyncEngine, feed_id: str) -> Snapshot:
-    """The statements are not one snapshot (SQLite reads each at its own moment), so their
-    order matters: what queues commands (an event taken, a feed's poll) is read before the
-    outbox. A poll committed between two reads then shows as commands still open, never
-    as a version applied with its commands missing (the demo once read the meetings
-    scheduled before they were)."""
+    """The statements are not one snapshot (each sees its own moment, on SQLite as on
+    PostgreSQL under read committed), so their order matters: what queues commands (an
+    event taken, a feed's poll) is read before the outbox. A poll committed between two
+    reads then shows as commands still open, never as a version applied with its commands
+    missing (the demo once read the meetings scheduled before they were)."""
     count = sa.select(sa.func.count())
     async with engine.connect() as conn:
         feed = (

@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.calendar.registry import FeedRegistry
 from service.devtools.demo.progress import snapshot
+from service.domain.feeds import Feed
 from service.outbox import db
 from service.outbox.tables import FEEDS, OUTBOX
 
@@ -25,18 +27,13 @@ STATEMENTS = 5  # what snapshot() runs; a poll is committed before each one in t
 
 
 async def _register(engine: AsyncEngine) -> None:
-    now = datetime.now(UTC)
-    async with engine.begin() as conn:
-        await conn.execute(
-            FEEDS.insert().values(
-                feed_id=FEED,
-                url="sealed",
-                organizer_email="owner@example.com",
-                tenant="crm-1",
-                next_fetch_at=now,
-                updated_at=now,
-            )
-        )
+    feed = Feed(
+        feed_id=FEED,
+        url="https://calendar.example.com/owner.ics",
+        organizer_email="owner@example.com",
+        tenant="crm-1",
+    )
+    await FeedRegistry(engine).register_all([feed], source="event")
 
 
 def _poll(sync_url: str) -> None:
